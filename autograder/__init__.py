@@ -1,0 +1,1 @@
+"""Instructor tooling around nbgrader: release, intake, repair, grading, feedback, export."""

@@ -1,0 +1,59 @@
+"""Where a notebook runs: device, run budget and seeds.
+
+Every chapter's set-up cell calls ``device()`` and ``budget()``:
+
+- ``"tiny"``: on a CPU, under nbgrader (``NBGRADER_EXECUTION`` is set) or in CI (``CI`` is set).
+  Experiments shrink to seconds.
+- ``"full"``: on a GPU. Heavy experiments run only here.
+
+``VITCOURSE_BUDGET=tiny|full`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+BUDGETS = ("tiny", "full")
+
+
+def device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def budget() -> str:
+    """The run budget of this session: ``"tiny"`` or ``"full"`` (see the module docstring)."""
+    forced = os.environ.get("VITCOURSE_BUDGET", "").strip().lower()
+    if forced:
+        if forced not in BUDGETS:
+            raise ValueError(f"VITCOURSE_BUDGET={forced!r}: use one of {BUDGETS}.")
+        return forced
+    if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("CI"):
+        return "tiny"
+    return "full" if torch.cuda.is_available() else "tiny"
+
+
+def grading_seed() -> int:
+    """Seed of the hidden tests' random inputs (``VITCOURSE_SEED``, default 0).
+
+    The course's own test suite runs every graded cell with several seeds, so no test can pass
+    by accident on one lucky draw.
+    """
+    return int(os.environ.get("VITCOURSE_SEED", "0"))
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def describe() -> str:
+    """One line for the set-up cell: torch version, device and budget."""
+    return f"torch {torch.__version__} | device {device()} | budget {budget()}"

@@ -1,0 +1,80 @@
+"""The course's commands. Needs only Python 3.11; creates .venv on first use.
+
+    python3.11 tasks.py book       build the book into _build/html (the main job)
+    python3.11 tasks.py test       run the whole test suite (extra arguments go to pytest)
+    python3.11 tasks.py release    regenerate notebooks/ from solutions/ with nbgrader
+    python3.11 tasks.py env        only create or update the environment
+
+The environment is reinstalled when pyproject.toml changes. Versions live in pyproject.toml
+(the `dev` extra); environment.yml installs the same extra for conda users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import venv
+
+ROOT = pathlib.Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+
+
+def run(*cmd: str | os.PathLike, **kwargs) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    done = subprocess.run([str(c) for c in cmd], cwd=ROOT, **kwargs)
+    if done.returncode:
+        sys.exit(done.returncode)
+
+
+def env() -> None:
+    """Create .venv and install this repository with its `dev` extra when missing or stale."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
+        return
+    if sys.version_info[:2] != (3, 11):
+        print(f"note: this is Python {sys.version.split()[0]}; the course is tested on 3.11", flush=True)
+    if not PY.exists():
+        print(f"creating {VENV.name}/ ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    cmd = [str(PY), "-m", "pip", "install", "--quiet", "-e", ".[dev]"]
+    print("+", " ".join(cmd), flush=True)
+    done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    # Keep pip's errors, drop its notes about package index folders this machine lacks.
+    print("".join(l for l in done.stderr.splitlines(True) if "is ignored" not in l), end="", file=sys.stderr)
+    if done.returncode:
+        sys.exit(done.returncode)
+    run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
+    STAMP.write_text(wanted)
+
+
+def book(*args: str) -> None:
+    env()
+    run(PY, "-m", "tools.vendor_assets", "--check")
+    run(BIN / "jupyter-book", "build", "--all", "-W", "-n", "--keep-going", *args, ".")
+    print(f"\nThe book is in {ROOT / '_build' / 'html' / 'index.html'}")
+
+
+def test(*args: str) -> None:
+    env()
+    run(PY, "-m", "pytest", *args)
+
+
+def release(*args: str) -> None:
+    env()
+    run(PY, "-m", "autograder.release", *args)
+
+
+COMMANDS = {"env": env, "book": book, "test": test, "release": release}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,151 @@
+"""Chapter 1 graded tests, checked both ways.
+
+The solution passes every graded cell on 10 seeds; each plausible bug below fails the cell meant to
+catch it. (Running the notebooks in a kernel, nbgrader validate and the release sync are in
+tests/test_notebooks.py.)
+"""
+
+import pytest
+import torch
+
+from nbexec import NotebookRun, failed
+
+NOTEBOOK = "solutions/01-patches/01-patches.ipynb"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return NotebookRun(NOTEBOOK)
+
+
+def test_solution_passes_every_graded_cell(run):
+    assert not run.errors, run.errors
+    assert run.failures() == {}
+    assert run.total_points == 20
+
+
+@pytest.mark.parametrize("seed", range(1, 10))
+def test_solution_passes_on_other_seeds(run, seed):
+    assert failed(run.rerun_tests(seed=seed)) == set()
+
+
+# Plausible student bugs ------------------------------------------------------------------------
+
+def patchify_channels_first(images, patch_size):
+    """Values inside a patch in (channel, row, column) order, as a naive flatten of the conv input gives."""
+    B, C, H, W = images.shape
+    P = patch_size
+    x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)
+
+
+def patchify_column_major(images, patch_size):
+    """Grid read column by column: patch 1 is below patch 0."""
+    B, C, H, W = images.shape
+    P = patch_size
+    x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 4, 2, 3, 5, 1)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)
+
+
+def patchify_naive_reshape(images, patch_size):
+    """reshape without permute: right shape, scrambled content."""
+    B, C, H, W = images.shape
+    return images.reshape(B, (H // patch_size) * (W // patch_size), -1)
+
+
+def unpatchify_swapped_inner(patches, patch_size, image_size):
+    """Rows and columns inside a patch swapped on the way back."""
+    H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
+    P = patch_size
+    B, N, D = patches.shape
+    x = patches.reshape(B, H // P, W // P, P, P, D // (P * P)).permute(0, 5, 1, 4, 2, 3)
+    return x.reshape(B, -1, H, W)
+
+
+def num_tokens_no_cls(height, width, patch_size, cls_token=True, num_registers=0):
+    """Forgets the CLS token."""
+    return (height // patch_size) * (width // patch_size) + num_registers
+
+
+def num_tokens_ceil(height, width, patch_size, cls_token=True, num_registers=0):
+    """Rounds a partial patch up (a conv drops it)."""
+    return -(-height // patch_size) * -(-width // patch_size) + int(cls_token) + num_registers
+
+
+def make_patch_embed_untransposed(solution_cls):
+    class PatchEmbedChannelsFirst(solution_cls):
+        """Returns (B, D, N): the flatten without the transpose."""
+
+        def forward(self, x):
+            return self.proj(x).flatten(2)
+
+    return PatchEmbedChannelsFirst
+
+
+def conv_weight_plain_reshape(weight):
+    """Flattens the conv weight in (channel, row, column) order."""
+    return weight.reshape(weight.shape[0], -1)
+
+
+def vit_macs_no_attention(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000,
+                          in_chans=3, class_token=True):
+    """Forgets the two T^2 D attention products."""
+    N = (img_size // patch_size) ** 2
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * D * int(D * mlp_ratio)
+    return N * patch_size**2 * in_chans * D + depth * block + D * num_classes
+
+
+def vit_macs_flops(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000,
+                   in_chans=3, class_token=True):
+    """Reports FLOPs (2 per MAC) instead of MACs."""
+    N = (img_size // patch_size) ** 2
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * T * D + 2 * T * D * int(D * mlp_ratio)
+    return 2 * (N * patch_size**2 * in_chans * D + depth * block + D * num_classes)
+
+
+BUGS = {
+    "patchify: channels first inside a patch": ({"patchify": patchify_channels_first}, {"test_patchify"}),
+    "patchify: column-major grid": ({"patchify": patchify_column_major}, {"test_patchify"}),
+    "patchify: reshape without permute": ({"patchify": patchify_naive_reshape}, {"test_patchify"}),
+    "unpatchify: rows and columns swapped": ({"unpatchify": unpatchify_swapped_inner}, {"test_unpatchify"}),
+    "num_tokens: no CLS": ({"num_tokens": num_tokens_no_cls}, {"test_num_tokens"}),
+    "num_tokens: partial patch rounded up": ({"num_tokens": num_tokens_ceil}, {"test_num_tokens"}),
+    "conv_weight_to_linear: plain reshape": ({"conv_weight_to_linear": conv_weight_plain_reshape},
+                                             {"test_conv_as_linear"}),
+    "vit_macs: attention products missing": ({"vit_macs": vit_macs_no_attention}, {"test_vit_macs"}),
+    "vit_macs: FLOPs instead of MACs": ({"vit_macs": vit_macs_flops}, {"test_vit_macs"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_plausible_bug_is_caught(run, bug):
+    overrides, must_fail = BUGS[bug]
+    assert must_fail <= failed(run.rerun_tests(overrides=overrides))
+
+
+def test_patch_embed_without_transpose_is_caught(run):
+    buggy = make_patch_embed_untransposed(run.namespace["PatchEmbed"])
+    assert "test_patch_embed" in failed(run.rerun_tests(overrides={"PatchEmbed": buggy}))
+
+
+def test_bug_in_hidden_part_only_is_caught(run):
+    """A num_tokens that hard-codes the visible answers passes the visible asserts, not the grade."""
+    table = {(224, 224, 16, True): 197, (336, 336, 14, True): 577, (224, 224, 16, False): 196}
+
+    def num_tokens_memorised(height, width, patch_size, cls_token=True, num_registers=0):
+        return table.get((height, width, patch_size, cls_token), 0)
+
+    assert "test_num_tokens" in failed(run.rerun_tests(overrides={"num_tokens": num_tokens_memorised}))
+
+
+def test_reference_error_names_numbers_and_fixes():
+    from vitcourse.models.patches import PatchEmbed, patchify
+
+    for call in (lambda: PatchEmbed(224, 16)(torch.zeros(1, 3, 230, 224)),
+                 lambda: patchify(torch.zeros(1, 3, 230, 224), 16)):
+        with pytest.raises(ValueError) as info:
+            call()
+        message = str(info.value)
+        assert "230" in message and "16" in message and "resize" in message and "pad" in message

@@ -1,0 +1,89 @@
+"""Every chapter, as nbgrader sees it.
+
+- the student notebooks in notebooks/ are exactly what `python3.11 tasks.py release` generates from solutions/;
+- `nbgrader validate` passes on every source and `--invert` passes on every release (each graded
+  cell of the handed-out notebook fails);
+- sources are stored without outputs, releases carry no solution or hidden test;
+- every set-up cell installs the course from the one repository URL in _config.yml.
+
+The solutions themselves are also executed by nbval (``--nbval-lax solutions/``, see pyproject.toml).
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from autograder import release, settings
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CHAPTERS = release.chapters()
+
+
+def _nbgrader_validate(path: pathlib.Path, *extra: str) -> str:
+    env = settings.tool_env(VITCOURSE_BUDGET="tiny", MPLBACKEND="Agg")
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "validate", str(path), *extra],
+        capture_output=True, text=True, cwd=path.parent, env=env, timeout=900,
+    )
+    return done.stdout + done.stderr
+
+
+def test_chapters_exist():
+    assert CHAPTERS, "no chapter found in solutions/"
+
+
+def test_releases_in_sync_with_solutions():
+    problems = release.differences()
+    assert not problems, "\n".join(problems) + "\nRun `python3.11 tasks.py release` and commit notebooks/."
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_nbgrader_validate_source_passes(chapter):
+    out = _nbgrader_validate(REPO / "solutions" / chapter / f"{chapter}.ipynb")
+    assert "Success! Your notebook passes all the tests." in out, out[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_nbgrader_validate_release_fails_every_test(chapter):
+    out = _nbgrader_validate(REPO / "notebooks" / chapter / f"{chapter}.ipynb", "--invert")
+    assert "Success! The notebook does not pass any tests." in out, out[-3000:]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_source_is_stored_cleared(chapter):
+    nb = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c["outputs"] or c["execution_count"])]
+    assert not dirty, f"cells {dirty} have outputs; clear them (solutions/ is stored without outputs)"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_release_has_no_solution_or_hidden_test(chapter):
+    text = (REPO / "notebooks" / chapter / f"{chapter}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS"):
+        assert marker not in text
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_setup_cell_installs_from_the_one_repository_url(chapter):
+    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    nb = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+    setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    source = "".join(setup["source"])
+    installs = re.findall(r'git\+(\S+?)["@]', source)
+    assert installs == [url], f"set-up cell of {chapter} should install from {url}, found {installs}"
+    assert "env.budget()" in source and "env.device()" in source
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_is_worth_20_points(chapter):
+    nb = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+    points = sum(c["metadata"].get("nbgrader", {}).get("points", 0) for c in nb["cells"])
+    assert points == 20
