@@ -1,0 +1,125 @@
+"""Figures for the course: images, patch grids, patch sequences, training curves, attention maps.
+
+Every function draws with matplotlib and returns the Figure (in a notebook it shows by itself).
+Images are (C, H, W) or (B, C, H, W) tensors with values in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+__all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention"]
+
+
+def _to_hwc(image: torch.Tensor):
+    image = image.detach().float().cpu()
+    if image.ndim == 3:
+        image = image.permute(1, 2, 0)
+        if image.shape[-1] == 1:
+            image = image[..., 0]
+    return image.clamp(0, 1).numpy()
+
+
+def _imshow(ax, image: torch.Tensor) -> None:
+    ax.imshow(_to_hwc(image), cmap="gray" if image.ndim == 2 or image.shape[0] == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def show_images(images, titles=None, ncols: int = 8, size: float = 1.5):
+    """A grid of images: a (B, C, H, W) tensor or a list of (C, H, W)."""
+    images = list(images)
+    ncols = min(ncols, len(images))
+    nrows = math.ceil(len(images) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.flat[i]
+        ax.axis("on")
+        _imshow(ax, image)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_patch_grid(image: torch.Tensor, patch_size: int, ax=None, numbers: bool = True, title: str | None = None):
+    """The image with its patch grid drawn on top and patches numbered in row-major order."""
+    H, W = image.shape[-2:]
+    fig, ax = (plt.subplots(figsize=(5, 5 * H / W)) if ax is None else (ax.figure, ax))
+    _imshow(ax, image)
+    rows, cols = H // patch_size, W // patch_size
+    for r in range(rows + 1):
+        ax.axhline(r * patch_size - 0.5, color="white", lw=0.8)
+    for c in range(cols + 1):
+        ax.axvline(c * patch_size - 0.5, color="white", lw=0.8)
+    if numbers and rows * cols <= 400:
+        fontsize = max(4, min(9, 110 / max(rows, cols)))
+        for r in range(rows):
+            for c in range(cols):
+                ax.text((c + 0.5) * patch_size - 0.5, (r + 0.5) * patch_size - 0.5, str(r * cols + c),
+                        color="yellow", ha="center", va="center", fontsize=fontsize)
+    ax.set_title(title or f"{H}x{W} px, patch {patch_size}: {rows}x{cols} = {rows * cols} patches", fontsize=10)
+    return fig
+
+
+def show_patch_sequence(patches: torch.Tensor, patch_size: int, channels: int = 3, max_patches: int = 28,
+                        per_row: int = 14):
+    """Flattened patches (N, P*P*C), in (row, col, channel) order, drawn as tiles in sequence order."""
+    n = min(max_patches, patches.shape[0])
+    tiles = patches[:n].reshape(n, patch_size, patch_size, channels).permute(0, 3, 1, 2)
+    rows = math.ceil(n / per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(0.55 * per_row, 0.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        _imshow(ax, tiles[i])
+        ax.axis("on")
+        ax.set_title(str(i), fontsize=6, pad=2)
+    fig.suptitle(f"the first {n} of {patches.shape[0]} tokens, in sequence order", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, title: str | None = None):
+    """Training loss per step and accuracy per epoch from a ``vitcourse.train.History``."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    ax1.plot(history.step, history.loss, lw=0.8)
+    ax1.set_xlabel("step"), ax1.set_ylabel("training loss"), ax1.grid(alpha=0.3)
+    if history.train_acc:
+        ax2.plot(history.epoch, history.train_acc, "o-", label="train")
+    if history.test_acc:
+        ax2.plot(history.epoch, history.test_acc, "s-", label="test")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("accuracy"), ax2.grid(alpha=0.3)
+    if history.train_acc or history.test_acc:
+        ax2.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_attention(image: torch.Tensor, attn: torch.Tensor, alpha: float = 0.6, titles=None, size: float = 2.5):
+    """Attention maps (h, w) or (heads, h, w) upsampled over the image, one panel per map."""
+    maps = attn[None] if attn.ndim == 2 else attn
+    H, W = image.shape[-2:]
+    up = F.interpolate(maps[:, None].float(), size=(H, W), mode="nearest")[:, 0]
+    n = maps.shape[0] + 1
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    _imshow(axes[0, 0], image)
+    axes[0, 0].set_title("image", fontsize=9)
+    for i in range(maps.shape[0]):
+        ax = axes[0, i + 1]
+        _imshow(ax, image)
+        m = up[i]
+        m = (m - m.min()) / (m.max() - m.min() + 1e-12)
+        ax.imshow(m.cpu().numpy(), cmap="inferno", alpha=alpha)
+        ax.set_title(titles[i] if titles else (f"head {i}" if maps.shape[0] > 1 else "attention"), fontsize=9)
+    fig.tight_layout()
+    return fig
