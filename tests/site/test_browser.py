@@ -1,0 +1,95 @@
+"""Every page of the table of contents in a real browser, with no network.
+
+Headless Debian Chromium driven by Playwright opens each page from a local server and fails on:
+a request that leaves localhost or fails, a console error, a formula MathJax did not typeset, a
+broken image. A full-page screenshot of each page is saved under artifacts/screenshots/.
+"""
+
+import functools
+import http.server
+import os
+import pathlib
+import threading
+import urllib.parse
+
+import pytest
+
+from test_build import REPO, toc_files
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "artifacts" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_site):
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("VITCOURSE_SKIP_BROWSER") == "1" and not os.environ.get("CI"):
+            pytest.skip("VITCOURSE_SKIP_BROWSER=1")
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=ARGS,
+                                                       viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+MATH_CHECK = """() => {
+  const errors = document.querySelectorAll('mjx-merror').length;
+  const typeset = document.querySelectorAll('mjx-container').length;
+  const raw = [...document.querySelectorAll('.math')].filter(e => !e.querySelector('mjx-container')).length;
+  return {errors, typeset, raw};
+}"""
+IMAGE_CHECK = """() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("site")
+@pytest.mark.parametrize("page", toc_files())
+def test_page_renders_offline(server, browser, page):
+    problems = []
+    tab = browser.new_page()
+    tab.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
+    tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    tab.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
+
+    def guard(route):
+        host = urllib.parse.urlparse(route.request.url).hostname
+        if host not in ("127.0.0.1", "localhost") and not route.request.url.startswith("data:"):
+            problems.append(f"request leaves the site: {route.request.url}")
+            return route.abort()
+        return route.continue_()
+
+    tab.route("**/*", guard)
+    tab.goto(f"{server}/{page}.html", wait_until="networkidle")
+    tab.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.promise", timeout=20000)
+    tab.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+    math = tab.evaluate(MATH_CHECK)
+    if math["errors"] or math["raw"]:
+        problems.append(f"formulas not typeset: {math}")
+    broken = tab.evaluate(IMAGE_CHECK)
+    if broken:
+        problems.append(f"broken images: {broken}")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / (page.replace("/", "__") + ".png")), full_page=True)
+    tab.close()
+    assert not problems, f"{page}:\n" + "\n".join(problems)
