@@ -12,6 +12,13 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("VITCOURSE_BUDGET", "tiny")
+# Two workers share two cores: one thread each, here and in every kernel they start
+# (nbval, nbgrader, the book build). Oversubscribed threads made runs 10-50x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

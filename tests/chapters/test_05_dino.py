@@ -1,0 +1,167 @@
+"""Chapter 5 graded tests, checked both ways.
+
+The solution passes every graded cell on 10 seeds; each plausible bug below fails the cell meant to
+catch it. (Running the notebooks in a kernel, nbgrader validate and the release sync are in
+tests/test_notebooks.py.)
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nbexec import NotebookRun, failed
+
+NOTEBOOK = "solutions/05-dino/05-dino.ipynb"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return NotebookRun(NOTEBOOK)
+
+
+def test_solution_passes_every_graded_cell(run):
+    assert not run.errors, run.errors
+    assert run.failures() == {}
+    assert run.total_points == 20
+
+
+@pytest.mark.parametrize("seed", range(1, 10))
+def test_solution_passes_on_other_seeds(run, seed):
+    assert failed(run.rerun_tests(seed=seed)) == set()
+
+
+# Plausible student bugs ------------------------------------------------------------------------
+
+def loss_variant(base, *, same_view=False, center_student=False, update_first=False, no_detach=False,
+                 divide_by_all=False):
+    """The solution's DINOLoss with one mistake switched on."""
+
+    class Buggy(base):
+        def forward(self, student_output, teacher_output):
+            if update_first:
+                self.update_center(teacher_output)
+            if center_student:
+                student = ((student_output - self.center) / self.student_temp).chunk(self.ncrops)
+                q_all = F.softmax(teacher_output / self.teacher_temp, dim=-1)
+            else:
+                student = (student_output / self.student_temp).chunk(self.ncrops)
+                q_all = F.softmax((teacher_output - self.center) / self.teacher_temp, dim=-1)
+            teacher = (q_all if no_detach else q_all.detach()).chunk(2)
+            total, pairs = 0.0, 0
+            for i, q in enumerate(teacher):
+                for v, s in enumerate(student):
+                    if v == i and not same_view:
+                        continue
+                    total = total + torch.sum(-q * F.log_softmax(s, dim=-1), dim=-1).mean()
+                    pairs += 1
+            loss = total / (2 * self.ncrops if divide_by_all else pairs)
+            if not update_first:
+                self.update_center(teacher_output)
+            return loss
+
+    return Buggy
+
+
+@torch.no_grad()
+def ema_swapped(student, teacher, momentum):
+    """teacher <- (1 - m) teacher + m student: the momentum on the wrong side."""
+    for ps, pt in zip(student.parameters(), teacher.parameters()):
+        pt.mul_(1 - momentum).add_(ps, alpha=momentum)
+
+
+def cosine_reversed(step, total_steps, base=0.996, final=1.0):
+    """Starts at final and ends at base."""
+    return base + (final - base) * (1 + math.cos(math.pi * step / total_steps)) / 2
+
+
+def cosine_linear(step, total_steps, base=0.996, final=1.0):
+    """A linear ramp instead of the half cosine."""
+    return base + (final - base) * step / total_steps
+
+
+def head_variant(base, *, no_l2=False, train_g=False):
+    class Buggy(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if train_g:
+                self.last_layer.parametrizations.weight.original0.requires_grad_(True)
+
+        def forward(self, x):
+            x = self.mlp(x)
+            return self.last_layer(x if no_l2 else F.normalize(x, dim=-1))
+
+    return Buggy
+
+
+def collapse_state_raw_entropy(teacher_entropy, marginal_entropy, K):
+    """Compares with K instead of log K."""
+    h = sum(teacher_entropy[-10:]) / 10
+    return "one-hot" if h < 0.25 * K else "uniform" if h > 0.95 * K else "healthy"
+
+
+def collapse_state_last_value_marginal(teacher_entropy, marginal_entropy, K):
+    """Looks at the marginal entropy: a healthy run then reads as uniform-ish or healthy by chance."""
+    h = marginal_entropy[-1]
+    return "one-hot" if h < 0.25 * math.log(K) else "uniform" if h > 0.7 * math.log(K) else "healthy"
+
+
+LOSS_BUGS = {
+    "same-view pairs included": (dict(same_view=True), {"test_dino_loss"}),
+    "centering the student instead of the teacher": (dict(center_student=True), {"test_dino_loss", "test_center"}),
+    "center updated before the loss": (dict(update_first=True), {"test_dino_loss", "test_center"}),
+    "gradient flows into the teacher": (dict(no_detach=True), {"test_dino_loss"}),
+    "averaged over 2V terms instead of 2V - 2": (dict(divide_by_all=True), {"test_dino_loss"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(LOSS_BUGS))
+def test_loss_bug_is_caught(run, bug):
+    flags, must_fail = LOSS_BUGS[bug]
+    buggy = loss_variant(run.namespace["DINOLoss"], **flags)
+    assert must_fail <= failed(run.rerun_tests(overrides={"DINOLoss": buggy}))
+
+
+OTHER_BUGS = {
+    "EMA with the momentum swapped": ({"ema_update": ema_swapped}, {"test_ema"}),
+    "momentum schedule reversed": ({"cosine_momentum": cosine_reversed}, {"test_ema"}),
+    "momentum schedule linear": ({"cosine_momentum": cosine_linear}, {"test_ema"}),
+    "collapse thresholds on K, not log K": ({"collapse_state": collapse_state_raw_entropy}, {"test_collapse"}),
+    "collapse read from the marginal entropy": ({"collapse_state": collapse_state_last_value_marginal},
+                                                {"test_collapse"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(OTHER_BUGS))
+def test_other_bug_is_caught(run, bug):
+    overrides, must_fail = OTHER_BUGS[bug]
+    assert must_fail <= failed(run.rerun_tests(overrides=overrides))
+
+
+@pytest.mark.parametrize("flags", [dict(no_l2=True), dict(train_g=True)], ids=["no L2 bottleneck", "g trained"])
+def test_head_bug_is_caught(run, flags):
+    buggy = head_variant(run.namespace["DINOHead"], **flags)
+    assert "test_dino_head" in failed(run.rerun_tests(overrides={"DINOHead": buggy}))
+
+
+def test_multicrop_with_swapped_scales_is_caught(run):
+    base = run.namespace["MultiCrop"]
+
+    class Swapped(base):
+        def __init__(self, global_size=224, local_size=96, num_local=8, global_scale=(0.4, 1.0),
+                     local_scale=(0.05, 0.4)):
+            super().__init__(global_size, local_size, num_local, local_scale, global_scale)
+
+    assert "test_multicrop" in failed(run.rerun_tests(overrides={"MultiCrop": Swapped}))
+
+
+def test_healthy_regime_beats_random_init_in_knn(run):
+    """The section-6 experiment ran in the solution: pretrained features beat random init clearly."""
+    ns = run.namespace
+    accs = {}
+    for name, net in (("random", ns["random_init"]), ("dino", ns["teacher"].backbone)):
+        ftr = ns["features"](net, ns["images"][ns["train_idx"]])
+        fte = ns["features"](net, ns["images"][ns["test_idx"]])
+        accs[name] = ns["few_shot_accuracy"](ftr, ns["labels"][ns["train_idx"]], fte, ns["labels"][ns["test_idx"]], 1)
+    assert accs["dino"] > accs["random"] + 0.08, accs
