@@ -6,6 +6,8 @@ for a few fixed settings by the ``static_*`` function next to it.
 
 from __future__ import annotations
 
+import io
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -28,11 +30,21 @@ def _resized(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def patch_explorer(image: torch.Tensor | None = None, resolutions=(64, 96, 128, 224, 336, 448, 518),
                    patch_sizes=(8, 14, 16, 32)):
-    """Sliders for resolution and patch size over a photograph; shows grid, tokens and ViT-B cost."""
+    """Sliders for resolution and patch size over a photograph; shows grid, tokens and ViT-B cost.
+
+    The picture is an ``ipywidgets.Image`` redrawn on every change (no Output widget), so the saved
+    widget state shows the current picture even where no kernel runs.
+    """
     import ipywidgets as w
-    from IPython.display import display
 
     image = data.photo("chelsea", 448) if image is None else image
     size = w.SelectionSlider(options=list(resolutions), value=224 if 224 in resolutions else resolutions[0],
@@ -40,20 +52,17 @@ def patch_explorer(image: torch.Tensor | None = None, resolutions=(64, 96, 128, 
     patch = w.SelectionSlider(options=list(patch_sizes), value=16 if 16 in patch_sizes else patch_sizes[0],
                               description="patch size")
     label = w.HTML()
-    out = w.Output()
+    picture = w.Image(format="png", layout=w.Layout(width="420px"))
 
     def update(*_):
         label.value = f"<b>{describe_setting(size.value, patch.value)}</b>"
-        with out:
-            out.clear_output(wait=True)
-            fig = viz.show_patch_grid(_resized(image, size.value), patch.value, numbers=size.value // patch.value <= 16)
-            display(fig)
-            plt.close(fig)
+        fig = viz.show_patch_grid(_resized(image, size.value), patch.value, numbers=size.value // patch.value <= 16)
+        picture.value = _png(fig)
 
     size.observe(update, names="value")
     patch.observe(update, names="value")
     update()
-    return w.VBox([w.HBox([size, patch]), label, out])
+    return w.VBox([w.HBox([size, patch]), label, picture])
 
 
 def static_patch_panel(image: torch.Tensor | None = None,
