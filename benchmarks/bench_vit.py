@@ -1,0 +1,69 @@
+"""Speed of the course ViT against timm, and the digits training run of chapter 3.
+
+    python benchmarks/bench_vit.py speed [--threads 2] [--repeats 15]
+    python benchmarks/bench_vit.py digits [--threads 2]
+
+speed: forward+backward of ViT-Ti/16 (batch 8, 224 px) with identical weights, the course model and
+timm's interleaved run by run; prints the medians and their ratio (course / timm).
+digits: trains the reference ViT of chapter 3 on the bundled digits and prints accuracy and seconds.
+Run them on an otherwise idle machine; the numbers in the book and the notes say where they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import timm
+import torch
+
+from vitcourse import data, train
+from vitcourse.convert import from_timm
+from vitcourse.models.vit import ViT
+
+
+def _step(model, x):
+    model.zero_grad(set_to_none=True)
+    model(x).sum().backward()
+
+
+def speed(repeats: int) -> None:
+    torch.manual_seed(0)
+    theirs = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    ours = from_timm(theirs)
+    ours.train(), theirs.train()
+    x = torch.randn(8, 3, 224, 224)
+    for model in (ours, theirs):  # warm-up
+        _step(model, x)
+    times = {"course": [], "timm": []}
+    for _ in range(repeats):
+        for name, model in (("course", ours), ("timm", theirs)):
+            start = time.perf_counter()
+            _step(model, x)
+            times[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"ViT-Ti/16, batch 8, forward+backward, {repeats} interleaved runs, {torch.get_num_threads()} threads")
+    print(f"  course ViT  median {med['course'] * 1e3:7.1f} ms")
+    print(f"  timm        median {med['timm'] * 1e3:7.1f} ms")
+    print(f"  ratio course/timm  {med['course'] / med['timm']:.3f}")
+
+
+def digits() -> None:
+    torch.manual_seed(0)
+    train_loader, test_loader = data.digits_loaders(batch_size=64, image_size=16)
+    model = ViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4)
+    start = time.perf_counter()
+    history = train.fit(model, train_loader, epochs=30, lr=3e-3, warmup_steps=100, eval_loader=test_loader, progress=False)
+    print(f"digits, ViT dim 64 depth 4 patch 4 at 16 px, 30 epochs: test accuracy {history.test_acc[-1]:.4f} "
+          f"(best epoch {max(history.test_acc):.4f}) in {time.perf_counter() - start:.1f} s, {torch.get_num_threads()} threads")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["speed", "digits"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    speed(args.repeats) if args.what == "speed" else digits()
