@@ -28,7 +28,8 @@ CHAPTERS = release.chapters()
 def _nbgrader_validate(path: pathlib.Path, *extra: str) -> str:
     env = settings.tool_env(VITCOURSE_BUDGET="tiny", MPLBACKEND="Agg")
     done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "validate", str(path), *extra],
+        [sys.executable, "-m", "nbgrader", "validate", str(path), *extra,
+         f"--Execute.timeout={settings.CELL_TIMEOUT_S}"],
         capture_output=True, text=True, cwd=path.parent, env=env, timeout=900,
     )
     return done.stdout + done.stderr

@@ -1,20 +1,63 @@
-"""Every page of the table of contents in a real browser, with no network.
+"""The site: the book builds with -W (warnings are errors), holds every page of the table of contents,
+and every page works in a real browser with no network.
 
 Headless Debian Chromium driven by Playwright opens each page from a local server and fails on:
 a request that leaves localhost or fails, a console error, a formula MathJax did not typeset, a
-broken image. A full-page screenshot of each page is saved under artifacts/screenshots/.
+broken image. A full-page screenshot of each page is saved under artifacts/screenshots/ (kept by CI).
 """
 
 import functools
 import http.server
 import os
-import pathlib
-import threading
 import urllib.parse
+import threading
+import pathlib
 
 import pytest
+import yaml
 
-from test_build import REPO, toc_files
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def toc_files():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+@pytest.mark.slow
+def test_every_toc_page_is_built(built_site):
+    for page in toc_files():
+        assert (built_site / f"{page}.html").is_file(), f"{page}.html missing"
+
+
+@pytest.mark.slow
+def test_student_notebooks_have_a_colab_button_and_no_outputs(built_site):
+    for page in toc_files():
+        if page.startswith("notebooks/"):
+            html = (built_site / f"{page}.html").read_text()
+            assert "colab.research.google.com/github/" in html, f"{page}: no Colab launch button"
+            assert "cell_output" not in html, f"{page}: the student notebook should be shown unexecuted"
+
+
+@pytest.mark.slow
+def test_scripts_are_served_by_the_site(built_site):
+    for page in toc_files():
+        html = (built_site / f"{page}.html").read_text()
+        for needle in ("cdn.jsdelivr", "cdnjs.cloudflare", "unpkg.com/@jupyter-widgets", "mathjax@"):
+            assert needle not in html, f"{page} loads {needle} from the network"
+    assert (built_site / "vendor" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_every_chapter_page_is_in_the_toc():
+    listed = set(toc_files())
+    for md in (REPO / "book").glob("[0-9][0-9]-*.md"):
+        assert f"book/{md.stem}" in listed, f"book/{md.name} is not in _toc.yml"
+    for nb in (REPO / "notebooks").glob("*/*.ipynb"):
+        assert f"notebooks/{nb.parent.name}/{nb.stem}" in listed, f"{nb} is not in _toc.yml"
+
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -63,7 +106,6 @@ IMAGE_CHECK = """() => [...document.images].filter(i => !i.complete || i.natural
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.xdist_group("site")
 @pytest.mark.parametrize("page", toc_files())
 def test_page_renders_offline(server, browser, page):
     problems = []

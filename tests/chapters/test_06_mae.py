@@ -1,0 +1,135 @@
+"""Chapter 6 graded tests, checked both ways: the solution passes on 10 seeds, each bug is caught."""
+
+import pytest
+import torch
+
+from nbexec import NotebookRun, failed
+from vitcourse.models.patches import patchify
+
+NOTEBOOK = "solutions/06-mae/06-mae.ipynb"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return NotebookRun(NOTEBOOK)
+
+
+def test_solution_passes_every_graded_cell(run):
+    assert not run.errors, run.errors
+    assert run.failures() == {}
+    assert run.total_points == 20
+
+
+@pytest.mark.parametrize("seed", range(1, 10))
+def test_solution_passes_on_other_seeds(run, seed):
+    assert failed(run.rerun_tests(seed=seed)) == set()
+
+
+def masking_inverted(tokens, mask_ratio, generator=None):
+    """mask == 1 marks the KEPT patches."""
+    B, N, D = tokens.shape
+    keep = int(N * (1 - mask_ratio))
+    ids_shuffle = torch.rand(B, N, generator=generator).argsort(dim=1)
+    ids_restore = ids_shuffle.argsort(dim=1)
+    visible = tokens.gather(1, ids_shuffle[:, :keep, None].expand(-1, -1, D))
+    mask = torch.zeros(B, N)
+    mask[:, :keep] = 1
+    return visible, mask.gather(1, ids_restore), ids_restore
+
+
+def masking_round_up(tokens, mask_ratio, generator=None):
+    """Keeps round(N * (1 - r)) + 1 patches instead of int(N * (1 - r))."""
+    B, N, D = tokens.shape
+    keep = min(N, round(N * (1 - mask_ratio)) + 1)
+    ids_shuffle = torch.rand(B, N, generator=generator).argsort(dim=1)
+    ids_restore = ids_shuffle.argsort(dim=1)
+    visible = tokens.gather(1, ids_shuffle[:, :keep, None].expand(-1, -1, D))
+    mask = torch.ones(B, N)
+    mask[:, :keep] = 0
+    return visible, mask.gather(1, ids_restore), ids_restore
+
+
+def loss_all_patches(pred, images, mask, patch_size, norm_pix=True):
+    target = patchify(images, patch_size)
+    if norm_pix:
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
+    return ((pred - target) ** 2).mean()
+
+
+def loss_image_statistics(pred, images, mask, patch_size, norm_pix=True):
+    """Normalises with the whole image's mean and variance instead of each patch's."""
+    target = patchify(images, patch_size)
+    if norm_pix:
+        flat = target.reshape(target.shape[0], -1)
+        target = (target - flat.mean(-1)[:, None, None]) / (flat.var(-1)[:, None, None] + 1e-6) ** 0.5
+    per_patch = ((pred - target) ** 2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum()
+
+
+def make_decoder(solution_cls, unshuffle=True, positions=True):
+    class BuggyMAE(solution_cls):
+        def forward_decoder(self, latent, ids_restore):
+            x = self.decoder_embed(latent)
+            B, N = ids_restore.shape
+            patches = torch.cat([x[:, 1:], self.mask_token.expand(B, N + 1 - x.shape[1], -1)], dim=1)
+            if unshuffle:
+                patches = patches.gather(1, ids_restore[..., None].expand(-1, -1, x.shape[-1]))
+            x = torch.cat([x[:, :1], patches], dim=1)
+            if positions:
+                x = x + self.decoder_pos_embed
+            for block in self.decoder_blocks:
+                x = block(x)
+            return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+
+    return BuggyMAE
+
+
+def make_encoder_with_all_tokens(solution_cls):
+    class BuggyMAE(solution_cls):
+        """Runs the encoder on every patch (masking only afterwards)."""
+
+        def forward_encoder(self, images, mask_ratio, generator=None):
+            x = self.patch_embed(images) + self.pos_embed[:, 1:]
+            cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+            x = torch.cat([cls, x], dim=1)
+            for block in self.blocks:
+                x = block(x)
+            x = self.norm(x)
+            visible, mask, ids_restore = run_masking(x[:, 1:], mask_ratio, generator)
+            return torch.cat([x[:, :1], visible], dim=1), mask, ids_restore
+
+    return BuggyMAE
+
+
+def run_masking(tokens, ratio, generator):
+    from vitcourse.models.mae import random_masking
+
+    return random_masking(tokens, ratio, generator)
+
+
+BUGS = {
+    "masking: mask convention inverted": ({"random_masking": masking_inverted}, {"test_masking"}),
+    "masking: wrong number kept": ({"random_masking": masking_round_up}, {"test_masking"}),
+    "loss: over all patches": ({"mae_loss": loss_all_patches}, {"test_loss"}),
+    "loss: whole-image normalisation": ({"mae_loss": loss_image_statistics}, {"test_loss"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_plausible_bug_is_caught(run, bug):
+    overrides, must_fail = BUGS[bug]
+    assert must_fail <= failed(run.rerun_tests(overrides=overrides, only=must_fail))
+
+
+@pytest.mark.parametrize("name,kwargs,cell", [
+    ("decoder forgets to unshuffle", dict(unshuffle=False), "test_decoder"),
+    ("decoder without position embeddings", dict(positions=False), "test_decoder"),
+])
+def test_decoder_bug_is_caught(run, name, kwargs, cell):
+    buggy = make_decoder(run.namespace["MyMAE"], **kwargs)
+    assert cell in failed(run.rerun_tests(overrides={"MyMAE": buggy}, only={cell}))
+
+
+def test_encoder_on_all_tokens_is_caught(run):
+    buggy = make_encoder_with_all_tokens(run.namespace["MyMAE"])
+    assert "test_encoder" in failed(run.rerun_tests(overrides={"MyMAE": buggy}, only={"test_encoder"}))

@@ -1,0 +1,149 @@
+"""Chapter 8 graded tests, checked both ways.
+
+The solution passes every graded cell on 10 seeds; each plausible bug below fails the cell meant to
+catch it.
+"""
+
+import contextlib
+
+import pytest
+import torch
+
+from nbexec import NotebookRun, failed
+
+NOTEBOOK = "solutions/08-registers/08-registers.ipynb"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return NotebookRun(NOTEBOOK)
+
+
+@contextlib.contextmanager
+def patched(run, **names):
+    """Replace names in the notebook's own namespace, so that classes defined in solution cells
+    (``RegisterViT`` calls ``add_prefix_tokens`` and ``pool``) use the buggy version too."""
+    saved = {k: run.namespace[k] for k in names}
+    run.namespace.update(names)
+    try:
+        yield
+    finally:
+        run.namespace.update(saved)
+
+
+def rerun_with(run, **names):
+    with patched(run, **names):
+        return failed(run.rerun_tests())
+
+
+def test_solution_passes_every_graded_cell(run):
+    assert not run.errors, run.errors
+    assert run.failures() == {}
+    assert run.total_points == 20
+
+
+@pytest.mark.parametrize("seed", range(1, 10))
+def test_solution_passes_on_other_seeds(run, seed):
+    assert failed(run.rerun_tests(seed=seed)) == set()
+
+
+# Plausible student bugs ------------------------------------------------------------------------
+
+def prefix_registers_after_patches(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+    B = patch_tokens.shape[0]
+    regs = [reg_tokens.expand(B, -1, -1)] if reg_tokens is not None else []
+    if no_embed_class:
+        return torch.cat([cls_token.expand(B, -1, -1), patch_tokens + pos_embed] + regs, 1)
+    x = torch.cat([cls_token.expand(B, -1, -1), patch_tokens], 1) + pos_embed[:, : 1 + patch_tokens.shape[1]]
+    return torch.cat([x] + regs, 1)
+
+
+def prefix_position_on_registers(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+    """DINOv2 convention broken: the registers get (the first rows of) the position embedding too."""
+    B = patch_tokens.shape[0]
+    prefix = [cls_token.expand(B, -1, -1)]
+    if reg_tokens is not None:
+        R = reg_tokens.shape[1]
+        prefix.append((reg_tokens + pos_embed[:, :R] if no_embed_class else reg_tokens).expand(B, -1, -1))
+    if no_embed_class:
+        return torch.cat(prefix + [patch_tokens + pos_embed], 1)
+    return torch.cat(prefix + [patch_tokens], 1) + pos_embed  # only the DINOv2 branch is wrong
+
+
+def prefix_registers_dropped(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+    """The registers are created but never enter the sequence."""
+    B = patch_tokens.shape[0]
+    if no_embed_class:
+        return torch.cat([cls_token.expand(B, -1, -1), patch_tokens + pos_embed], 1)
+    R = 0 if reg_tokens is None else reg_tokens.shape[1]
+    return torch.cat([cls_token.expand(B, -1, -1) + pos_embed[:, :1], patch_tokens + pos_embed[:, 1 + R:]], 1)
+
+
+def split_off_by_one(tokens, num_registers):
+    return tokens[:, 0], tokens[:, 1:num_registers], tokens[:, num_registers:]
+
+
+def make_pool_with_registers(split):
+    def pool_with_registers(tokens, num_registers, mode="token"):
+        """Averages everything after the class token: registers included."""
+        return tokens[:, 0] if mode == "token" else tokens[:, 1:].mean(1)
+
+    return pool_with_registers
+
+
+def artifacts_mean_std(features, threshold=None, k=6.0):
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        threshold = norms.mean() + k * norms.std()
+    return norms > threshold
+
+
+def artifacts_without_consistency_constant(features, threshold=None, k=6.0):
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        med = norms.flatten().median()
+        threshold = med + k * (norms.flatten() - med).abs().median()
+    return norms > threshold
+
+
+def artifacts_below_threshold(features, threshold=None, k=6.0):
+    """Flags the low-norm tokens (comparison the wrong way round)."""
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        med = norms.flatten().median()
+        threshold = med - k * 1.4826 * (norms.flatten() - med).abs().median()
+    return norms < threshold
+
+
+BUGS = {
+    "registers placed after the patches": (
+        {"add_prefix_tokens": prefix_registers_after_patches}, {"test_add_prefix_tokens", "test_register_vit"}),
+    "position embedding added to registers (DINOv2 convention)": (
+        {"add_prefix_tokens": prefix_position_on_registers}, {"test_add_prefix_tokens", "test_register_vit"}),
+    "registers never enter the sequence": (
+        {"add_prefix_tokens": prefix_registers_dropped},
+        {"test_add_prefix_tokens", "test_register_vit", "test_token_accounting", "test_register_gradients"}),
+    "split_outputs off by one": ({"split_outputs": split_off_by_one}, {"test_split_pool"}),
+    "registers left in the pooled output": (
+        {"pool": make_pool_with_registers(None)}, {"test_split_pool", "test_register_gradients"}),
+    "artifact threshold from mean and standard deviation": (
+        {"find_artifact_tokens": artifacts_mean_std}, {"test_find_artifact_tokens"}),
+    "MAD without the 1.4826 factor": (
+        {"find_artifact_tokens": artifacts_without_consistency_constant}, {"test_find_artifact_tokens"}),
+    "low-norm tokens flagged": ({"find_artifact_tokens": artifacts_below_threshold}, {"test_find_artifact_tokens"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_plausible_bug_is_caught(run, bug):
+    overrides, must_fail = BUGS[bug]
+    assert must_fail <= rerun_with(run, **overrides)
+
+
+def test_reference_agrees_with_the_solution(run):
+    from vitcourse.models import registers as ref
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(4, 50, 16, generator=g)
+    f[0, 3] *= 5
+    assert torch.equal(run.namespace["find_artifact_tokens"](f), ref.find_artifact_tokens(f))
