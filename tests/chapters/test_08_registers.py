@@ -9,14 +9,10 @@ import contextlib
 import pytest
 import torch
 
-from nbexec import NotebookRun, failed
+from nbexec import failed
+from solution_checks import test_solution_passes_every_graded_cell, test_solution_passes_on_other_seeds  # noqa: F401
 
 NOTEBOOK = "solutions/08-registers/08-registers.ipynb"
-
-
-@pytest.fixture(scope="module")
-def run():
-    return NotebookRun(NOTEBOOK)
 
 
 @contextlib.contextmanager
@@ -34,17 +30,6 @@ def patched(run, **names):
 def rerun_with(run, **names):
     with patched(run, **names):
         return failed(run.rerun_tests())
-
-
-def test_solution_passes_every_graded_cell(run):
-    assert not run.errors, run.errors
-    assert run.failures() == {}
-    assert run.total_points == 20
-
-
-@pytest.mark.parametrize("seed", range(1, 10))
-def test_solution_passes_on_other_seeds(run, seed):
-    assert failed(run.rerun_tests(seed=seed)) == set()
 
 
 # Plausible student bugs ------------------------------------------------------------------------
