@@ -1,0 +1,136 @@
+"""Fast tests of the autograder's pure parts: file-name mapping, intake, repair, flags."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import pathlib
+import zipfile
+
+import pytest
+
+from autograder import collect as intake
+from autograder.flags import scan
+from autograder.repair import repair
+from autograder.workspace import Workspace
+from grading_cases import answers, dump, filled, meta
+
+FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
+CHAPTERS = ["01-patches", "05-dino", "07-swin"]
+
+
+@pytest.mark.parametrize("name, chapter", [
+    ("05-dino.ipynb", "05-dino"), ("Copy of 05-dino.ipynb", "05-dino"), ("05-dino (2).ipynb", "05-dino"),
+    ("05_dino.ipynb", "05-dino"), ("05-DINO.ipynb", "05-dino"), ("Copy of 05_dino (3).ipynb", "05-dino"),
+    ("alice_1234_5678_05-dino.ipynb", "05-dino"), ("05-dino - Copy.ipynb", "05-dino"),
+    ("07.ipynb", "07-swin"), ("homework.ipynb", None), ("06-mae.ipynb", None),
+])
+def test_file_names_map_to_chapters(name, chapter):
+    assert intake.chapter_for(name, CHAPTERS) == chapter
+
+
+def _source_and_release():
+    """The toy source, and a stand-in for its release (solutions replaced by the stub)."""
+    source = json.loads((FIXTURE / "solutions/toy/toy.ipynb").read_text())
+    release = copy.deepcopy(source)
+    for c in release["cells"]:
+        if meta(c).get("solution"):
+            head = "".join(c["source"]).split("### BEGIN SOLUTION")[0]
+            c["source"] = head + "    raise NotImplementedError()"
+        if meta(c).get("grade"):
+            c["source"] = "".join(c["source"]).split("### BEGIN HIDDEN TESTS")[0]
+    return source, release
+
+
+def test_repair_intact_notebook_changes_nothing():
+    source, release = _source_and_release()
+    full = filled(release, source)
+    fixed, report = repair(full, release)
+    assert not report["repaired"]
+    assert [c["source"] for c in fixed["cells"]] == [c["source"] for c in full["cells"]]
+
+
+def test_repair_stripped_moved_retyped_and_inserted_cells():
+    source, release = _source_and_release()
+    sol = answers(source)
+    student = filled(release, source)
+    for c in student["cells"]:
+        c["metadata"] = {}
+    cells = student["cells"]
+    i_soft = next(i for i, c in enumerate(cells) if "def softmax" in "".join(c["source"]))
+    cells[i_soft]["cell_type"] = "markdown"                      # answer turned into markdown
+    i_test = next(i for i, c in enumerate(cells) if "relu: visible" in "".join(c["source"]))
+    cells[i_test]["source"] = "".join(cells[i_test]["source"]).replace(
+        "assert relu(x).shape == x.shape", "assert True")            # edited test cell
+    cells.insert(1, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                     "source": "HELPER = 1"})                     # inserted cell
+    fixed, report = repair(student, release)
+    by_id = {meta(c).get("grade_id"): c for c in fixed["cells"] if meta(c)}
+    assert "assert relu(x).shape == x.shape" in by_id["test_relu"]["source"]
+    assert by_id["softmax"]["source"] == sol["softmax"] and by_id["softmax"]["cell_type"] == "code"
+    assert by_id["relu"]["source"] == sol["relu"]
+    assert "relu: visible" in by_id["test_relu"]["source"]       # the release's test cell
+    assert report["type_changed"] == ["softmax"] and report["tests_edited"] == ["test_relu"]
+    assert report["extra_cells_kept"] == 1 and report["repaired"]
+    assert [c["source"] for c in fixed["cells"]].index("HELPER = 1") < \
+        [meta(c).get("grade_id") for c in fixed["cells"]].index("relu")
+    assert set(report["answers"]) == {"relu", "softmax", "patchify"}
+
+
+def test_repair_deleted_answer_keeps_the_stub():
+    source, release = _source_and_release()
+    student = filled(release, source)
+    student["cells"] = [c for c in student["cells"] if meta(c).get("grade_id") != "softmax"]
+    for c in student["cells"]:
+        c["metadata"] = {}
+    fixed, report = repair(student, release)
+    assert report["answers"]["softmax"].startswith("missing")
+    assert report["answers"]["patchify"] != "missing"
+
+
+@pytest.mark.parametrize("code, flagged", [
+    ("import torch\ntorch.allclose = lambda *a, **k: True", "torch.allclose"),
+    ("import torch as T\nT.testing.assert_close = print", "T.testing.assert_close"),
+    ("from vitcourse import checks\nchecks.check_close = lambda *a, **k: None", "checks.check_close"),
+    ("setattr(torch, 'allclose', lambda *a: True)", "setattr"),
+    ("import builtins\nbuiltins.print = None", "builtins.print"),
+    ("from vitcourse.models.patches import patchify", "the reference"),
+    ("import vitcourse.models.patches as P\ndef patchify(x, p):\n    return P.patchify(x, p)", "the reference"),
+    ("from vitcourse.models import patches\npatchify = patches.patchify", "the reference"),
+    ("def patchify(x, p):\n    x.data = x.data\n    return x", None),
+    ("from vitcourse.models.patches import unpatchify\ndef patchify(x, p):\n    return x", None),
+    ("def patchify(x, p):\n    torch.manual_seed(0)\n    return x", None),
+])
+def test_flags(code, flagged):
+    flags = scan([("patchify", code, {"patchify"})], ["import torch\nfrom vitcourse import checks"])
+    if flagged is None:
+        assert flags == []
+    else:
+        assert any(flagged in f for f in flags), flags
+
+
+def test_collect_copies_and_reports(tmp_path):
+    ws = Workspace.create(tmp_path / "ws", FIXTURE)
+    nb = dump({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    with zipfile.ZipFile(tmp_path / "lms.zip", "w") as z:
+        z.writestr("ann_1_2_Copy of toy.ipynb", nb)
+        z.writestr("ann_1_3_toy (2).ipynb", nb + b" ")
+        z.writestr("zed_1_2_toy.ipynb", nb)                  # not on the roster
+        z.writestr("ann_1_4_other.ipynb", nb)                # no such chapter
+        z.writestr("../evil_toy.ipynb", nb)                  # would escape the folder
+    before = hashlib.sha256((tmp_path / "lms.zip").read_bytes()).hexdigest()
+    (tmp_path / "roster.csv").write_text("student_id,email\nann,ann@x.org\n")
+    report = intake.collect(ws, tmp_path / "lms.zip", tmp_path / "roster.csv")
+    assert report["collected"] == ["ann/toy"]
+    assert ws.manifest()["ann/toy"]["file"] == "ann/toy/ann_1_3_toy (2).ipynb"
+    assert [d["file"] for d in report["duplicates"]] == ["ann_1_2_Copy of toy.ipynb"]
+    assert sorted(u["file"] for u in report["unplaced"]) == ["ann_1_4_other.ipynb", "zed_1_2_toy.ipynb"]
+    assert ws.verify_originals() == []
+    assert hashlib.sha256((tmp_path / "lms.zip").read_bytes()).hexdigest() == before
+    assert not (tmp_path / "evil_toy.ipynb").exists()
+
+
+def test_workspace_refuses_the_repository():
+    with pytest.raises(SystemExit, match="inside the repository"):
+        Workspace.create(pathlib.Path(__file__).parent / "ws-here")
