@@ -1,7 +1,7 @@
 """Data that works with no network, and the online data sets when they can be reached.
 
 - ``digits``: scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
-  upsampled; the course's training set for CPU runs.
+  upsampled; the course's training set for CPU runs (``RandomShift`` augments it with translations).
 - ``photo``: scikit-image's bundled photographs (Chelsea the cat, the astronaut, coffee, ...) for
   patch grids, crops and attention pictures.
 - ``cifar10``: torchvision's CIFAR-10 when it can be downloaded; otherwise one clear line and the
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["digits", "digits_loaders", "photo", "PHOTOS", "cifar10"]
+__all__ = ["digits", "digits_loaders", "RandomShift", "photo", "PHOTOS", "cifar10"]
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "cat", "camera", "coins", "horse")
 
@@ -51,10 +51,42 @@ def digits(image_size: int = 16, split: str = "train", test_fraction: float = 0.
     return TensorDataset(images[keep], labels[keep])
 
 
-def digits_loaders(batch_size: int = 128, image_size: int = 16, seed: int = 0, channels: int = 1):
-    """(train_loader, test_loader) over the digits; the training order is seeded."""
+class RandomShift(torch.utils.data.Dataset):
+    """Wraps an (image, label) dataset; each image is translated by up to ``max_shift`` pixels.
+
+    The shift (dy, dx) is drawn uniformly from [-max_shift, max_shift] for every access, so every
+    epoch sees new positions; pixels shifted in are zero. Draws come from a seeded generator.
+    """
+
+    def __init__(self, dataset, max_shift: int, seed: int = 0) -> None:
+        if max_shift < 0:
+            raise ValueError(f"max_shift={max_shift} must be >= 0")
+        self.dataset, self.max_shift = dataset, max_shift
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        image, label = self.dataset[index]  # image (C, H, W)
+        s = self.max_shift
+        _, H, W = image.shape
+        dy, dx = torch.randint(0, 2 * s + 1, (2,), generator=self.generator).tolist()
+        padded = F.pad(image, (s, s, s, s))
+        return padded[:, dy:dy + H, dx:dx + W], label
+
+
+def digits_loaders(batch_size: int = 128, image_size: int = 16, seed: int = 0, channels: int = 1,
+                   shift: int = 0):
+    """(train_loader, test_loader) over the digits; the training order is seeded.
+
+    ``shift > 0`` augments the training images with random translations of up to ``shift`` pixels
+    (``RandomShift``); the test images are never shifted.
+    """
     train = digits(image_size, "train", seed=seed, channels=channels)
     test = digits(image_size, "test", seed=seed, channels=channels)
+    if shift:
+        train = RandomShift(train, shift, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
             DataLoader(test, batch_size=512))

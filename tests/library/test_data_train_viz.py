@@ -37,6 +37,27 @@ def test_cifar_falls_back_with_one_line(tmp_path, capsys):
     assert ds.tensors[0].shape[1:] == (3, 32, 32)
 
 
+def test_random_shift_translates_training_images_only():
+    base = data.digits(16, "train")
+    shifted = data.RandomShift(base, max_shift=2, seed=0)
+    moves = set()
+    for i in range(40):
+        image, label = shifted[i]
+        original, original_label = base[i]
+        assert image.shape == original.shape and label == original_label
+        padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
+        windows = {(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(padded[:, dy:dy + 16, dx:dx + 16], image)}
+        assert windows, f"image {i} is not a translation of the original by at most 2 pixels"
+        moves |= windows
+    assert len(moves) > 5, "the shifts should vary from image to image"
+    train_loader, test_loader = data.digits_loaders(batch_size=8, shift=1)
+    assert isinstance(train_loader.dataset, data.RandomShift)
+    assert torch.equal(test_loader.dataset.tensors[0], data.digits(16, "test").tensors[0])
+    with pytest.raises(ValueError, match="max_shift"):
+        data.RandomShift(base, -1)
+
+
 def test_fit_learns_digits_quietly_and_reproducibly():
     torch.set_num_threads(1)
 
