@@ -134,3 +134,18 @@ def test_collect_copies_and_reports(tmp_path):
 def test_workspace_refuses_the_repository():
     with pytest.raises(SystemExit, match="inside the repository"):
         Workspace.create(pathlib.Path(__file__).parent / "ws-here")
+
+
+def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
+    """Any SQLAlchemy URL is passed through to nbgrader (here a second SQLite file; PostgreSQL is the
+    same code path with another URL)."""
+    from nbgrader.api import Gradebook
+
+    url = f"sqlite:///{tmp_path / 'elsewhere' / 'class.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    ws = Workspace.create(tmp_path / "ws", FIXTURE, db_url=url)
+    assert Workspace.load(tmp_path / "ws").db_url == url
+    ws.release("toy")
+    assert not (tmp_path / "ws" / "gradebook.db").exists()
+    with Gradebook(url) as gb:
+        assert gb.find_assignment("toy").max_score == 10
