@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitcourse import data
 from vitcourse.models.deit import DistillationLoss, SmallCNN, forward_heads, predict
 
 BUDGETS = {
@@ -47,20 +48,9 @@ def load_digits16(seed: int, train_size: int) -> tuple[torch.Tensor, torch.Tenso
 def augment(x: torch.Tensor, g: torch.Generator, max_shift: int = 2, erase: int = 0) -> torch.Tensor:
     """Random translation by up to ``max_shift`` pixels, then (if ``erase`` > 0) one random
     ``erase`` x ``erase`` square set to the background (cutout). (B, C, H, W) -> (B, C, H, W)."""
-    B, C, H, W = x.shape
     bg = float(x.min())
-    padded = F.pad(x, (max_shift,) * 4, value=bg)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, B), generator=g)
-    rows = (dy[:, None] + torch.arange(H))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(W))[:, None, None, :]  # (B, 1, 1, W)
-    out = padded[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
-    if erase:
-        ey, ex = torch.randint(0, H - erase + 1, (B,), generator=g), torch.randint(0, W - erase + 1, (B,), generator=g)
-        r, c = torch.arange(H), torch.arange(W)
-        inside = ((r[None, :, None] >= ey[:, None, None]) & (r[None, :, None] < ey[:, None, None] + erase)
-                  & (c[None, None, :] >= ex[:, None, None]) & (c[None, None, :] < ex[:, None, None] + erase))
-        out = out.masked_fill(inside[:, None], bg)
-    return out
+    out = data.random_shift(x, max_shift, g, fill=bg)
+    return data.cut_out(out, erase, g, fill=bg) if erase else out
 
 
 def make_student(cfg: dict, seed: int) -> nn.Module:

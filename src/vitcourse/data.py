@@ -1,7 +1,8 @@
 """Data that works with no network, and the online data sets when they can be reached.
 
 - ``digits``: scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
-  upsampled; the course's training set for CPU runs (``RandomShift`` augments it with translations).
+  upsampled; the course's training set for CPU runs (``random_shift``, ``cut_out`` and
+  ``RandomShift`` augment it).
 - ``photo``: scikit-image's bundled photographs (Chelsea the cat, the astronaut, coffee, ...) for
   patch grids, crops and attention pictures.
 - ``cifar10``: torchvision's CIFAR-10 when it can be downloaded; otherwise one clear line and the
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["digits", "digits_loaders", "RandomShift", "photo", "PHOTOS", "cifar10"]
+__all__ = ["digits", "digits_loaders", "random_shift", "cut_out", "RandomShift", "photo", "PHOTOS", "cifar10"]
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "cat", "camera", "coins", "horse")
 
@@ -51,11 +52,37 @@ def digits(image_size: int = 16, split: str = "train", test_fraction: float = 0.
     return TensorDataset(images[keep], labels[keep])
 
 
-class RandomShift(torch.utils.data.Dataset):
-    """Wraps an (image, label) dataset; each image is translated by up to ``max_shift`` pixels.
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None,
+                 fill: float = 0.0) -> torch.Tensor:
+    """Translate each image of a batch by its own random (dy, dx) in [-max_shift, max_shift].
 
-    The shift (dy, dx) is drawn uniformly from [-max_shift, max_shift] for every access, so every
-    epoch sees new positions; pixels shifted in are zero. Draws come from a seeded generator.
+    images (B, C, H, W) -> (B, C, H, W); pixels shifted in take the value ``fill``.
+    """
+    if max_shift < 0:
+        raise ValueError(f"max_shift={max_shift} must be >= 0")
+    B, C, H, W = images.shape
+    padded = F.pad(images, (max_shift,) * 4, value=fill)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, B), generator=generator)
+    rows = (dy[:, None] + torch.arange(H))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(W))[:, None, None, :]  # (B, 1, 1, W)
+    return padded[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
+
+
+def cut_out(images: torch.Tensor, size: int, generator: torch.Generator | None = None,
+            fill: float = 0.0) -> torch.Tensor:
+    """Set one random ``size`` x ``size`` square of each image to ``fill`` (B, C, H, W) -> same."""
+    B, C, H, W = images.shape
+    top = torch.randint(0, H - size + 1, (B,), generator=generator)[:, None, None]
+    left = torch.randint(0, W - size + 1, (B,), generator=generator)[:, None, None]
+    r, c = torch.arange(H)[None, :, None], torch.arange(W)[None, None, :]
+    inside = (r >= top) & (r < top + size) & (c >= left) & (c < left + size)  # (B, H, W)
+    return images.masked_fill(inside[:, None], fill)
+
+
+class RandomShift(torch.utils.data.Dataset):
+    """Wraps an (image, label) dataset; each image is translated by up to ``max_shift`` pixels
+    (``random_shift``, zeros shifted in), with a new draw at every access, so every epoch sees new
+    positions. Draws come from a seeded generator.
     """
 
     def __init__(self, dataset, max_shift: int, seed: int = 0) -> None:
@@ -69,11 +96,7 @@ class RandomShift(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         image, label = self.dataset[index]  # image (C, H, W)
-        s = self.max_shift
-        _, H, W = image.shape
-        dy, dx = torch.randint(0, 2 * s + 1, (2,), generator=self.generator).tolist()
-        padded = F.pad(image, (s, s, s, s))
-        return padded[:, dy:dy + H, dx:dx + W], label
+        return random_shift(image[None], self.max_shift, self.generator)[0], label
 
 
 def digits_loaders(batch_size: int = 128, image_size: int = 16, seed: int = 0, channels: int = 1,

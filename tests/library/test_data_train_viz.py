@@ -58,6 +58,23 @@ def test_random_shift_translates_training_images_only():
         data.RandomShift(base, -1)
 
 
+def test_batch_shift_and_cut_out():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 2, 9, 11) + 1.0  # no pixel equals the fill value -5
+    shifted = data.random_shift(x, 2, g, fill=-5.0)
+    for b in range(16):
+        padded = torch.nn.functional.pad(x[b], (2, 2, 2, 2), value=-5.0)
+        assert any(torch.equal(padded[:, dy:dy + 9, dx:dx + 11], shifted[b])
+                   for dy in range(5) for dx in range(5)), f"image {b} is not a shift by <= 2 px"
+    erased = data.cut_out(x, 3, g, fill=-5.0)
+    for b in range(16):
+        hit = (erased[b] == -5.0).all(dim=0)  # (H, W): every channel erased together
+        rows, cols = hit.nonzero(as_tuple=True)
+        assert hit.sum() == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
+        assert torch.equal(erased[b][:, ~hit], x[b][:, ~hit])
+    assert torch.equal(data.random_shift(x, 0), x)
+
+
 def test_fit_learns_digits_quietly_and_reproducibly():
     torch.set_num_threads(1)
 
