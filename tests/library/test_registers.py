@@ -1,61 +1,15 @@
-"""vitcourse.models.registers (artifact detection) and the register options of the course ViT."""
+"""The register options of the course ViT (chapter 8): token order, counts, pooling, timm equivalence."""
 
 import pytest
 import torch
 from torch import nn
 
-from vitcourse.models.registers import (
-    find_artifact_tokens,
-    last_block_attention,
-    robust_threshold,
-    split_tokens,
-    token_norms,
-)
+from vitcourse.analysis import split_tokens
 
-
-@pytest.mark.parametrize("D", [4, 16, 64, 384])
-@pytest.mark.parametrize("seed", range(3))
-def test_clean_gaussian_features_give_no_flags(D, seed):
-    g = torch.Generator().manual_seed(seed)
-    feats = torch.randn(32, 256, D, generator=g) * 0.7 + 0.1
-    assert find_artifact_tokens(feats).sum() == 0
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_planted_high_norm_tokens_are_found_exactly(seed):
-    g = torch.Generator().manual_seed(seed)
-    B, N, D = 8, 196, 64
-    feats = torch.randn(B, N, D, generator=g)
-    planted = torch.zeros(B, N, dtype=torch.bool)
-    idx = torch.randint(0, N, (B, 3), generator=g)
-    planted[torch.arange(B)[:, None], idx] = True
-    feats[planted] *= 4.0  # about 4x the typical norm, DINOv2's artifacts stand out at least as much
-    mask = find_artifact_tokens(feats)
-    assert mask.dtype == torch.bool and mask.shape == (B, N)
-    assert torch.equal(mask, planted)
-    assert torch.equal(find_artifact_tokens(token_norms(feats)), planted)  # norms work as input too
-
-
-def test_explicit_threshold_and_rule():
-    norms = torch.tensor([[1.0, 2.0, 3.0, 4.0, 100.0]])
-    assert find_artifact_tokens(norms, threshold=2.5).tolist() == [[False, False, True, True, True]]
-    # median 3, absolute deviations (2, 1, 0, 1, 97) -> MAD 1 -> threshold 3 + 6 * 1.4826
-    assert abs(robust_threshold(norms) - (3 + 6 * 1.4826)) < 1e-5
-    assert find_artifact_tokens(norms).tolist() == [[False, False, False, False, True]]
-    with pytest.raises(ValueError, match=r"\(B, N, D\)"):
-        find_artifact_tokens(torch.zeros(5))
-
-
-def test_split_tokens_order():
-    t = torch.arange(1 + 4 + 9).float().reshape(1, -1, 1)
-    cls, regs, patches = split_tokens(t, 4)
-    assert cls.item() == 0 and regs.flatten().tolist() == [1, 2, 3, 4] and patches.shape == (1, 9, 1)
-
-
-# --- the register options of the course ViT (written in chapter 3) --------------------------------
 
 def _vit(**kw):
-    vit = pytest.importorskip("vitcourse.models.vit")
+    from vitcourse.models import vit
+
     torch.manual_seed(0)
     cfg = dict(img_size=16, patch_size=4, in_chans=1, num_classes=5, embed_dim=32, depth=2, num_heads=2)
     cfg.update(kw)
@@ -66,7 +20,7 @@ def _vit(**kw):
 def test_register_shapes_and_counts(R):
     from vitcourse.models.patches import num_tokens
 
-    m = _vit(reg_tokens=R, no_embed_class=True)
+    m = _vit(num_registers=R, no_embed_class=True)
     assert m.num_prefix_tokens == 1 + R
     feats = m.forward_features(torch.randn(3, 1, 16, 16))
     assert feats.shape == (3, num_tokens(16, 16, 4, num_registers=R), 32)
@@ -78,7 +32,7 @@ def test_register_shapes_and_counts(R):
 
 @pytest.mark.parametrize("no_embed_class", [True, False])
 def test_token_order_cls_registers_patches(no_embed_class):
-    m = _vit(reg_tokens=4, no_embed_class=no_embed_class)
+    m = _vit(num_registers=4, no_embed_class=no_embed_class)
     with torch.no_grad():
         m.pos_embed.normal_()
         m.reg_token.normal_()
@@ -103,14 +57,14 @@ def test_token_order_cls_registers_patches(no_embed_class):
 
 
 def test_registers_get_gradients():
-    m = _vit(reg_tokens=4, no_embed_class=True)
+    m = _vit(num_registers=4, no_embed_class=True)
     m(torch.randn(2, 1, 16, 16)).sum().backward()
     assert m.reg_token.grad is not None and m.reg_token.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("pool", ["token", "avg"])
 def test_registers_are_dropped_from_the_pooled_output(pool):
-    m = _vit(reg_tokens=4, no_embed_class=True, global_pool=pool).eval()
+    m = _vit(num_registers=4, no_embed_class=True, global_pool=pool).eval()
     feats = m.forward_features(torch.randn(2, 1, 16, 16))
     changed = feats.clone()
     changed[:, 1:5] += 100.0  # whatever the registers hold, the head must not see it
@@ -122,8 +76,8 @@ def test_registers_are_dropped_from_the_pooled_output(pool):
 
 
 def test_matches_timm_reg4_dinov2_at_224():
-    pytest.importorskip("vitcourse.models.vit")
-    convert = pytest.importorskip("vitcourse.convert")
+    from vitcourse import convert
+
     import timm
 
     torch.manual_seed(0)
@@ -137,23 +91,3 @@ def test_matches_timm_reg4_dinov2_at_224():
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-5)
         torch.testing.assert_close(ours.forward_features(x), ref.forward_features(x), rtol=0, atol=1e-4)
-
-
-def test_last_block_attention_rows_sum_to_one_timm():
-    from timm.models.vision_transformer import VisionTransformer
-
-    torch.manual_seed(0)
-    m = VisionTransformer(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=32, depth=2, num_heads=2,
-                          reg_tokens=4, no_embed_class=True).eval()
-    a = last_block_attention(m, torch.randn(2, 1, 16, 16))
-    assert a.shape == (2, 2, 21, 21)
-    torch.testing.assert_close(a.sum(-1), torch.ones(2, 2, 21))
-    # same as timm's own (unfused) attention, captured from its attn_drop input
-    got = {}
-    blk = m.blocks[-1].attn
-    blk.fused_attn = False
-    h = blk.attn_drop.register_forward_hook(lambda mod, i, o: got.__setitem__("a", o))
-    with torch.no_grad():
-        m(torch.randn(2, 1, 16, 16) * 0 + 1)
-    h.remove()
-    torch.testing.assert_close(last_block_attention(m, torch.ones(2, 1, 16, 16)), got["a"])
