@@ -1,12 +1,19 @@
 """The course's commands. Needs only Python 3.11; creates .venv on first use.
 
-    python3.11 tasks.py book       build the book into _build/html (the main job)
-    python3.11 tasks.py test       run the whole test suite (extra arguments go to pytest)
-    python3.11 tasks.py release    regenerate notebooks/ from solutions/ with nbgrader
-    python3.11 tasks.py env        only create or update the environment
+    python3.11 tasks.py book                 build the book into _build/html
+    python3.11 tasks.py test                 the whole test suite (extra arguments go to pytest)
+    python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
+    python3.11 tasks.py test --chapter ID    one chapter's tests (e.g. 03-vit; repeatable)
+    python3.11 tasks.py lint                 ruff on the whole tree
+    python3.11 tasks.py sync                 regenerate everything derived: solution .ipynb from their
+                                             .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
+    python3.11 tasks.py new ID "Title" MODULE   scaffold a chapter (e.g. 09-vlm "A ViT in a VLM" vlm)
+    python3.11 tasks.py env                  only create or update the environment
 
-The environment is reinstalled when pyproject.toml changes. Versions live in pyproject.toml
-(the `dev` extra); environment.yml installs the same extra for conda users.
+The course's chapters, repository and version live in src/vitcourse/course.toml. The environment is
+reinstalled when pyproject.toml changes; versions live there (the `dev` extra), and environment.yml
+installs the same extra for conda users.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ def env() -> None:
     print("+", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     # Keep pip's errors, drop its notes about package index folders this machine lacks.
-    print("".join(l for l in done.stderr.splitlines(True) if "is ignored" not in l), end="", file=sys.stderr)
+    print("".join(line for line in done.stderr.splitlines(True) if "is ignored" not in line), end="", file=sys.stderr)
     if done.returncode:
         sys.exit(done.returncode)
     run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
@@ -61,8 +68,26 @@ def book(*args: str) -> None:
 
 
 def test(*args: str) -> None:
+    """pytest, with two shortcuts: ``--fast`` (no slow tests) and ``--chapter ID`` (passed through)."""
     env()
+    args = list(args)
+    if "--fast" in args:
+        args.remove("--fast")
+        args = ["-m", "not slow and not browser", *args]
     run(PY, "-m", "pytest", *args)
+
+
+def lint(*args: str) -> None:
+    env()
+    run(PY, "-m", "ruff", "check", *args, ".")
+
+
+def sync(*args: str) -> None:
+    """Everything derived, in order: solution notebooks, registry-derived files, the release."""
+    env()
+    run(PY, "-m", "tools.notebooks", "sync", *args)
+    run(PY, "-m", "tools.derived", *args)
+    run(PY, "-m", "autograder.release", *args)
 
 
 def release(*args: str) -> None:
@@ -70,7 +95,12 @@ def release(*args: str) -> None:
     run(PY, "-m", "autograder.release", *args)
 
 
-COMMANDS = {"env": env, "book": book, "test": test, "release": release}
+def new(*args: str) -> None:
+    env()
+    run(PY, "-m", "tools.scaffold", *args)
+
+
+COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 from autograder import settings
+from vitcourse import course
 
 ROOT = pathlib.Path(settings.REPO_ROOT)
 SOURCES = ROOT / "solutions"
@@ -26,8 +27,8 @@ RELEASES = ROOT / "notebooks"
 
 
 def chapters() -> list[str]:
-    """Assignment ids: every ``solutions/NN-name/`` that holds ``NN-name.ipynb``."""
-    return sorted(d.name for d in SOURCES.iterdir() if (d / f"{d.name}.ipynb").is_file())
+    """Assignment ids: the chapters of the course registry (``vitcourse.course``)."""
+    return [c.id for c in course.chapters()]
 
 
 def generate(dest: pathlib.Path, assignments: list[str] | None = None) -> None:

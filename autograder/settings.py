@@ -29,6 +29,8 @@ def apply(c) -> None:
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = IGNORE_STDERR_PATTERN
     c.Execute.extra_arguments = []
+    # A chapter's text source (solutions/NN-name/NN-name.py) holds the solutions: never release it.
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "[0-9][0-9]-*.py"]
 
 
 def tool_env(**extra: str) -> dict:

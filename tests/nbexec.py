@@ -1,6 +1,6 @@
 """Run a chapter notebook's cells in this process, to test its graded tests both ways.
 
-nbval and nbgrader run notebooks in a kernel; that is the real thing and the suite does it too. This
+nbgrader runs notebooks in a kernel; that is the real thing and the suite does it too. This
 module is the fast path for the two questions every chapter must answer:
 
 - does the solution pass every graded test cell on many seeds?
@@ -11,7 +11,10 @@ Usage::
     run = NotebookRun("solutions/01-patches/01-patches.ipynb")   # executes every cell once
     run.failures()                     # {} : every graded cell passed
     run.rerun_tests(seed=3)            # graded cells again with VITCOURSE_SEED=3
-    run.rerun_tests(overrides={"patchify": buggy_patchify})  # the student's patchify replaced
+    run.rerun_tests(overrides={"patchify": buggy_patchify}, only={"test_patchify"})
+
+Chapter test files describe plausible bugs and correct alternatives as ``Variant``s (see
+tests/chapters/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import io
 import os
 import pathlib
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
+
+from autograder import cells
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _transform = TransformerManager().transform_cell
@@ -78,16 +84,7 @@ class NotebookRun:
 
     @staticmethod
     def _cell(index: int, cell) -> Cell:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code":
-            kind = "markdown"
-        elif meta.get("grade") and not meta.get("solution"):
-            kind = "test"
-        elif meta.get("solution"):
-            kind = "solution"
-        else:
-            kind = "code"
-        return Cell(index, kind, meta.get("grade_id"), float(meta.get("points", 0) or 0), cell.source)
+        return Cell(index, cells.kind(cell), cells.grade_id(cell), cells.points(cell), cell.source)
 
     @contextlib.contextmanager
     def _environment(self, seed: int):
@@ -133,18 +130,44 @@ class NotebookRun:
         """Run the graded cells again (optionally with another seed and replaced names).
 
         ``only``: a set of grade ids to run (default: every graded cell).
-
-        The namespace of the first run is copied, so runs don't leak into each other.
+        ``overrides`` replace names in the notebook's own namespace for the duration of the rerun, so
+        helpers defined in ordinary cells (a training function that builds the student's model) use
+        the replacement too; the namespace is restored afterwards, so runs don't leak into each other.
         Returns grade_id -> error message (None when the cell passed).
         """
-        saved = self.namespace
-        self.namespace = dict(saved)
+        if only is not None:
+            unknown = set(only) - {c.grade_id for c in self.graded}
+            if unknown:
+                raise KeyError(f"no graded cell {sorted(unknown)} in {self.path.name}")
+        snapshot = dict(self.namespace)
         self.namespace.update(overrides or {})
         try:
             with self._environment(self.seed if seed is None else seed):
                 return {c.grade_id: self._exec(c) for c in self.graded if only is None or c.grade_id in only}
         finally:
-            self.namespace = saved
+            self.namespace.clear()
+            self.namespace.update(snapshot)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A student's answer put in place of the solution's, and the graded cells that must judge it.
+
+    ``replace`` maps notebook names to the student's objects, or is a function of the solution's
+    namespace returning that mapping (for a class derived from the solution's own). ``cells`` are
+    the grade ids of the cells meant to catch it (a bug) or that must still pass (a correct
+    alternative); only those cells are rerun.
+    """
+
+    replace: dict | Callable[[dict], dict]
+    cells: frozenset
+
+    def __init__(self, replace, *cells: str) -> None:
+        object.__setattr__(self, "replace", replace)
+        object.__setattr__(self, "cells", frozenset(cells))
+
+    def overrides(self, namespace: dict) -> dict:
+        return self.replace(namespace) if callable(self.replace) else dict(self.replace)
 
 
 def failed(results: dict) -> set:

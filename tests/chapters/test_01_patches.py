@@ -8,8 +8,13 @@ tests/test_notebooks.py.)
 import pytest
 import torch
 
-from nbexec import failed
-from solution_checks import test_solution_passes_every_graded_cell, test_solution_passes_on_other_seeds  # noqa: F401
+from nbexec import Variant
+from solution_checks import (  # noqa: F401
+    test_correct_alternative_gets_full_marks,
+    test_plausible_bug_loses_points,
+    test_solution_passes_every_graded_cell,
+    test_solution_passes_on_other_seeds,
+)
 
 NOTEBOOK = "solutions/01-patches/01-patches.ipynb"
 
@@ -90,39 +95,43 @@ def vit_macs_flops(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_cl
     return 2 * (N * patch_size**2 * in_chans * D + depth * block + D * num_classes)
 
 
-BUGS = {
-    "patchify: channels first inside a patch": ({"patchify": patchify_channels_first}, {"test_patchify"}),
-    "patchify: column-major grid": ({"patchify": patchify_column_major}, {"test_patchify"}),
-    "patchify: reshape without permute": ({"patchify": patchify_naive_reshape}, {"test_patchify"}),
-    "unpatchify: rows and columns swapped": ({"unpatchify": unpatchify_swapped_inner}, {"test_unpatchify"}),
-    "num_tokens: no CLS": ({"num_tokens": num_tokens_no_cls}, {"test_num_tokens"}),
-    "num_tokens: partial patch rounded up": ({"num_tokens": num_tokens_ceil}, {"test_num_tokens"}),
-    "conv_weight_to_linear: plain reshape": ({"conv_weight_to_linear": conv_weight_plain_reshape},
-                                             {"test_conv_as_linear"}),
-    "vit_macs: attention products missing": ({"vit_macs": vit_macs_no_attention}, {"test_vit_macs"}),
-    "vit_macs: FLOPs instead of MACs": ({"vit_macs": vit_macs_flops}, {"test_vit_macs"}),
+def num_tokens_memorised(height, width, patch_size, cls_token=True, num_registers=0):
+    """Hard-codes the visible answers: passes the visible asserts, not the hidden ones."""
+    table = {(224, 224, 16, True): 197, (336, 336, 14, True): 577, (224, 224, 16, False): 196}
+    return table.get((height, width, patch_size, cls_token), 0)
+
+
+# Different but correct answers: each must keep full marks -------------------------------------------
+
+def patchify_unfold(images, patch_size):
+    """F.unfold reads patches channel-major: reorder each patch to (row, column, channel)."""
+    B, C, H, W = images.shape
+    if H % patch_size or W % patch_size:
+        raise ValueError(f"image {H}x{W} is not a multiple of patch size {patch_size}")
+    cols = torch.nn.functional.unfold(images, kernel_size=patch_size, stride=patch_size)  # (B, C*P*P, N)
+    cols = cols.reshape(B, C, patch_size, patch_size, -1).permute(0, 4, 2, 3, 1)
+    return cols.reshape(B, cols.shape[1], -1)
+
+
+ALTERNATIVES = {
+    "patchify with F.unfold": Variant({"patchify": patchify_unfold}, "test_patchify"),
 }
 
 
-@pytest.mark.parametrize("bug", sorted(BUGS))
-def test_plausible_bug_is_caught(run, bug):
-    overrides, must_fail = BUGS[bug]
-    assert must_fail <= failed(run.rerun_tests(overrides=overrides))
-
-
-def test_patch_embed_without_transpose_is_caught(run):
-    buggy = make_patch_embed_untransposed(run.namespace["PatchEmbed"])
-    assert "test_patch_embed" in failed(run.rerun_tests(overrides={"PatchEmbed": buggy}))
-
-
-def test_bug_in_hidden_part_only_is_caught(run):
-    """A num_tokens that hard-codes the visible answers passes the visible asserts, not the grade."""
-    table = {(224, 224, 16, True): 197, (336, 336, 14, True): 577, (224, 224, 16, False): 196}
-
-    def num_tokens_memorised(height, width, patch_size, cls_token=True, num_registers=0):
-        return table.get((height, width, patch_size, cls_token), 0)
-
-    assert "test_num_tokens" in failed(run.rerun_tests(overrides={"num_tokens": num_tokens_memorised}))
+BUGS = {
+    "patchify: channels first inside a patch": Variant({"patchify": patchify_channels_first}, "test_patchify"),
+    "patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify"),
+    "patchify: reshape without permute": Variant({"patchify": patchify_naive_reshape}, "test_patchify"),
+    "unpatchify: rows and columns swapped": Variant({"unpatchify": unpatchify_swapped_inner}, "test_unpatchify"),
+    "num_tokens: no CLS": Variant({"num_tokens": num_tokens_no_cls}, "test_num_tokens"),
+    "num_tokens: partial patch rounded up": Variant({"num_tokens": num_tokens_ceil}, "test_num_tokens"),
+    "conv_weight_to_linear: plain reshape": Variant({"conv_weight_to_linear": conv_weight_plain_reshape}, "test_conv_as_linear"),
+    "vit_macs: attention products missing": Variant({"vit_macs": vit_macs_no_attention}, "test_vit_macs"),
+    "vit_macs: FLOPs instead of MACs": Variant({"vit_macs": vit_macs_flops}, "test_vit_macs"),
+    "PatchEmbed: no transpose": Variant(lambda ns: {"PatchEmbed": make_patch_embed_untransposed(ns["PatchEmbed"])},
+                                        "test_patch_embed"),
+    "num_tokens: visible answers memorised": Variant({"num_tokens": num_tokens_memorised}, "test_num_tokens"),
+}
 
 
 def test_reference_error_names_numbers_and_fixes():

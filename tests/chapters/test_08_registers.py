@@ -4,32 +4,17 @@ The solution passes every graded cell on 10 seeds; each plausible bug below fail
 catch it.
 """
 
-import contextlib
-
-import pytest
 import torch
 
-from nbexec import failed
-from solution_checks import test_solution_passes_every_graded_cell, test_solution_passes_on_other_seeds  # noqa: F401
+from nbexec import Variant
+from solution_checks import (  # noqa: F401
+    test_correct_alternative_gets_full_marks,
+    test_plausible_bug_loses_points,
+    test_solution_passes_every_graded_cell,
+    test_solution_passes_on_other_seeds,
+)
 
 NOTEBOOK = "solutions/08-registers/08-registers.ipynb"
-
-
-@contextlib.contextmanager
-def patched(run, **names):
-    """Replace names in the notebook's own namespace, so that classes defined in solution cells
-    (``RegisterViT`` calls ``add_prefix_tokens`` and ``pool``) use the buggy version too."""
-    saved = {k: run.namespace[k] for k in names}
-    run.namespace.update(names)
-    try:
-        yield
-    finally:
-        run.namespace.update(saved)
-
-
-def rerun_with(run, **names):
-    with patched(run, **names):
-        return failed(run.rerun_tests())
 
 
 # Plausible student bugs ------------------------------------------------------------------------
@@ -101,28 +86,16 @@ def artifacts_below_threshold(features, threshold=None, k=6.0):
 
 
 BUGS = {
-    "registers placed after the patches": (
-        {"add_prefix_tokens": prefix_registers_after_patches}, {"test_add_prefix_tokens", "test_register_vit"}),
-    "position embedding added to registers (DINOv2 convention)": (
-        {"add_prefix_tokens": prefix_position_on_registers}, {"test_add_prefix_tokens", "test_register_vit"}),
-    "registers never enter the sequence": (
-        {"add_prefix_tokens": prefix_registers_dropped},
-        {"test_add_prefix_tokens", "test_register_vit", "test_token_accounting", "test_register_gradients"}),
-    "split_outputs off by one": ({"split_outputs": split_off_by_one}, {"test_split_pool"}),
-    "registers left in the pooled output": (
-        {"pool": make_pool_with_registers(None)}, {"test_split_pool", "test_register_gradients"}),
-    "artifact threshold from mean and standard deviation": (
-        {"find_artifact_tokens": artifacts_mean_std}, {"test_find_artifact_tokens"}),
-    "MAD without the 1.4826 factor": (
-        {"find_artifact_tokens": artifacts_without_consistency_constant}, {"test_find_artifact_tokens"}),
-    "low-norm tokens flagged": ({"find_artifact_tokens": artifacts_below_threshold}, {"test_find_artifact_tokens"}),
+    "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches}, "test_add_prefix_tokens", "test_register_vit"),
+    "position embedding added to registers (DINOv2 convention)": Variant({"add_prefix_tokens": prefix_position_on_registers}, "test_add_prefix_tokens", "test_register_vit"),
+    "registers never enter the sequence": Variant({"add_prefix_tokens": prefix_registers_dropped}, "test_add_prefix_tokens", "test_register_vit", "test_token_accounting", "test_register_gradients"),
+    "split_outputs off by one": Variant({"split_outputs": split_off_by_one}, "test_split_pool"),
+    "registers left in the pooled output": Variant({"pool": make_pool_with_registers(None)}, "test_split_pool", "test_register_gradients"),
+    "artifact threshold from mean and standard deviation": Variant({"find_artifact_tokens": artifacts_mean_std}, "test_find_artifact_tokens"),
+    "MAD without the 1.4826 factor": Variant({"find_artifact_tokens": artifacts_without_consistency_constant}, "test_find_artifact_tokens"),
+    "low-norm tokens flagged": Variant({"find_artifact_tokens": artifacts_below_threshold}, "test_find_artifact_tokens"),
 }
 
-
-@pytest.mark.parametrize("bug", sorted(BUGS))
-def test_plausible_bug_is_caught(run, bug):
-    overrides, must_fail = BUGS[bug]
-    assert must_fail <= rerun_with(run, **overrides)
 
 
 def test_reference_agrees_with_the_solution(run):

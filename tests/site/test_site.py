@@ -23,7 +23,8 @@ def toc_files():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [toc["root"]]
     for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
+        for entry in part.get("chapters", []):
+            files += [entry["file"]] + [s["file"] for s in entry.get("sections", [])]
     return files
 
 

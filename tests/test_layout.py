@@ -1,0 +1,56 @@
+"""The course registry (src/vitcourse/course.toml) and the tree agree.
+
+- every registered chapter has all its parts (text source, generated source notebook, student
+  notebook, reading page, tests, reference module) and its headings announce the points its graded
+  cells hold;
+- no chapter folder or page exists outside the registry;
+- the files derived from the registry (table of contents, _config.yml's repository, the package
+  version) and the .ipynb generated from each text source are up to date;
+- the intro page lists the chapters by their registered titles, in order.
+"""
+
+import re
+
+import pytest
+
+from tools import derived, layout, notebooks
+from vitcourse import course
+
+CHAPTERS = course.chapters()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+def test_chapter_has_every_part(chapter):
+    assert layout.problems(chapter) == []
+
+
+def test_no_chapter_outside_the_registry():
+    assert layout.unregistered() == []
+
+
+def test_derived_files_are_up_to_date():
+    assert derived.sync(check=True) == [], "run `python3.11 tasks.py sync`"
+
+
+def test_every_source_notebook_is_generated_from_its_text():
+    assert notebooks.sync(notebooks.sources(), check=True) == [], "run `python3.11 tasks.py sync`"
+
+
+def test_intro_lists_the_chapters_in_order():
+    intro = (layout.ROOT / f"{course.book()['root']}.md").read_text()
+    listed = re.findall(r"^\d+\. \*\*(.+?)\*\*", intro, flags=re.M)
+    assert listed == [c.title for c in CHAPTERS]
+
+
+def test_points_announced_in_headings_must_match(tmp_path):
+    """The check itself can fail: a heading that announces 3 points over a 4-point cell."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("### Exercise 1 — `f` (3 points)"),
+                nbformat.v4.new_code_cell("assert True")]
+    nb.cells[1].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 4}
+    assert layout.announced_points(nb) == ["heading 'Exercise 1 — `f` (3 points)' announces 3 points, "
+                                           "its graded cells hold 4"]
+    nb.cells[0].source = "### Exercise 1 — `f`"
+    assert "announces none" in layout.announced_points(nb)[0]
