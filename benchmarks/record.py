@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import sys
 
 import torch
@@ -26,7 +27,7 @@ def save(chapter: str, run: str, result: dict) -> pathlib.Path:
     script = pathlib.Path(sys.argv[0]).resolve()
     script = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
     data["runs"][run] = {
-        "command": " ".join(["python", str(script), *sys.argv[1:]]),
+        "command": shlex.join(["python", str(script), *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),

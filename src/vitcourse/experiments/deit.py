@@ -60,17 +60,20 @@ def train_teacher(x: torch.Tensor, y: torch.Tensor, steps: int = 300, seed: int 
 
 def train_student(make_student: Callable[[], nn.Module], teacher: nn.Module, kind: str, x: torch.Tensor,
                   y: torch.Tensor, steps: int = 300, seed: int = 0, batch: int = 64, lr: float = 1e-2,
-                  shift: int = 0, erase: int = 6, alpha: float = 0.5, tau: float = 1.0, device=None) -> nn.Module:
+                  shift: int = 0, erase: int = 6, alpha: float = 0.5, tau: float = 1.0, device=None,
+                  loss_cls=DistillationLoss) -> nn.Module:
     """A distilled ViT (``make_student()``, built after seeding with ``seed``) trained with
-    ``DistillationLoss(kind)`` on views shifted by up to ``shift`` px and cut out by ``erase`` px.
+    ``loss_cls(CrossEntropyLoss(), teacher, alpha, tau, kind)`` on views shifted by up to ``shift`` px
+    and cut out by ``erase`` px.
 
     The batches and views depend on ``seed`` only, so every ``kind`` sees the same ones. AdamW
-    (weight decay 0.05) with a one-cycle learning rate peaking at ``lr``.
+    (weight decay 0.05) with a one-cycle learning rate peaking at ``lr``. ``loss_cls`` lets the
+    notebook train with the student's own ``DistillationLoss``.
     """
     device = torch.device(device) if device else env.device()
     torch.manual_seed(seed)
     model = make_student()
-    criterion = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=alpha, tau=tau, kind=kind).to(device)
+    criterion = loss_cls(nn.CrossEntropyLoss(), teacher, alpha=alpha, tau=tau, kind=kind).to(device)
     batches = RandomBatches(x, y, batch, steps, seed=seed + 1000,
                             augment=lambda b, g: augment(b, g, max_shift=shift, erase=erase))
     fit(model, batches, lr=lr, weight_decay=0.05, schedule="onecycle", device=device, progress=False,

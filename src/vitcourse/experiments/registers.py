@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from vitcourse import data
-from vitcourse.analysis import attention_maps, block_tokens, find_artifact_tokens, split_tokens
+from vitcourse.analysis import attention_maps, block_tokens
+from vitcourse.models.registers import find_artifact_tokens, split_tokens
 from vitcourse.train import RandomBatches, fit
 
 __all__ = ["CANVAS", "PATCH", "digit_pairs", "train_pairs", "measure"]
