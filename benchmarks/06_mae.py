@@ -29,7 +29,8 @@ def _features(model, images):
     model.eval()
     with torch.no_grad():
         # mask ratio 0 keeps every token; the fixed generator fixes their (shuffled) order, and so the sums
-        return model.forward_encoder(images, 0.0, generator=torch.Generator().manual_seed(0))[0][:, 1:].mean(dim=1).numpy()
+        latent = model.forward_encoder(images, 0.0, generator=torch.Generator().manual_seed(0))[0]
+        return latent[:, 1:].mean(dim=1).numpy()
 
 
 def probe() -> None:

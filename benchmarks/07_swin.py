@@ -41,7 +41,8 @@ def speed(repeats: int) -> None:
             times[name].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"Swin-T, batch 2, forward+backward, {repeats} interleaved runs, {torch.get_num_threads()} threads: "
-          f"course {med['course'] * 1e3:.0f} ms, timm {med['timm'] * 1e3:.0f} ms, ratio {med['course'] / med['timm']:.3f}")
+          f"course {med['course'] * 1e3:.0f} ms, timm {med['timm'] * 1e3:.0f} ms, "
+          f"ratio {med['course'] / med['timm']:.3f}")
     save("07-swin", "speed", {"course_ms": round(med["course"] * 1e3, 1), "timm_ms": round(med["timm"] * 1e3, 1),
                               "ratio": round(med["course"] / med["timm"], 3), "repeats": repeats})
 
@@ -83,8 +84,11 @@ def scaling(repeats: int, plot: str | None) -> None:
         for ax, (i, j), label in ((axes[0], (1, 2), "GMACs (measured)"), (axes[1], (3, 4), "CPU forward ms")):
             ax.plot(px, [r[i] / (1e9 if i == 1 else 1) for r in rows], "o-", label="Swin-T")
             ax.plot(px, [r[j] / (1e9 if j == 2 else 1) for r in rows], "s-", label="ViT-S/16")
-            ax.set_xlabel("pixels / 224^2"); ax.set_ylabel(label); ax.legend()
-        fig.tight_layout(); fig.savefig(plot, dpi=120)
+            ax.set_xlabel("pixels / 224^2")
+            ax.set_ylabel(label)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=120)
         print("plot saved to", plot)
 
 

@@ -392,6 +392,7 @@ checks.check_true(not predict(model, x, "avg").requires_grad, "predict should ru
 # %%
 from vitcourse.experiments.deit import augment, digits_split, report, train_student, train_teacher
 from vitcourse.models.deit import SmallCNN
+from vitcourse.models.vit import DIGITS_VIT
 
 # The digits, standardised, 500 of them for training (stratified, seeded); the rest for testing.
 xtr, ytr, xte, yte = digits_split(seed=0, train_size=500)
@@ -422,8 +423,8 @@ with torch.no_grad():
 SMALL = dict(embed_dim=32, depth=2, num_heads=2)
 
 def make_student(vit=SMALL):
-    """Your DistilledViT for the 16 px digits."""
-    return lambda: DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, **vit)
+    """Your DistilledViT for the 16 px digits: the course's digits ViT setting, smaller."""
+    return lambda: DistilledViT(**(DIGITS_VIT | vit))
 
 # train_student(make, teacher, kind, ...): the same initialisation (seeded) and batches for every kind,
 # a random 6 x 6 cut-out on every training view, AdamW with a one-cycle learning rate;

@@ -138,7 +138,8 @@ def plot_norm_histograms(norms_by_name: dict[str, torch.Tensor], threshold: floa
     thousands of ordinary tokens.
     """
     fig, ax = plt.subplots(figsize=(6, 3.2)) if ax is None else (ax.figure, ax)
-    flat = {name: (token_norms(n) if n.ndim == 3 else n.detach().float()).flatten() for name, n in norms_by_name.items()}
+    flat = {name: (token_norms(n) if n.ndim == 3 else n.detach().float()).flatten()
+            for name, n in norms_by_name.items()}
     hi = max(float(n.max()) for n in flat.values())
     edges = torch.linspace(0, hi * 1.02, bins + 1).numpy()
     for name, n in flat.items():

@@ -84,14 +84,15 @@ def test_random_resized_crops_identity_and_flip():
     torch.testing.assert_close(flipped, x.flip(-1))
     # a horizontal ramp: the spread of values in a crop is the fraction of the width it covers
     ramp = torch.linspace(0, 1, 64).expand(200, 1, 64, 64).contiguous()
-    small = random_resized_crops(ramp, 16, scale=(0.05, 0.1), ratio=(1.0, 1.0), generator=torch.Generator().manual_seed(0))
+    small = random_resized_crops(ramp, 16, scale=(0.05, 0.1), ratio=(1.0, 1.0),
+                                 generator=torch.Generator().manual_seed(0))
     spread = small.amax(dim=(1, 2, 3)) - small.amin(dim=(1, 2, 3))
     assert 0.15 < float(spread.min()) and float(spread.max()) < 0.35  # sqrt(0.05) to sqrt(0.1) of the width
 
 
 def _photometric(**kw):
-    settings = dict(ratio=(1.0, 1.0), flip_p=0.0, color_jitter=(0, 0, 0, 0), grayscale_p=0.0, blur_p=(0, 0, 0), solarize_p=0.0,
-                    mean=None, std=None)
+    settings = dict(ratio=(1.0, 1.0), flip_p=0.0, color_jitter=(0, 0, 0, 0), grayscale_p=0.0, blur_p=(0, 0, 0),
+                    solarize_p=0.0, mean=None, std=None)
     return MultiCrop(16, 8, 1, (1.0, 1.0), (1.0, 1.0), **(settings | kw))
 
 

@@ -8,8 +8,14 @@ import torch
 from torch import nn
 
 from vitcourse.augment import MultiCrop
-from vitcourse.models.dino import (DINOHead, DINOLoss, MultiCropWrapper, cosine_momentum, ema_update,
-                                   teacher_temp_schedule)
+from vitcourse.models.dino import (
+    DINOHead,
+    DINOLoss,
+    MultiCropWrapper,
+    cosine_momentum,
+    ema_update,
+    teacher_temp_schedule,
+)
 from vitcourse.models.vit import digits_vit
 
 

@@ -49,12 +49,10 @@ def test_split_tokens_order():
 
 
 def _vit(**kw):
-    from vitcourse.models import vit
+    from vitcourse.models.vit import digits_vit
 
     torch.manual_seed(0)
-    cfg = dict(img_size=16, patch_size=4, in_chans=1, num_classes=5, embed_dim=32, depth=2, num_heads=2)
-    cfg.update(kw)
-    return vit.ViT(**cfg)
+    return digits_vit(num_classes=5, embed_dim=32, depth=2, num_heads=2, **kw)
 
 
 @pytest.mark.parametrize("R", [0, 1, 4])
@@ -117,9 +115,9 @@ def test_registers_are_dropped_from_the_pooled_output(pool):
 
 
 def test_matches_timm_reg4_dinov2_at_224():
-    from vitcourse import convert
-
     import timm
+
+    from vitcourse import convert
 
     torch.manual_seed(0)
     ref = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=224, num_classes=10).eval()

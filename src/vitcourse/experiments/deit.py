@@ -37,7 +37,8 @@ def digits_split(seed: int = 0, train_size: int = 500) -> tuple[torch.Tensor, ..
     return (xtr - DIGITS_MEAN) / DIGITS_STD, ytr, (xte - DIGITS_MEAN) / DIGITS_STD, yte
 
 
-def augment(x: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 0, erase: int = 0) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 0,
+            erase: int = 0) -> torch.Tensor:
     """Shift each image by up to ``max_shift`` pixels, then blank one ``erase`` x ``erase`` square;
     both fill with the background (the smallest value of the batch). (B, C, H, W) -> same."""
     background = float(x.min())

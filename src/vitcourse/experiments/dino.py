@@ -30,8 +30,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vitcourse.augment import MultiCrop
-from vitcourse.models.dino import (DINOHead, DINOLoss, MultiCropWrapper, cosine_momentum, ema_update,
-                                   teacher_temp_schedule)
+from vitcourse.models.dino import (
+    DINOHead,
+    DINOLoss,
+    MultiCropWrapper,
+    cosine_momentum,
+    ema_update,
+    teacher_temp_schedule,
+)
 
 __all__ = ["DINORun", "PixelMLP", "entropy", "train_dino", "features", "few_shot_accuracy", "knn_accuracy"]
 
@@ -176,8 +182,11 @@ def few_shot_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, 
     accs = []
     for d in range(draws):
         g = torch.Generator().manual_seed(seed + d)
-        idx = torch.cat([(train_labels == c).nonzero()[:, 0][torch.randperm(int((train_labels == c).sum()), generator=g)[:shots]]
-                         for c in classes])
+        picks = []
+        for c in classes:
+            members = (train_labels == c).nonzero()[:, 0]
+            picks.append(members[torch.randperm(len(members), generator=g)[:shots]])
+        idx = torch.cat(picks)
         pred = train_labels[idx][(test_features @ train_features[idx].T).argmax(1)]
         accs.append(float((pred == test_labels).float().mean()))
     return sum(accs) / len(accs)

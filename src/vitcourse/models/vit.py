@@ -17,8 +17,6 @@ of any block: ``vitcourse.analysis.attention_maps``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
