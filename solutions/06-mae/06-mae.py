@@ -260,11 +260,7 @@ test_digits = data.digits(16, "test").tensors[0][:6]
 model.eval()
 with torch.no_grad():
     _, pred, mask = model(test_digits, 0.75, generator=torch.Generator().manual_seed(0))
-m = mask[..., None]
-masked = unpatchify(patchify(test_digits, 4) * (1 - m) + 0.5 * m, 4, 16)
-pasted = unpatchify(patchify(test_digits, 4) * (1 - m) + pred.clamp(0, 1) * m, 4, 16)
-viz.show_images(torch.cat([test_digits, masked, pasted]), ncols=6, size=1.3,
-                titles=["original"] * 6 + ["75% masked"] * 6 + ["reconstruction"] * 6);
+viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% masked", "reconstruction"));
 
 # %% [markdown]
 # ## 6. The encoder's saving

@@ -1,5 +1,5 @@
 """Figures for the course: images, patch grids, patch sequences, training curves, attention maps,
-token norms.
+MAE reconstructions, token norms.
 
 Every function draws with matplotlib and returns the Figure (in a notebook it shows by itself).
 Images are (C, H, W) or (B, C, H, W) tensors with values in [0, 1].
@@ -13,10 +13,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from vitcourse.models.patches import patchify, unpatchify
 from vitcourse.models.registers import token_norms
 
 __all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention",
-           "plot_norm_histograms", "plot_norm_map"]
+           "show_reconstructions", "plot_norm_histograms", "plot_norm_map"]
 
 
 def _to_hwc(image: torch.Tensor):
@@ -128,6 +129,18 @@ def show_attention(image: torch.Tensor, attn: torch.Tensor, alpha: float = 0.6, 
     fig.tight_layout()
     return fig
 
+
+def show_reconstructions(images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, patch_size: int,
+                         titles=("original", "encoder input", "reconstruction"), size: float = 1.3):
+    """An MAE's work in three rows: the images (B, C, H, W), what the encoder saw (removed patches grey)
+    and the prediction (B, N, P*P*C) with the visible patches pasted back. mask: (B, N), 1 = removed."""
+    images, pred, m = images.detach().cpu(), pred.detach().cpu(), mask.detach().cpu()[..., None]
+    patches, img_size = patchify(images, patch_size), tuple(images.shape[-2:])
+    seen = unpatchify(patches * (1 - m) + 0.5 * m, patch_size, img_size)
+    pasted = unpatchify(patches * (1 - m) + pred.clamp(0, 1) * m, patch_size, img_size)
+    B = len(images)
+    return show_images(torch.cat([images, seen, pasted]), ncols=B, size=size,
+                       titles=[titles[0]] * B + [titles[1]] * B + [titles[2]] * B)
 
 def plot_norm_histograms(norms_by_name: dict[str, torch.Tensor], threshold: float | None = None, ax=None,
                          bins: int = 50):

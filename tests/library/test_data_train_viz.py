@@ -64,6 +64,23 @@ def test_figures():
     assert viz.show_images(torch.rand(3, 1, 8, 8), titles=["a", "b", "c"]) is not None
     assert viz.show_attention(cat, torch.rand(2, 4, 4)) is not None
     assert widgets.static_patch_panel(cat) is not None
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    fig = viz.show_reconstructions(torch.rand(1, 1, 8, 8), torch.rand(1, 4, 16), mask, 4)
+    assert len([ax for ax in fig.axes if ax.images]) == 3  # original, encoder input, reconstruction
+    tokens = torch.randn(2, 16, 8)
+    assert viz.plot_norm_histograms({"a": tokens, "b": tokens.norm(dim=-1)}, threshold=3.0) is not None
+    assert viz.plot_norm_map(tokens[0].norm(dim=-1), (4, 4)) is not None
+
+
+def test_reconstruction_figure_shows_visible_patches_and_predictions():
+    images = torch.rand(1, 1, 8, 8)
+    pred = torch.full((1, 4, 16), 0.25)
+    mask = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # patches 0 and 3 removed
+    fig = viz.show_reconstructions(images, pred, mask, 4)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    seen, pasted = torch.tensor(shown[1]), torch.tensor(shown[2])
+    assert torch.all(seen[:4, :4] == 0.5) and torch.equal(seen[:4, 4:], images[0, 0, :4, 4:])
+    assert torch.all(pasted[:4, :4] == 0.25) and torch.equal(pasted[4:, :4], images[0, 0, 4:, :4])
 
 
 def test_explorer_updates_its_label():
