@@ -41,7 +41,7 @@ print(env.describe())
 # the order the transformer will read them: **row-major**, left to right, then top to bottom.
 
 # %%
-cat = data.photo("chelsea", size=224)          # (3, 224, 224), values in [0, 1]
+cat = data.photo("chelsea", img_size=224)          # (3, 224, 224), values in [0, 1]
 print("image:", tuple(cat.shape))
 viz.show_patch_grid(cat, patch_size=16);
 
@@ -113,14 +113,14 @@ viz.show_patch_sequence(cat_patches, patch_size=16, channels=3, max_patches=42);
 # %% [markdown]
 # ### Exercise 2 — `unpatchify` (2 points)
 #
-# Write the inverse, `unpatchify(patches, patch_size, image_size)`, with `image_size` either `H` or a pair
+# Write the inverse, `unpatchify(patches, patch_size, img_size)`, with `img_size` either `H` or a pair
 # `(H, W)`. Later chapters use it to turn a model's per-patch predictions back into a picture (MAE).
 
 # %% nbgrader={"grade": false, "grade_id": "unpatchify", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def unpatchify(patches: torch.Tensor, patch_size: int, image_size) -> torch.Tensor:
+def unpatchify(patches: torch.Tensor, patch_size: int, img_size) -> torch.Tensor:
     """(B, N, P*P*C) patches -> (B, C, H, W) images; inverse of patchify."""
     ### BEGIN SOLUTION
-    H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
     P = patch_size
     B, N, D = patches.shape
     C = D // (P * P)
@@ -148,7 +148,7 @@ for _ in range(5):
                        name=f"unpatchify to {h * P}x{w * P}, P={P}, C={C}")
     if h == w:
         checks.check_close(unpatchify(p, P, h * P), ref.unpatchify(p, P, h * P),
-                           name="unpatchify with an int image_size")
+                           name="unpatchify with an int img_size")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -179,18 +179,18 @@ viz.show_images(torch.stack([unpatchify(cat_patches[None], 16, 224)[0],
 # ### Exercise 3 — `num_tokens` (3 points)
 
 # %% nbgrader={"grade": false, "grade_id": "num_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def num_tokens(height: int, width: int, patch_size: int, cls_token: bool = True,
+def num_tokens(height: int, width: int, patch_size: int, class_token: bool = True,
                num_registers: int = 0) -> int:
     """Tokens a ViT sees: floor(H/P) * floor(W/P) patches + CLS (if any) + registers."""
     ### BEGIN SOLUTION
-    return (height // patch_size) * (width // patch_size) + int(cls_token) + num_registers
+    return (height // patch_size) * (width // patch_size) + int(class_token) + num_registers
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_num_tokens", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 checks.check_equal(num_tokens(224, 224, 16), 197, name="num_tokens(224, 224, 16)")
 checks.check_equal(num_tokens(336, 336, 14), 577, name="num_tokens(336, 336, 14)")
-checks.check_equal(num_tokens(224, 224, 16, cls_token=False), 196, name="without CLS")
+checks.check_equal(num_tokens(224, 224, 16, class_token=False), 196, name="without CLS")
 print("num_tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import patches as ref
@@ -202,9 +202,9 @@ for _ in range(20):
     h, w = (int(v) for v in torch.randint(8, 700, (2,), generator=g))
     p = int(torch.randint(1, 33, (1,), generator=g))
     cls, regs = bool(torch.randint(0, 2, (1,), generator=g)), int(torch.randint(0, 9, (1,), generator=g))
-    checks.check_equal(num_tokens(h, w, p, cls_token=cls, num_registers=regs),
-                       ref.num_tokens(h, w, p, cls_token=cls, num_registers=regs),
-                       name=f"num_tokens({h}, {w}, {p}, cls_token={cls}, num_registers={regs})")
+    checks.check_equal(num_tokens(h, w, p, class_token=cls, num_registers=regs),
+                       ref.num_tokens(h, w, p, class_token=cls, num_registers=regs),
+                       name=f"num_tokens({h}, {w}, {p}, class_token={cls}, num_registers={regs})")
 ### END HIDDEN TESTS
 
 # %% [markdown]

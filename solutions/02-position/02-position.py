@@ -244,24 +244,25 @@ for size in [(32, 32), (16, 40)]:
 #
 # ### Exercise 4 — `pool` (2 points)
 #
-# `pool(tokens, mode, num_prefix_tokens=1)`: `tokens` is `(B, T, D)`; `mode` is `"cls"` or `"avg"`.
-# Raise a `ValueError` for another mode.
+# `pool(tokens, global_pool="token", num_prefix_tokens=1)`: `tokens` is `(B, T, D)`; `global_pool` is
+# `"token"` (the class token) or `"avg"` (the mean of the patch tokens), the names timm's ViT uses for
+# the same option. Raise a `ValueError` for another value.
 
 # %% nbgrader={"grade": false, "grade_id": "pool", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def pool(tokens, mode="cls", num_prefix_tokens=1):
+def pool(tokens, global_pool="token", num_prefix_tokens=1):
     """(B, T, D) -> (B, D): the class token, or the mean of the patch tokens."""
     ### BEGIN SOLUTION
-    if mode == "cls":
+    if global_pool == "token":
         return tokens[:, 0]
-    if mode == "avg":
+    if global_pool == "avg":
         return tokens[:, num_prefix_tokens:].mean(dim=1)
-    raise ValueError(f"unknown pooling mode {mode!r}")
+    raise ValueError(f"unknown global_pool {global_pool!r}: use 'token' or 'avg'")
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_pool", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 t = torch.randn(3, 1 + 10, 8)
-checks.check_close(pool(t, "cls"), t[:, 0], name="pool(tokens, 'cls')")
+checks.check_close(pool(t, "token"), t[:, 0], name="pool(tokens, 'token')")
 checks.check_close(pool(t, "avg"), t[:, 1:].mean(1), name="pool(tokens, 'avg')", hint="leave the class token out of the mean")
 checks.check_raises(lambda: pool(t, "max"), ValueError, name="pool(tokens, 'max')")
 print("pool: visible checks passed")

@@ -10,7 +10,8 @@
 #
 # 1. write attention explicitly, $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$, and compare it with PyTorch's
 #    fused `F.scaled_dot_product_attention` (`attention`);
-# 2. build `MultiHeadSelfAttention`, `MLP` and the pre-norm `Block`;
+# 2. build multi-head self-attention (`Attention`), the `Mlp` and the pre-norm `Block` (the names of
+#    timm's and the course's classes, so their weights load into yours);
 # 3. assemble `ViT` and load reference weights into it;
 # 4. make it overfit one batch (a test every model should pass before real training), train it on the
 #    digits and look at what its class token attends to.
@@ -28,8 +29,9 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vitcourse import checks, data, env, train, viz
+from vitcourse import analysis, checks, data, env, train, viz
 from vitcourse.models.patches import PatchEmbed
+from vitcourse.models.vit import DIGITS_VIT
 
 DEVICE, BUDGET = env.device(), env.budget()
 print(env.describe())
@@ -95,14 +97,14 @@ for _ in range(3):
 # and $v$ at once; its output is laid out as `(B, N, 3, heads, head_dim)`: that layout is what timm,
 # torchvision and the reference use, and it matters when weights are copied from them.
 #
-# ### Exercise 2 — `MultiHeadSelfAttention` (4 points)
+# ### Exercise 2 — `Attention` (4 points)
 #
 # Attributes `qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)` and `proj = nn.Linear(dim, dim)`.
 # `forward(x)` maps `(B, N, D)` to `(B, N, D)` and stores the attention weights
 # `(B, heads, N, N)` in `self.last_attn` (for the pictures later). Use your `attention`.
 
 # %% nbgrader={"grade": false, "grade_id": "mhsa", "locked": false, "schema_version": 3, "solution": true, "task": false}
-class MultiHeadSelfAttention(nn.Module):
+class Attention(nn.Module):
     def __init__(self, dim, num_heads, qkv_bias=True):
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
@@ -121,25 +123,25 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_mhsa", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-from vitcourse.models.vit import Attention
+from vitcourse.models import vit as ref
 torch.manual_seed(0)
-mine, ref_attn = MultiHeadSelfAttention(32, 4), Attention(32, 4)
+mine, ref_attn = Attention(32, 4), ref.Attention(32, 4)
 ref_attn.load_state_dict(mine.state_dict())
 x = torch.randn(2, 7, 32)
-checks.check_close(mine(x), ref_attn(x), atol=1e-5, name="MultiHeadSelfAttention vs the reference",
+checks.check_close(mine(x), ref_attn(x), atol=1e-5, name="Attention vs the reference",
                    hint="reshape qkv to (B, N, 3, heads, head_dim) before splitting into q, k, v")
 checks.check_shape(mine.last_attn, (2, 4, 7, 7), name="last_attn")
-print("MultiHeadSelfAttention: visible checks passed")
+print("Attention: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
 for heads, dim in [(1, 8), (3, 24), (8, 64)]:
-    mine, ref_attn = MultiHeadSelfAttention(dim, heads, qkv_bias=bool(heads % 2)), Attention(dim, heads, qkv_bias=bool(heads % 2))
+    mine, ref_attn = Attention(dim, heads, qkv_bias=bool(heads % 2)), ref.Attention(dim, heads, qkv_bias=bool(heads % 2))
     with torch.no_grad():
         for p in mine.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.3)
     ref_attn.load_state_dict(mine.state_dict())
     x = torch.randn(2, 5, dim, generator=g)
-    checks.check_close(mine(x), ref_attn(x), atol=1e-5, name=f"MultiHeadSelfAttention(dim={dim}, heads={heads})")
+    checks.check_close(mine(x), ref_attn(x), atol=1e-5, name=f"Attention(dim={dim}, heads={heads})")
     checks.check_sums_to_one(mine.last_attn, dim=-1, name="last_attn rows")
 ### END HIDDEN TESTS
 
@@ -156,17 +158,19 @@ for heads, dim in [(1, 8), (3, 24), (8, 64)]:
 # with $\mathrm{MLP}(x) = W_2\, \mathrm{GELU}(W_1 x + b_1) + b_2$, hidden width `mlp_ratio * dim`. ViT uses
 # LayerNorm with `eps=1e-6` and the exact (erf) GELU, `nn.GELU()`.
 #
-# ### Exercise 3 — `MLP` and `Block` (4 points)
+# ### Exercise 3 — `Mlp` and `Block` (4 points)
 #
-# Use the attribute names of the reference (so weights can be copied): `MLP.fc1`, `MLP.fc2`;
+# `Mlp(in_features, hidden_features)` maps `(B, N, D)` to `(B, N, D)` through the hidden width. Use the
+# attribute names of the reference (so weights can be copied): `Mlp.fc1`, `Mlp.fc2`;
 # `Block.norm1`, `Block.attn`, `Block.norm2`, `Block.mlp`.
 
 # %% nbgrader={"grade": false, "grade_id": "block", "locked": false, "schema_version": 3, "solution": true, "task": false}
-class MLP(nn.Module):
-    def __init__(self, dim, hidden):
+class Mlp(nn.Module):
+    def __init__(self, in_features, hidden_features):
         super().__init__()
         ### BEGIN SOLUTION
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        self.fc1, self.act = nn.Linear(in_features, hidden_features), nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, in_features)
         ### END SOLUTION
 
     def forward(self, x):
@@ -180,9 +184,9 @@ class Block(nn.Module):
         super().__init__()
         ### BEGIN SOLUTION
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLP(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         ### END SOLUTION
 
     def forward(self, x):
@@ -318,8 +322,8 @@ checks.check_sums_to_one(attn, dim=-1, name="attention rows")
 
 # %%
 torch.manual_seed(0)
-train_loader, test_loader = data.digits_loaders(batch_size=64, image_size=16, shift=1)
-model = ViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4)
+train_loader, test_loader = data.digits_loaders(batch_size=64, img_size=16, shift=1)
+model = ViT(**DIGITS_VIT)  # img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4
 epochs = 15 if BUDGET == "tiny" else 60
 start = time.perf_counter()
 history = train.fit(model, train_loader, epochs=epochs, lr=3e-3, weight_decay=0.05, warmup_steps=100,
@@ -334,9 +338,7 @@ history.plot("ViT on the digits");
 # %%
 test_images = data.digits(16, "test").tensors[0][:6].to(DEVICE)
 model.eval()
-with torch.no_grad():
-    model(test_images)
-cls_attn = model.blocks[-1].attn.last_attn[:, :, 0, 1:].mean(dim=1).reshape(-1, 4, 4).cpu()
+cls_attn = analysis.cls_attention(model, test_images).mean(dim=1).cpu()   # (6, 4, 4): last block, mean of heads
 for image, attn in zip(test_images[:3].cpu(), cls_attn[:3]):
     viz.show_attention(image, attn, titles=["class-token attention"], size=2.2)
 
@@ -356,7 +358,7 @@ if "google.colab" in sys.modules or BUDGET == "full":
         dino = from_timm(timm.create_model("vit_small_patch16_224.dino", pretrained=True)).eval()
         photo = data.photo("chelsea", 224)
         mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-        viz.show_attention(photo, dino.cls_attention(((photo - mean) / std)[None])[0])
+        viz.show_attention(photo, analysis.cls_attention(dino, ((photo - mean) / std)[None])[0])
     except Exception as exc:
         print(f"The DINO checkpoint could not be loaded ({type(exc).__name__}); the digits maps above stand in for it.")
 else:

@@ -9,7 +9,7 @@
 #
 # **You will**
 #
-# 1. put a distillation token next to `[CLS]` and give the ViT a second head (`prepend_tokens`, `DistilledViT`);
+# 1. put a distillation token next to `[CLS]` and give the ViT a second head (`add_prefix_tokens`, `DistilledViT`);
 # 2. write DeiT's loss with no, soft and hard distillation (`DistillationLoss`), with a frozen teacher;
 # 3. read predictions from the class head, the distillation head or both (`predict`);
 # 4. train a small CNN teacher on the digits and the same ViT three ways, and measure which head
@@ -51,15 +51,16 @@ print(env.describe())
 # attend to the patches and to each other. At the end, `head` reads the `cls` output and is trained on the
 # true labels; `head_dist` reads the `dist` output and is trained on the teacher's predictions.
 #
-# ### Exercise 1 — `prepend_tokens` (3 points)
+# ### Exercise 1 — `add_prefix_tokens` (3 points)
 #
-# Write `prepend_tokens(patch_tokens, cls_token, dist_token, pos_embed)`: patch tokens `(B, N, D)`,
-# `cls_token` and `dist_token` of shape `(1, 1, D)`, `pos_embed` of shape `(1, N + 2, D)`. Return
-# `(B, N + 2, D)`: cls first, dist second, then the patches, plus the position embedding.
+# Write `add_prefix_tokens(patch_tokens, pos_embed, cls_token, dist_token)`: patch tokens `(B, N, D)`,
+# `pos_embed` of shape `(1, N + 2, D)`, `cls_token` and `dist_token` of shape `(1, 1, D)`. Return
+# `(B, N + 2, D)`: cls first, dist second, then the patches, plus the position embedding. (Chapter 8
+# extends the same function with register tokens; the course's `ViT` uses it for all its prefix tokens.)
 
-# %% nbgrader={"grade": false, "grade_id": "prepend_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def prepend_tokens(patch_tokens: torch.Tensor, cls_token: torch.Tensor, dist_token: torch.Tensor,
-                   pos_embed: torch.Tensor) -> torch.Tensor:
+# %% nbgrader={"grade": false, "grade_id": "add_prefix_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def add_prefix_tokens(patch_tokens: torch.Tensor, pos_embed: torch.Tensor, cls_token: torch.Tensor,
+                      dist_token: torch.Tensor) -> torch.Tensor:
     """(B, N, D) patches -> (B, N + 2, D): [cls, dist, patches] + pos_embed."""
     ### BEGIN SOLUTION
     B = patch_tokens.shape[0]
@@ -68,18 +69,18 @@ def prepend_tokens(patch_tokens: torch.Tensor, cls_token: torch.Tensor, dist_tok
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_prepend_tokens", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_add_prefix_tokens", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 D = 8
 patches, cls, dist = torch.randn(2, 5, D), torch.randn(1, 1, D), torch.randn(1, 1, D)
 pos = torch.randn(1, 7, D)
-out = prepend_tokens(patches, cls, dist, pos)
-checks.check_shape(out, (2, 7, D), name="prepend_tokens on 5 patches")
+out = add_prefix_tokens(patches, pos, cls_token=cls, dist_token=dist)
+checks.check_shape(out, (2, 7, D), name="add_prefix_tokens on 5 patches")
 checks.check_close(out[:, 0], (cls + pos[:, :1])[:, 0].expand(2, -1), name="token 0",
                    hint="token 0 is the class token (plus pos_embed[:, 0])")
 checks.check_close(out[:, 1], (dist + pos[:, 1:2])[:, 0].expand(2, -1), name="token 1",
                    hint="token 1 is the distillation token, and it gets a position embedding too")
 checks.check_close(out[:, 2:], patches + pos[:, 2:], name="patch tokens")
-print("prepend_tokens: visible checks passed")
+print("add_prefix_tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed())
 for _ in range(3):
@@ -87,7 +88,8 @@ for _ in range(3):
     p, c, d = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g), torch.randn(1, 1, D, generator=g)
     e = torch.randn(1, N + 2, D, generator=g)
     want = torch.cat([c.expand(B, -1, -1), d.expand(B, -1, -1), p], 1) + e
-    checks.check_close(prepend_tokens(p, c, d, e), want, name=f"prepend_tokens with B={B}, N={N}, D={D}")
+    checks.check_close(add_prefix_tokens(p, e, cls_token=c, dist_token=d), want,
+                       name=f"add_prefix_tokens with B={B}, N={N}, D={D}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -125,7 +127,7 @@ class DistilledViT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N + 2, D): [cls, dist, patches] after the blocks and the final norm."""
         ### BEGIN SOLUTION
-        x = prepend_tokens(self.patch_embed(x), self.cls_token, self.dist_token, self.pos_embed)
+        x = add_prefix_tokens(self.patch_embed(x), self.pos_embed, self.cls_token, self.dist_token)
         return self.norm(self.blocks(x))
         ### END SOLUTION
 
@@ -388,49 +390,21 @@ checks.check_true(not predict(model, x, "avg").requires_grad, "predict should ru
 # them. Training it takes a few seconds.
 
 # %%
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from vitcourse import data
+from vitcourse.experiments.deit import augment, digits_split, report, train_student, train_teacher
 from vitcourse.models.deit import SmallCNN
+from vitcourse.models.vit import DIGITS_VIT
 
-def load_digits16(seed=0, train_size=500):
-    """Digits as standardised (N, 1, 16, 16) tensors with labels, split with a seeded, stratified shuffle."""
-    d = load_digits()
-    x = F.interpolate(torch.tensor(d.images, dtype=torch.float32)[:, None] / 16, size=16, mode="bilinear")
-    x, y = (x - 0.3) / 0.4, torch.tensor(d.target)
-    tr, te = train_test_split(range(len(y)), train_size=train_size, random_state=seed, stratify=d.target)
-    return x[tr], y[tr], x[te], y[te]
-
-def augment(x, g, max_shift=0, erase=0):
-    """Random shift by up to max_shift pixels, then one erase x erase square set to the background (cut-out)."""
-    bg = float(x.min())
-    if max_shift:
-        x = data.random_shift(x, max_shift, g, fill=bg)
-    if erase:
-        x = data.cut_out(x, erase, g, fill=bg)
-    return x
-
-xtr, ytr, xte, yte = load_digits16(seed=0)
+# The digits, standardised, 500 of them for training (stratified, seeded); the rest for testing.
+xtr, ytr, xte, yte = digits_split(seed=0, train_size=500)
 print("train", tuple(xtr.shape), "test", tuple(xte.shape))
 
 
 # %%
-def train_teacher(xtr, ytr, steps=300, seed=0, batch=64):
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    teacher = SmallCNN(in_chans=1, num_classes=10)
-    opt = torch.optim.AdamW(teacher.parameters(), lr=3e-3, weight_decay=1e-4)
-    teacher.train()
-    for _ in range(steps):
-        i = torch.randint(0, len(ytr), (batch,), generator=g)
-        loss = F.cross_entropy(teacher(augment(xtr[i], g, max_shift=2)), ytr[i])
-        opt.zero_grad(); loss.backward(); opt.step()
-    return teacher.eval()
-
+# SmallCNN, trained for 300 steps on digits shifted by up to 2 px (vitcourse.experiments.deit.train_teacher)
 def accuracy(logits, y):
     return (logits.argmax(1) == y).float().mean().item()
 
-teacher = train_teacher(xtr, ytr, seed=0)
+teacher = train_teacher(xtr, ytr, seed=0, device="cpu")
 with torch.no_grad():
     print(f"teacher test accuracy: {accuracy(teacher(xte), yte):.3f}")
 
@@ -447,32 +421,14 @@ with torch.no_grad():
 
 # %%
 SMALL = dict(embed_dim=32, depth=2, num_heads=2)
-def train_student(teacher, kind, xtr, ytr, steps=300, seed=0, batch=64, lr=1e-2, erase=6, alpha=0.5, tau=1.0,
-                  vit=SMALL):
-    torch.manual_seed(seed)
-    model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, **vit)
-    g = torch.Generator().manual_seed(seed + 1000)  # the same batches and cut-outs for every kind
-    criterion = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=alpha, tau=tau, kind=kind)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    for _ in range(steps):
-        i = torch.randint(0, len(ytr), (batch,), generator=g)
-        x = augment(xtr[i], g, erase=erase)
-        loss = criterion(x, model(x), ytr[i])
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    return model.eval()
 
-def report(model, teacher, x, y):
-    """Accuracy of each head and its agreement with the teacher (same argmax) on images x."""
-    with torch.no_grad():
-        t = teacher(x).argmax(1)
-    row = {}
-    for mode in ("cls", "dist", "avg"):
-        p = predict(model, x, mode).argmax(1)
-        row[mode] = ((p == y).float().mean().item(), (p == t).float().mean().item())
-    return row
+def make_student(vit=SMALL):
+    """Your DistilledViT for the 16 px digits: the course's digits ViT setting, smaller."""
+    return lambda: DistilledViT(**(DIGITS_VIT | vit))
 
+# train_student(make, teacher, kind, ...): the same initialisation (seeded) and batches for every kind,
+# a random 6 x 6 cut-out on every training view, AdamW with a one-cycle learning rate;
+# report(model, teacher, x, y): for each head, (accuracy, agreement with the teacher's class).
 xte_cut = augment(xte, torch.Generator().manual_seed(2000), erase=6)   # fixed cut-out test views
 
 # %% [markdown]
@@ -482,9 +438,10 @@ xte_cut = augment(xte, torch.Generator().manual_seed(2000), erase=6)   # fixed c
 
 # %% nbgrader={"grade": true, "grade_id": "test_dist_head_follows_teacher", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 seed = env.grading_seed()
-xtr_s, ytr_s, xte_s, yte_s = load_digits16(seed=seed)
-teacher_s = train_teacher(xtr_s, ytr_s, seed=seed)
-student = train_student(teacher_s, "hard", xtr_s, ytr_s, seed=seed)
+xtr_s, ytr_s, xte_s, yte_s = digits_split(seed=seed)
+teacher_s = train_teacher(xtr_s, ytr_s, seed=seed, device="cpu")
+student = train_student(make_student(), teacher_s, "hard", xtr_s, ytr_s, seed=seed, device="cpu",
+                        loss_cls=DistillationLoss)
 cut = augment(xte_s, torch.Generator().manual_seed(2000 + seed), erase=6)
 r = report(student, teacher_s, cut, yte_s)
 print(f"agreement with the teacher on cut-out views: cls head {r['cls'][1]:.3f}, dist head {r['dist'][1]:.3f}")
@@ -499,17 +456,18 @@ checks.check_true(r["cls"][0] > 0.5, f"the class head reaches only {r['cls'][0]:
 
 # %%
 if BUDGET == "full":
-    xtr, ytr, xte, yte = load_digits16(seed=0, train_size=1200)
+    xtr, ytr, xte, yte = digits_split(seed=0, train_size=1200)
     teacher = train_teacher(xtr, ytr, steps=600, batch=128)
-    cfg = dict(steps=1500, batch=128, lr=3e-3, erase=4, vit=dict(embed_dim=64, depth=4, num_heads=4))
+    cfg = dict(steps=1500, batch=128, lr=3e-3, shift=1, erase=4)
+    vit = dict(embed_dim=64, depth=4, num_heads=4)
     xte_cut = augment(xte, torch.Generator().manual_seed(2000), erase=4)
 else:
-    cfg = {}
+    cfg, vit = {"device": "cpu"}, SMALL
 with torch.no_grad():
     print(f"teacher: clean {accuracy(teacher(xte), yte):.3f} | cut-out {accuracy(teacher(xte_cut), yte):.3f}")
 print(f"{'kind':<5} {'head':<5} {'acc clean':>9} {'agree clean':>11} {'acc cut':>8} {'agree cut':>9}")
 for kind in ("none", "soft", "hard"):
-    student = train_student(teacher, kind, xtr, ytr, **cfg)
+    student = train_student(make_student(vit), teacher, kind, xtr, ytr, loss_cls=DistillationLoss, **cfg)
     clean, cut = report(student, teacher, xte, yte), report(student, teacher, xte_cut, yte)
     for mode in ("cls", "dist", "avg"):
         note = "  (untrained head)" if kind == "none" and mode != "cls" else ""

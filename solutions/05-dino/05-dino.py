@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
-from sklearn.datasets import load_digits
-from vitcourse import checks, env
+from vitcourse import analysis, checks, data, env, viz
 
 DEVICE, BUDGET = env.device(), env.budget()
 if DEVICE.type == "cpu":
@@ -46,10 +45,7 @@ if DEVICE.type == "cpu":
 print(env.describe())
 
 # The data of this chapter: scikit-learn's 1,797 handwritten digits (8 x 8), upsampled to 16 x 16.
-digits = load_digits()
-images = F.interpolate(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16, size=16,
-                       mode="bilinear", align_corners=False).clamp(0, 1)   # (1797, 1, 16, 16), in [0, 1]
-labels = torch.tensor(digits.target)
+images = data.digits(16, "all").tensors[0]   # (1797, 1, 16, 16), in [0, 1]
 
 
 # %% [markdown]
@@ -145,18 +141,12 @@ checks.check_true(max(spans_g) > 0.9 and min(spans_l) < 0.35,
 # setting we train with below: 16 px global views and 8 px local views.
 
 # %%
-from skimage import data as skdata
-
 def show_views(views, title):
-    fig, axes = plt.subplots(1, len(views), figsize=(1.3 * len(views), 1.6))
-    for i, (ax, v) in enumerate(zip(axes, views)):
-        ax.imshow(v.permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap="gray")
-        ax.set_title("global" if i < 2 else "local", fontsize=8)
-        ax.axis("off")
+    fig = viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3)
     fig.suptitle(title, fontsize=9)
     plt.show()
 
-photo = torch.tensor(skdata.chelsea()).permute(2, 0, 1).float() / 255
+photo = data.photo("chelsea", (300, 448))
 torch.manual_seed(0)
 show_views(MultiCrop()(photo), "official setting: 2 x 224 px + 8 x 96 px (sizes not to scale)")
 
@@ -482,9 +472,12 @@ for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
 # ## 5. Collapse, on purpose
 #
 # Time to train. The backbone is a small MLP on the 16 px digit views (8 px local views are resized to
-# 16 px first); the head has $K = 64$ prototypes. For speed, `fast_multicrop` from the course library
-# crops a whole batch at once (the same random resized crops and flips as your `MultiCrop`, plus a little
-# brightness and contrast jitter, with one `grid_sample` call instead of a Python loop over images).
+# 16 px first); the head has $K = 64$ prototypes. For speed, the course library's
+# `vitcourse.augment.MultiCrop.tiny()` crops a whole batch at once (the same random resized crops and
+# flips as your `MultiCrop`, plus a little brightness and contrast jitter, with one `grid_sample` call
+# instead of a Python loop over images). The training loop is the library's `train_dino`
+# (`vitcourse.experiments.dino`), run with **your** `DINOHead`, `DINOLoss`, `ema_update` and
+# `cosine_momentum`: it records the diagnostics below at every step.
 #
 # We watch two numbers of the teacher's distribution $q$ on each batch:
 #
@@ -504,78 +497,13 @@ for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
 # between images. Large-scale DINO does not need it; tiny DINO does.
 
 # %%
-from vitcourse.models.dino import fast_multicrop
+from vitcourse.experiments.dino import PixelMLP, train_dino
 
 
-class PixelMLP(nn.Module):
-    """(B, 1, H, W) -> (B, dim): views resized to 16 px, flattened, two linear layers."""
-
-    def __init__(self, dim=64, hidden=256):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(256, hidden), nn.GELU(), nn.Linear(hidden, dim))
-
-    def forward(self, x):
-        if x.shape[-1] != 16:
-            x = F.interpolate(x, size=16, mode="bilinear", align_corners=False)
-        return self.net(x)
-
-
-class Student(nn.Module):
-    """Backbone + head over a list of views; views of one size go through the backbone together."""
-
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, views):
-        feats = [self.backbone(torch.cat(views[:2]))]
-        if len(views) > 2:
-            feats.append(self.backbone(torch.cat(views[2:])))
-        return self.head(torch.cat(feats))
-
-
-def entropy(p):
-    return -(p * p.clamp_min(1e-12).log()).sum(-1)
-
-
-def train_dino(make_backbone, steps=100, K=64, teacher_temp=0.03, center_momentum=0.9, momentum=0.97,
-               batch=32, num_local=4, lr=1e-3, warmup=20, seed=0, images=images):
-    """DINO on the digits without labels. Returns (student, teacher, history of the diagnostics).
-
-    As the official recipe: linear learning-rate warm-up, gradients clipped at norm 3.
-    """
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    backbone = make_backbone()
-    student = Student(backbone, DINOHead(backbone_dim(backbone), K, 256, 64, use_bn=True)).to(DEVICE)
-    teacher = copy.deepcopy(student).requires_grad_(False)
-    loss_fn = DINOLoss(K, teacher_temp, 0.1, center_momentum, ncrops=2 + num_local).to(DEVICE)
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.04)
-    history = {"teacher_entropy": [], "marginal_entropy": [], "kl": []}
-    for step in range(steps):
-        x = images[torch.randint(len(images), (batch,), generator=g)].to(DEVICE)
-        views = fast_multicrop(x, num_local=num_local, generator=g)
-        with torch.no_grad():
-            t_out = teacher(views[:2])
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / warmup)
-        s_out = student(views)
-        q = F.softmax((t_out - loss_fn.center) / teacher_temp, dim=-1)  # center before the update
-        loss = loss_fn(s_out, t_out)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 3.0)
-        opt.step()
-        m = momentum if isinstance(momentum, float) else cosine_momentum(step, steps, *momentum)
-        ema_update(student, teacher, m)
-        history["teacher_entropy"].append(float(entropy(q).mean()))
-        history["marginal_entropy"].append(float(entropy(q.mean(0))))
-        history["kl"].append(float(loss.detach()) - history["teacher_entropy"][-1])
-    return student, teacher, history
-
-
-def backbone_dim(backbone):
-    return backbone(torch.zeros(2, 1, 16, 16)).shape[-1]
+def train_with_my_pieces(make_backbone, images, **settings):
+    """DINO without labels, with the head, loss, EMA and momentum schedule written above."""
+    return train_dino(make_backbone, images, head_cls=DINOHead, loss_cls=DINOLoss, ema=ema_update,
+                      momentum_schedule=cosine_momentum, device=DEVICE, **settings)
 
 
 REGIMES = {  # name: (teacher_temp, center_momentum)
@@ -586,7 +514,9 @@ REGIMES = {  # name: (teacher_temp, center_momentum)
 
 
 def run_regimes(seed=0, steps=100):
-    return {name: train_dino(PixelMLP, steps=steps, teacher_temp=tt, center_momentum=cm, seed=seed)[2]
+    """100 steps of PixelMLP + head (K = 64, batches of 32, teacher momentum 0.97) in each regime."""
+    return {name: train_with_my_pieces(PixelMLP, images, steps=steps, K=64, batch=32, teacher_temp=tt,
+                                       center_momentum=cm, momentum=0.97, seed=seed).history
             for name, (tt, cm) in REGIMES.items()}
 
 
@@ -658,68 +588,40 @@ for k in (16, 256):
 # Now a real, if short, pretraining of the course's ViT (chapter 3): embedding width 64, 4 blocks, patch
 # size 4, so a 16 px global view is 16 tokens and an 8 px local view 4 tokens; the position embeddings are
 # interpolated to the smaller grid, as in chapter 2. The backbone's output is the class token. We use
-# $K = 256$ prototypes and a sharper teacher ($\tau_t$ = 0.02), and train on 1,297 digits without their
-# labels. Then we throw the head away and use the backbone's features for a **nearest-neighbour**
-# classifier with only 1, 5 or 20 labelled images per class, on 500 held-out digits, and compare with the
+# $K = 256$ prototypes and a sharper teacher ($\tau_t$ = 0.02), and train on the 1,437 training digits without
+# their labels. Then we throw the head away and use the backbone's features for a **nearest-neighbour**
+# classifier with only 1, 5 or 20 labelled images per class, on the 360 test digits, and compare with the
 # same ViT at its random initialisation. (In the tiny budget this takes about half a minute on one CPU
 # core; the full budget trains ten times longer.)
 
 # %%
-from vitcourse.models.vit import ViT
+from vitcourse.experiments.dino import features, few_shot_accuracy
+from vitcourse.models.vit import digits_vit
 
 
-class DigitViT(nn.Module):
-    """The course ViT on 16 px grey digits; returns the class token, (B, 64)."""
-
-    def __init__(self):
-        super().__init__()
-        self.vit = ViT(img_size=16, patch_size=4, in_chans=1, num_classes=0, embed_dim=64, depth=4,
-                       num_heads=4, mlp_ratio=2.0)
-
-    def forward(self, x):
-        return self.vit.forward_features(x)[:, 0]
+def vit_backbone():
+    """The course's digits ViT without a head, with MLP ratio 2: its output is the class token, (B, 64)."""
+    return digits_vit(num_classes=0, mlp_ratio=2.0)
 
 
-@torch.no_grad()
-def features(net, x):
-    net.eval()
-    f = F.normalize(net(x.to(next(net.parameters()).device)), dim=-1).cpu()
-    net.train()
-    return f
-
-
-def few_shot_accuracy(f_train, y_train, f_test, y_test, shots, draws=20):
-    """1-nearest-neighbour (cosine) with `shots` labelled images per class; mean over draws."""
-    accs = []
-    for d in range(draws):
-        g = torch.Generator().manual_seed(d)
-        idx = torch.cat([(y_train == c).nonzero()[:, 0][torch.randperm(int((y_train == c).sum()), generator=g)[:shots]]
-                         for c in range(10)])
-        pred = y_train[idx][(f_test @ f_train[idx].T).argmax(1)]
-        accs.append(float((pred == y_test).float().mean()))
-    return sum(accs) / len(accs)
-
-
-perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-test_idx, train_idx = perm[:500], perm[500:]
+train_x, train_y = data.digits(16, "train").tensors   # 1,437 digits: pretraining (labels unused)
+test_x, test_y = data.digits(16, "test").tensors      # 360 digits: the nearest-neighbour test
 steps = 300 if BUDGET == "tiny" else 3000
-_, teacher, pre_history = train_dino(DigitViT, steps=steps, K=256, teacher_temp=0.02, momentum=0.99,
-                                     batch=64, images=images[train_idx])
-print(f"teacher entropy {pre_history['teacher_entropy'][-1]:.2f}, marginal {pre_history['marginal_entropy'][-1]:.2f}"
+run = train_with_my_pieces(vit_backbone, train_x, steps=steps, K=256, batch=64, teacher_temp=0.02, momentum=0.99)
+h = run.history
+print(f"teacher entropy {h['teacher_entropy'][-1]:.2f}, marginal {h['marginal_entropy'][-1]:.2f}"
       f" (log K = {math.log(256):.2f})")
 print(f"{'features':<22}" + "".join(f"{n:>3}-shot" for n in (1, 5, 20)))
-torch.manual_seed(0)  # train_dino seeds the same way: this is the backbone it started from
-random_init = DigitViT()
-for name, net in (("random init", random_init), ("DINO teacher", teacher.backbone)):
-    ftr, fte = features(net, images[train_idx]), features(net, images[test_idx])
-    accs = [few_shot_accuracy(ftr, labels[train_idx], fte, labels[test_idx], n) for n in (1, 5, 20)]
+for name, net in (("random init", run.initial), ("DINO teacher", run.teacher.backbone)):
+    ftr, fte = features(net, train_x), features(net, test_x)
+    accs = [few_shot_accuracy(ftr, train_y, fte, test_y, n) for n in (1, 5, 20)]
     print(f"{name:<22}" + "".join(f"{a:>8.3f}" for a in accs))
 
 # %% [markdown]
 # Self-supervised pretraining gives this ViT a clear gain over its random initialisation with the
-# same number of labels (we measured 0.19 -> 0.32 with one label per class, 0.35 -> 0.53 with twenty).
+# same number of labels (we measured 0.20 -> 0.31 with one label per class, 0.37 -> 0.54 with twenty).
 # Be honest about the scale, too: on these tiny, clean digits, nearest neighbours on **raw pixels** are
-# still better (about 0.64 / 0.85 / 0.94 for 1 / 5 / 20 shots), and a random MLP on pixels is nearly as
+# still better (about 0.65 / 0.85 / 0.94 for 1 / 5 / 20 shots), and a random MLP on pixels is nearly as
 # good as pixels. DINO's features overtake such baselines with real images, large
 # ViTs and hundreds of epochs; this notebook shows the mechanism, not the final numbers.
 
@@ -742,9 +644,9 @@ if BUDGET == "full":
 
         official = timm.create_model("vit_small_patch16_224.dino", pretrained=True)
         dino_vits = from_timm(official).eval()
-        cat = F.interpolate(photo[None], size=(224, 224), mode="bilinear", antialias=True)[0]
+        cat = data.photo("chelsea", 224)
         mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-        attn = dino_vits.cls_attention(((cat - mean) / std)[None])[0]      # (6 heads, 14, 14), last block
+        attn = analysis.cls_attention(dino_vits, ((cat - mean) / std)[None])[0]   # (6 heads, 14, 14), last block
         viz.show_attention(cat, attn)
         plt.show()
     except Exception as exc:  # no network, or no weights: say so in one line

@@ -15,8 +15,8 @@
 # **You will**
 #
 # 1. insert register tokens between `[CLS]` and the patches, with position embeddings in the DINOv2
-#    convention (`add_prefix_tokens`);
-# 2. drop the registers from everything a head sees (`split_outputs`, `pool`);
+#    convention (`add_prefix_tokens`, the function of chapter 4 with registers added);
+# 2. drop the registers from everything a head sees (`split_tokens`, `pool`);
 # 3. assemble a ViT with registers that matches timm's `vit_small_patch14_reg4_dinov2` exactly (`RegisterViT`);
 # 4. find high-norm artifact tokens with a robust threshold (`find_artifact_tokens`);
 # 5. run a small controlled experiment with and without registers.
@@ -59,18 +59,19 @@ print(env.describe())
 #
 # ### Exercise 1 — `add_prefix_tokens` (4 points)
 #
-# `add_prefix_tokens(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True)`:
-# patch tokens `(B, N, D)`, `cls_token` `(1, 1, D)`, `reg_tokens` `(1, R, D)` or `None` (no registers),
-# `pos_embed` of `(1, N, D)` when `no_embed_class` else `(1, 1 + R + N, D)`. Return `(B, 1 + R + N, D)`.
+# `add_prefix_tokens(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True)`:
+# patch tokens `(B, N, D)`, `pos_embed` of `(1, N, D)` when `no_embed_class` else `(1, 1 + R + N, D)`,
+# `cls_token` `(1, 1, D)`, `reg_token` `(1, R, D)` or `None` (no registers; timm's name for the parameter
+# that holds all R of them). Return `(B, 1 + R + N, D)`.
 
 # %% nbgrader={"grade": false, "grade_id": "add_prefix_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def add_prefix_tokens(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+def add_prefix_tokens(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
     """(B, N, D) -> (B, 1 + R + N, D): [cls, registers, patches], position embeddings per convention."""
     ### BEGIN SOLUTION
     B = patch_tokens.shape[0]
     prefix = [cls_token.expand(B, -1, -1)]
-    if reg_tokens is not None:
-        prefix.append(reg_tokens.expand(B, -1, -1))
+    if reg_token is not None:
+        prefix.append(reg_token.expand(B, -1, -1))
     if no_embed_class:
         return torch.cat(prefix + [patch_tokens + pos_embed], dim=1)
     return torch.cat(prefix + [patch_tokens], dim=1) + pos_embed
@@ -81,13 +82,13 @@ def add_prefix_tokens(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_c
 D, N, R = 6, 9, 4
 p, c, r = torch.randn(2, N, D), torch.randn(1, 1, D), torch.randn(1, R, D)
 pos = torch.randn(1, N, D)
-out = add_prefix_tokens(p, c, r, pos, no_embed_class=True)
+out = add_prefix_tokens(p, pos, cls_token=c, reg_token=r, no_embed_class=True)
 checks.check_shape(out, (2, 1 + R + N, D), name="add_prefix_tokens with 4 registers")
 checks.check_close(out[:, 0], c[:, 0].expand(2, -1), name="token 0 (cls, no position embedding)")
 checks.check_close(out[:, 1:1 + R], r.expand(2, -1, -1), name="tokens 1..4",
                    hint="registers come right after cls and, in the DINOv2 convention, get no position embedding")
 checks.check_close(out[:, 1 + R:], p + pos, name="patch tokens")
-checks.check_shape(add_prefix_tokens(p, c, None, pos), (2, 1 + N, D), name="without registers")
+checks.check_shape(add_prefix_tokens(p, pos, cls_token=c, reg_token=None), (2, 1 + N, D), name="without registers")
 print("add_prefix_tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed())
@@ -99,7 +100,7 @@ for R in (0, 1, 4):
         e = torch.randn(1, N if nec else 1 + R + N, D, generator=g)
         prefix = [c.expand(B, -1, -1)] + ([r.expand(B, -1, -1)] if R else [])
         want = torch.cat(prefix + [p + e], 1) if nec else torch.cat(prefix + [p], 1) + e
-        checks.check_close(add_prefix_tokens(p, c, r, e, no_embed_class=nec), want,
+        checks.check_close(add_prefix_tokens(p, e, cls_token=c, reg_token=r, no_embed_class=nec), want,
                            name=f"add_prefix_tokens with R={R}, no_embed_class={nec}")
 ### END HIDDEN TESTS
 
@@ -107,55 +108,55 @@ for R in (0, 1, 4):
 # ### Exercise 2 — dropping the registers (3 points)
 #
 # Registers are read and written by every block but never leave the model. Write
-# `split_outputs(tokens, num_registers)` → `(cls (B, D), registers (B, R, D), patches (B, N, D))`, and
-# `pool(tokens, num_registers, mode)` → `(B, D)`: the class token for `mode="token"`, the mean of the
-# **patch** tokens for `mode="avg"`. No register may reach the pooled output.
+# `split_tokens(tokens, num_registers)` → `(cls (B, D), registers (B, R, D), patches (B, N, D))`, and
+# `pool(tokens, global_pool="token", num_prefix_tokens=1)` → `(B, D)` as in chapter 2: the class token for
+# `global_pool="token"`, the mean of the **patch** tokens for `"avg"`. With registers the prefix is
+# `1 + R` tokens long. No register may reach the pooled output.
 
 # %% nbgrader={"grade": false, "grade_id": "split_pool", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def split_outputs(tokens, num_registers):
+def split_tokens(tokens, num_registers):
     """(B, 1 + R + N, D) -> (cls (B, D), registers (B, R, D), patches (B, N, D))."""
     ### BEGIN SOLUTION
     return tokens[:, 0], tokens[:, 1:1 + num_registers], tokens[:, 1 + num_registers:]
     ### END SOLUTION
 
 
-def pool(tokens, num_registers, mode="token"):
-    """(B, 1 + R + N, D) -> (B, D): the class token, or the mean over patch tokens only."""
+def pool(tokens, global_pool="token", num_prefix_tokens=1):
+    """(B, T, D) -> (B, D): the class token, or the mean over the patch tokens only."""
     ### BEGIN SOLUTION
-    cls, _, patches = split_outputs(tokens, num_registers)
-    if mode == "token":
-        return cls
-    if mode == "avg":
-        return patches.mean(dim=1)
-    raise ValueError(f"mode={mode!r}: use 'token' or 'avg'")
+    if global_pool == "token":
+        return tokens[:, 0]
+    if global_pool == "avg":
+        return tokens[:, num_prefix_tokens:].mean(dim=1)
+    raise ValueError(f"global_pool={global_pool!r}: use 'token' or 'avg'")
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_split_pool", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 t = torch.arange(2 * 14 * 3, dtype=torch.float32).reshape(2, 14, 3)
-cls, regs, patches = split_outputs(t, 4)
+cls, regs, patches = split_tokens(t, 4)
 checks.check_close(cls, t[:, 0], name="cls")
 checks.check_shape(regs, (2, 4, 3), name="registers")
 checks.check_shape(patches, (2, 9, 3), name="patches")
-checks.check_close(pool(t, 4, "avg"), t[:, 5:].mean(1), name="pool(mode='avg')",
+checks.check_close(pool(t, "avg", 1 + 4), t[:, 5:].mean(1), name="pool(global_pool='avg') with 4 registers",
                    hint="average the patch tokens only: the class token and the registers are not patches")
-print("split_outputs and pool: visible checks passed")
+print("split_tokens and pool: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
 for R in (0, 1, 4):
     t = torch.randn(3, 1 + R + 7, 5, generator=g)
-    c, r, p = split_outputs(t, R)
+    c, r, p = split_tokens(t, R)
     checks.check_close(r, t[:, 1:1 + R], name=f"registers with R={R}")
     checks.check_close(p, t[:, 1 + R:], name=f"patches with R={R}")
-    checks.check_close(pool(t, R, "token"), t[:, 0], name=f"pool token, R={R}")
-    checks.check_close(pool(t, R, "avg"), t[:, 1 + R:].mean(1), name=f"pool avg, R={R}")
+    checks.check_close(pool(t, "token", 1 + R), t[:, 0], name=f"pool token, R={R}")
+    checks.check_close(pool(t, "avg", 1 + R), t[:, 1 + R:].mean(1), name=f"pool avg, R={R}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 3 — `RegisterViT` (4 points)
 #
 # Complete the model. Patch embedding, blocks (with layer scale, as DINOv2), final norm and head are
-# given. Create `self.cls_token` `(1, 1, D)`, `self.reg_token` `(1, R, D)` (or `None` when `reg_tokens=0`) and
+# given. Create `self.cls_token` `(1, 1, D)`, `self.reg_token` `(1, R, D)` (or `None` when `num_registers=0`) and
 # `self.pos_embed` (`(1, N, D)` with `no_embed_class`, else `(1, 1 + R + N, D)`), all initialised with
 # `nn.init.trunc_normal_(std=0.02)`, and write `forward_features` (all tokens after the final norm) and
 # `forward` (your `pool`, then the head). Parameter names follow timm, so timm's weights load directly.
@@ -167,15 +168,15 @@ class RegisterViT(nn.Module):
     """ViT with R register tokens (DINOv2 style). (B, C, H, W) -> logits (B, K)."""
 
     def __init__(self, img_size=224, patch_size=14, in_chans=3, num_classes=1000, embed_dim=384, depth=12,
-                 num_heads=6, reg_tokens=4, no_embed_class=True, global_pool="token", init_values=1e-5):
+                 num_heads=6, num_registers=4, no_embed_class=True, global_pool="token", init_values=1e-5):
         super().__init__()
-        self.num_registers, self.no_embed_class, self.global_pool = reg_tokens, no_embed_class, global_pool
+        self.num_registers, self.no_embed_class, self.global_pool = num_registers, no_embed_class, global_pool
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         num_patches = (img_size // patch_size) ** 2
         ### BEGIN SOLUTION
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
-        rows = num_patches if no_embed_class else 1 + reg_tokens + num_patches
+        self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dim)) if num_registers else None
+        rows = num_patches if no_embed_class else 1 + num_registers + num_patches
         self.pos_embed = nn.Parameter(torch.zeros(1, rows, embed_dim))
         for p in (self.cls_token, self.reg_token, self.pos_embed):
             if p is not None:
@@ -188,14 +189,14 @@ class RegisterViT(nn.Module):
 
     def forward_features(self, x):
         ### BEGIN SOLUTION
-        x = add_prefix_tokens(self.patch_embed(x), self.cls_token, self.reg_token, self.pos_embed,
+        x = add_prefix_tokens(self.patch_embed(x), self.pos_embed, self.cls_token, self.reg_token,
                               self.no_embed_class)
         return self.norm(self.blocks(x))
         ### END SOLUTION
 
     def forward(self, x):
         ### BEGIN SOLUTION
-        return self.head(pool(self.forward_features(x), self.num_registers, self.global_pool))
+        return self.head(pool(self.forward_features(x), self.global_pool, 1 + self.num_registers))
         ### END SOLUTION
 
 
@@ -222,10 +223,10 @@ with torch.no_grad():
     checks.check_close(mine(x), ref_model(x), atol=1e-5, name="logits against timm vit_small_patch14_reg4_dinov2")
 for nec in (False, True):
     ref_small = timm.models.vision_transformer.VisionTransformer(
-        img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2, reg_tokens=2,
+        img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2, reg_tokens=2,  # timm's name
         no_embed_class=nec, init_values=1e-5).eval()
     mine_small = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2,
-                             reg_tokens=2, no_embed_class=nec).eval()
+                             num_registers=2, no_embed_class=nec).eval()
     with torch.no_grad():
         for p in ref_small.parameters():
             p.add_(torch.randn_like(p))
@@ -248,7 +249,7 @@ for nec in (False, True):
 # %% nbgrader={"grade": true, "grade_id": "test_token_accounting", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 for R in (0, 1, 4):
     m = RegisterViT(img_size=28, patch_size=14, in_chans=3, num_classes=2, embed_dim=12, depth=1, num_heads=2,
-                    reg_tokens=R)
+                    num_registers=R)
     out = m.forward_features(torch.randn(2, 3, 28, 28))
     checks.check_equal(out.shape[1], num_tokens(28, 28, 14, num_registers=R), name=f"sequence length with {R} registers")
 checks.check_equal(num_tokens(224, 224, 14, num_registers=4), 261, name="DINOv2 ViT-S/14 + 4 registers at 224 px")
@@ -256,7 +257,7 @@ print("token accounting: visible checks passed")
 
 # %% nbgrader={"grade": true, "grade_id": "test_register_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 torch.manual_seed(0)
-m = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2, reg_tokens=4)
+m = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2, num_registers=4)
 m(torch.randn(4, 1, 16, 16)).sum().backward()
 checks.check_true(m.reg_token.grad is not None and m.reg_token.grad.abs().sum() > 0,
                   "the registers received no gradient: are they part of the sequence the blocks see?")
@@ -269,7 +270,7 @@ with torch.no_grad():
     changed = feats.clone()
     changed[:, 1:5] += 50.0
     for mode in ("token", "avg"):
-        checks.check_close(pool(changed, 4, mode), pool(feats, 4, mode), name=f"pool({mode!r}) with changed registers",
+        checks.check_close(pool(changed, mode, 5), pool(feats, mode, 5), name=f"pool({mode!r}) with changed registers",
                            hint="registers must not reach the pooled output")
     m.global_pool = "avg"
     checks.check_close(m(x), m.head(feats[:, 5:].mean(1)), atol=1e-6, name="RegisterViT with global_pool='avg'",
@@ -373,81 +374,38 @@ checks.check_true(bool(mask[:, :10].all()) and not bool(mask[:, 10:].any()),
 # - where the class token of the last block looks: background, ink, registers.
 
 # %%
-from vitcourse.models.registers import last_block_attention, plot_norm_histograms
-from sklearn.datasets import load_digits
+from vitcourse.analysis import attention_maps, block_tokens
+from vitcourse.experiments.registers import CANVAS, PATCH, digit_pairs, measure, train_pairs
+from vitcourse.viz import plot_norm_histograms
 
-CANVAS, PATCH = 24, 4
-_digits = load_digits()
+# digit_pairs(n, seed, split): canvases (n, 1, 24, 24), labels (1 = same digit), ink mask (n, 36);
+# training and test canvases use different digit images.
 
-def make_pairs(n, seed, split="train"):
-    """Canvases (n, 1, 24, 24), labels (1 = same digit), ink mask (n, 36). Train and test use disjoint digit images."""
-    half = len(_digits.target) // 2
-    sl = slice(0, half) if split == "train" else slice(half, None)
-    imgs, tgt = torch.tensor(_digits.images[sl], dtype=torch.float32) / 16, torch.tensor(_digits.target[sl])
-    g = torch.Generator().manual_seed(seed)
-    grid = CANVAS // PATCH
-    x, ink = torch.zeros(n, 1, CANVAS, CANVAS), torch.zeros(n, grid, grid, dtype=torch.bool)
-    y = (torch.rand(n, generator=g) < 0.5).long()
-    for i in range(n):
-        c1 = int(torch.randint(0, 10, (1,), generator=g))
-        c2 = c1 if y[i] else (c1 + int(torch.randint(1, 10, (1,), generator=g))) % 10
-        r1, q1 = (int(v) for v in torch.randint(0, grid - 1, (2,), generator=g))
-        while True:
-            r2, q2 = (int(v) for v in torch.randint(0, grid - 1, (2,), generator=g))
-            if abs(r2 - r1) >= 2 or abs(q2 - q1) >= 2:
-                break
-        for c, (r, q) in ((c1, (r1, q1)), (c2, (r2, q2))):
-            pick = torch.nonzero(tgt == c)[:, 0]
-            j = pick[int(torch.randint(0, len(pick), (1,), generator=g))]
-            x[i, 0, r * PATCH:r * PATCH + 8, q * PATCH:q * PATCH + 8] = imgs[j]
-            ink[i, r:r + 2, q:q + 2] = True
-    return (x - 0.1) / 0.3, y, ink.flatten(1)
 
-def train_pairs(R, x, y, steps, seed=0, dim=32, depth=2, heads=2, lr=2e-3, batch=64):
-    torch.manual_seed(seed)
-    model = RegisterViT(img_size=CANVAS, patch_size=PATCH, in_chans=1, num_classes=2, embed_dim=dim, depth=depth,
-                        num_heads=heads, reg_tokens=R)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    for _ in range(steps):
-        i = torch.randint(0, len(y), (batch,), generator=g)
-        loss = F.cross_entropy(model(x[i]), y[i])
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    return model.eval()
+def make_model(R, dim=32, depth=2, heads=2):
+    return lambda: RegisterViT(img_size=CANVAS, patch_size=PATCH, in_chans=1, num_classes=2, embed_dim=dim,
+                               depth=depth, num_heads=heads, num_registers=R)
 
-def last_block_output(model, x):
-    """Tokens leaving the last block, before the final norm (where the paper measures norms)."""
-    with torch.no_grad():
-        h = add_prefix_tokens(model.patch_embed(x), model.cls_token, model.reg_token, model.pos_embed, model.no_embed_class)
-        return model.blocks(h)
 
 # tiny: a small model for 100 steps (seconds, the task is barely learned); full: the benchmark's setting
 if BUDGET == "full":
-    setting = dict(steps=1500, dim=64, depth=4, heads=4)
-    xtr, ytr, _ = make_pairs(4000, seed=0)
+    setting, n_train = dict(dim=64, depth=4, heads=4), 4000
+    steps = 1500
 else:
-    setting = dict(steps=100)
-    xtr, ytr, _ = make_pairs(600, seed=0)
-xte, yte, ink = make_pairs(500, seed=1, split="test")
-models = {R: train_pairs(R, xtr, ytr, **setting) for R in (0, 4)}
+    setting, n_train, steps = {}, 600, 100
+xtr, ytr, _ = digit_pairs(n_train, seed=0)
+xte, yte, ink = digit_pairs(500, seed=1, split="test")
+models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device="cpu") for R in (0, 4)}
 
 # %%
-norms, results = {}, {}
+norms = {}
 for R, model in models.items():
-    _, regs, patches = split_outputs(last_block_output(model, xte), R)
-    n = patches.norm(dim=-1)
-    attn = last_block_attention(model, xte).mean(1)[:, 0]      # class-token row, mean over heads: (B, T)
-    a_patch = attn[:, 1 + R:]
-    with torch.no_grad():
-        acc = (model(xte).argmax(1) == yte).float().mean().item()
-    flags = find_artifact_tokens(patches)
-    norms[f"{R} registers"] = n[~ink]
-    print(f"R={R}: accuracy {acc:.3f} | median norm background {n[~ink].median():.1f}, ink {n[ink].median():.1f}, "
-          f"max background {n[~ink].max():.1f} | background tokens flagged {flags[~ink].float().mean():.3f} | "
-          f"CLS attention: background {(a_patch * ~ink).sum(1).mean():.2f}, ink {(a_patch * ink).sum(1).mean():.2f}, "
-          f"registers {attn[:, 1:1 + R].sum(1).mean():.2f}")
+    m = measure(model, R, xte, yte, ink)   # tokens leaving the last block, before the final norm
+    print(f"R={R}: accuracy {m['acc']:.3f} | median norm background {m['norm_bg']:.1f}, ink {m['norm_ink']:.1f}, "
+          f"max background {m['norm_bg_max']:.1f} | background tokens flagged {m['flagged_bg']:.3f} | "
+          f"CLS attention: background {m['attn_bg']:.2f}, ink {m['attn_ink']:.2f}, registers {m['attn_reg']:.2f}")
+    _, _, patches = split_tokens(block_tokens(model, xte), R)
+    norms[f"{R} registers"] = patches.norm(dim=-1)[~ink]
 plot_norm_histograms(norms)
 plt.title("background patch-token norms, last block")
 plt.show()
@@ -459,7 +417,7 @@ for col in range(4):   # top row: four test canvases
     axes[0, col].set_title("same" if yte[col] else "different", fontsize=9)
 for col in range(2):   # bottom row: the first two canvases, seen by each model
     for j, R in enumerate((0, 4)):
-        a = last_block_attention(models[R], xte[col:col + 1]).mean(1)[0, 0, 1 + R:]
+        a = attention_maps(models[R], xte[col:col + 1], [-1])[0].mean(1)[0, 0, 1 + R:]
         axes[1, 2 * col + j].imshow(a.reshape(6, 6).numpy(), cmap="magma")
         axes[1, 2 * col + j].set_title(f"image {col}, R={R}", fontsize=9)
 for ax in axes.flat:
@@ -494,16 +452,15 @@ def dinov2_norms(name, image):
 if BUDGET == "full":
     try:
         from vitcourse import data
-        cat = data.photo("chelsea", size=518)
+        from vitcourse.viz import plot_norm_map
+        cat = data.photo("chelsea", img_size=518)
         mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
         image = ((cat - mean) / std)[None]
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
         for ax, name in zip(axes, ["vit_large_patch14_dinov2.lvd142m", "vit_large_patch14_reg4_dinov2.lvd142m"]):
             n = dinov2_norms(name, image)
             flagged = find_artifact_tokens(n)
-            ax.imshow(n.reshape(37, 37).numpy(), cmap="magma")
-            ax.set_title(f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged", fontsize=8)
-            ax.set_xticks([]); ax.set_yticks([])
+            plot_norm_map(n[0], (37, 37), ax=ax, title=f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged")
         plt.show()
     except Exception as exc:  # no network or no weights: say so, do not fail the notebook
         print(f"Could not load DINOv2 weights ({type(exc).__name__}); this part needs internet access.")

@@ -1,8 +1,8 @@
 """Data that works with no network, and the online data sets when they can be reached.
 
 - ``digits``: scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
-  upsampled; the course's training set for CPU runs (``random_shift``, ``cut_out`` and
-  ``RandomShift`` augment it).
+  upsampled; the course's training set for CPU runs (``digits_loaders`` adds the random shifts of
+  ``vitcourse.augment.RandomShift``).
 - ``photo``: scikit-image's bundled photographs (Chelsea the cat, the astronaut, coffee, ...) for
   patch grids, crops and attention pictures.
 - ``cifar10``: torchvision's CIFAR-10 when it can be downloaded; otherwise one clear line and the
@@ -18,16 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["digits", "digits_loaders", "random_shift", "cut_out", "RandomShift", "photo", "PHOTOS", "cifar10"]
+from vitcourse.augment import RandomShift
+
+__all__ = ["digits", "digits_loaders", "photo", "PHOTOS", "cifar10"]
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "cat", "camera", "coins", "horse")
 
 
-def digits(image_size: int = 16, split: str = "train", test_fraction: float = 0.2, seed: int = 0,
-           channels: int = 1) -> TensorDataset:
+def digits(img_size: int = 16, split: str = "train", test_fraction: float = 0.2, seed: int = 0,
+           channels: int = 1, train_size: int | None = None) -> TensorDataset:
     """The bundled digits as a TensorDataset of (images (N, channels, S, S) in [0, 1], labels (N,)).
 
-    split: "train", "test" or "all"; the split is stratified and fixed by ``seed``.
+    split: "train", "test" or "all". The split is stratified (every class keeps its share) and fixed by
+    ``seed``: a ``test_fraction`` of the 1,797 images is held out, or, with ``train_size``, all but
+    ``train_size`` images (e.g. ``train_size=500`` for a small-data experiment).
     """
     from sklearn.datasets import load_digits
 
@@ -36,78 +40,44 @@ def digits(image_size: int = 16, split: str = "train", test_fraction: float = 0.
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # (1797, 1, 8, 8)
     labels = torch.tensor(bunch.target, dtype=torch.int64)
-    if image_size != 8:
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    if img_size != 8:
+        images = F.interpolate(images, size=(img_size, img_size), mode="bilinear", align_corners=False)
     images = images.clamp(0, 1).expand(-1, channels, -1, -1).contiguous()
     if split == "all":
         return TensorDataset(images, labels)
+    n = len(labels)
+    if train_size is not None and not 0 < train_size < n:
+        raise ValueError(f"train_size={train_size}: choose between 1 and {n - 1} images")
+    n_test = n - train_size if train_size is not None else round(n * test_fraction)
     rng = np.random.default_rng(seed)
     test_idx = []
-    for c in range(10):  # stratified: the same fraction of every class
+    for c, count in enumerate(_stratified_counts(np.bincount(bunch.target, minlength=10), n_test)):
         idx = np.flatnonzero(bunch.target == c)
-        test_idx.extend(rng.permutation(idx)[: round(len(idx) * test_fraction)])
-    is_test = np.zeros(len(labels), dtype=bool)
+        test_idx.extend(rng.permutation(idx)[:count])
+    is_test = np.zeros(n, dtype=bool)
     is_test[test_idx] = True
     keep = torch.from_numpy(is_test if split == "test" else ~is_test)
     return TensorDataset(images[keep], labels[keep])
 
 
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None,
-                 fill: float = 0.0) -> torch.Tensor:
-    """Translate each image of a batch by its own random (dy, dx) in [-max_shift, max_shift].
-
-    images (B, C, H, W) -> (B, C, H, W); pixels shifted in take the value ``fill``.
-    """
-    if max_shift < 0:
-        raise ValueError(f"max_shift={max_shift} must be >= 0")
-    B, C, H, W = images.shape
-    padded = F.pad(images, (max_shift,) * 4, value=fill)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, B), generator=generator)
-    rows = (dy[:, None] + torch.arange(H))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(W))[:, None, None, :]  # (B, 1, 1, W)
-    return padded[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None], rows, cols]
+def _stratified_counts(class_sizes: np.ndarray, total: int) -> list[int]:
+    """Split ``total`` over the classes in proportion to their sizes (largest remainders round up)."""
+    share = class_sizes * total / class_sizes.sum()
+    counts = np.floor(share).astype(int)
+    for c in np.argsort(-(share - counts), kind="stable")[: total - counts.sum()]:
+        counts[c] += 1
+    return counts.tolist()
 
 
-def cut_out(images: torch.Tensor, size: int, generator: torch.Generator | None = None,
-            fill: float = 0.0) -> torch.Tensor:
-    """Set one random ``size`` x ``size`` square of each image to ``fill`` (B, C, H, W) -> same."""
-    B, C, H, W = images.shape
-    top = torch.randint(0, H - size + 1, (B,), generator=generator)[:, None, None]
-    left = torch.randint(0, W - size + 1, (B,), generator=generator)[:, None, None]
-    r, c = torch.arange(H)[None, :, None], torch.arange(W)[None, None, :]
-    inside = (r >= top) & (r < top + size) & (c >= left) & (c < left + size)  # (B, H, W)
-    return images.masked_fill(inside[:, None], fill)
-
-
-class RandomShift(torch.utils.data.Dataset):
-    """Wraps an (image, label) dataset; each image is translated by up to ``max_shift`` pixels
-    (``random_shift``, zeros shifted in), with a new draw at every access, so every epoch sees new
-    positions. Draws come from a seeded generator.
-    """
-
-    def __init__(self, dataset, max_shift: int, seed: int = 0) -> None:
-        if max_shift < 0:
-            raise ValueError(f"max_shift={max_shift} must be >= 0")
-        self.dataset, self.max_shift = dataset, max_shift
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        image, label = self.dataset[index]  # image (C, H, W)
-        return random_shift(image[None], self.max_shift, self.generator)[0], label
-
-
-def digits_loaders(batch_size: int = 128, image_size: int = 16, seed: int = 0, channels: int = 1,
+def digits_loaders(batch_size: int = 128, img_size: int = 16, seed: int = 0, channels: int = 1,
                    shift: int = 0):
     """(train_loader, test_loader) over the digits; the training order is seeded.
 
     ``shift > 0`` augments the training images with random translations of up to ``shift`` pixels
     (``RandomShift``); the test images are never shifted.
     """
-    train = digits(image_size, "train", seed=seed, channels=channels)
-    test = digits(image_size, "test", seed=seed, channels=channels)
+    train = digits(img_size, "train", seed=seed, channels=channels)
+    test = digits(img_size, "test", seed=seed, channels=channels)
     if shift:
         train = RandomShift(train, shift, seed=seed)
     generator = torch.Generator().manual_seed(seed)
@@ -115,9 +85,9 @@ def digits_loaders(batch_size: int = 128, image_size: int = 16, seed: int = 0, c
             DataLoader(test, batch_size=512))
 
 
-def photo(name: str = "chelsea", size: int | tuple[int, int] = 224) -> torch.Tensor:
+def photo(name: str = "chelsea", img_size: int | tuple[int, int] = 224) -> torch.Tensor:
     """A bundled photograph as a float tensor (3, H, W) in [0, 1], center-cropped to the aspect ratio
-    of ``size`` and resized with antialiasing."""
+    of ``img_size`` and resized with antialiasing."""
     import skimage.data
 
     if name not in PHOTOS:
@@ -126,7 +96,7 @@ def photo(name: str = "chelsea", size: int | tuple[int, int] = 224) -> torch.Ten
     image = torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
     image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)[:3]
     image = image.expand(3, -1, -1)
-    H, W = (size, size) if isinstance(size, int) else size
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
     h, w = image.shape[1:]
     scale = min(h / H, w / W)  # crop the largest centered window with the target's aspect ratio
     ch, cw = round(H * scale), round(W * scale)

@@ -1,8 +1,10 @@
 """One small training loop for every chapter.
 
-``fit`` trains with AdamW and a cosine learning rate (with optional warm-up), shows a progress bar,
-uses CUDA and mixed precision when there is a GPU, and returns a ``History`` for plots. The progress
-bar writes to stdout, never stderr: nbgrader counts a test cell that writes to stderr as failed.
+``fit`` trains with AdamW and a cosine learning rate (with optional warm-up; or one-cycle, or
+constant), shows a progress bar, uses CUDA and mixed precision when there is a GPU, and returns a
+``History`` for plots. It reads batches from a DataLoader, or from ``RandomBatches``: a fixed number
+of random batches drawn from tensors, optionally augmented. The progress bar writes to stdout, never
+stderr: nbgrader counts a test cell that writes to stderr as failed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from tqdm.auto import tqdm
 
 from vitcourse.env import seed_everything
 
-__all__ = ["History", "fit", "evaluate"]
+__all__ = ["History", "RandomBatches", "fit", "evaluate", "SCHEDULES"]
+
+SCHEDULES = ("cosine", "onecycle", "constant")
 
 
 @dataclass
@@ -40,8 +44,51 @@ class History:
         return plot_history(self, title)
 
 
+class RandomBatches:
+    """``steps`` batches of ``batch_size`` (image, label) rows drawn with replacement from two tensors.
+
+    Each batch goes through ``augment(images, generator)`` when given (e.g. ``vitcourse.augment.
+    random_shift``). Every draw comes from ``generator`` (default: a new one seeded with ``seed``),
+    so a run repeats exactly; a model may share that generator (MAE draws its masks from it).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64, steps: int = 100, *,
+                 augment=None, generator: torch.Generator | None = None, seed: int = 0) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+        self.images, self.labels, self.batch_size, self.steps, self.augment = images, labels, batch_size, steps, augment
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            i = torch.randint(0, len(self.labels), (self.batch_size,), generator=self.generator)
+            x = self.images[i]
+            yield (x if self.augment is None else self.augment(x, self.generator)), self.labels[i]
+
+
 def _logits(output):
     return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _schedule(name: str, optimizer, lr: float, total: int, warmup_steps: int):
+    if name == "onecycle":  # torch's OneCycleLR: warm-up over 10% of the steps, then cosine annealing
+        if total <= 10:
+            raise ValueError(f"schedule='onecycle' needs more than 10 steps (warm-up is 10% of them), got {total}")
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.1)
+    if name == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    if name != "cosine":
+        raise ValueError(f"schedule={name!r}: use one of {SCHEDULES}")
+
+    def cosine(s: int) -> float:  # linear warm-up, then a half cosine down to 0
+        if s < warmup_steps:
+            return min(1.0, (s + 1) / warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * (s - warmup_steps) / max(1, total - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
 
 
 @torch.no_grad()
@@ -60,25 +107,27 @@ def evaluate(model: nn.Module, loader, device=None) -> float:
 
 
 def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | None = None, lr: float = 1e-3,
-        weight_decay: float = 0.05, loss_fn=None, eval_loader=None, device=None, amp: bool | None = None,
-        seed: int = 0, progress: bool = True, warmup_steps: int = 0,
+        weight_decay: float = 0.05, schedule: str = "cosine", warmup_steps: int = 0, loss_fn=None, forward=None,
+        eval_loader=None, device=None, amp: bool | None = None, seed: int = 0, progress: bool = True,
         time_budget_s: float | None = None) -> History:
-    """Train ``model`` and return its History.
+    """Train ``model`` with AdamW and return its History.
 
-    loss_fn(output, y) defaults to cross-entropy on the (first) logits. Training stops after
-    ``epochs``, ``max_steps`` or ``time_budget_s``, whichever comes first; accuracy on the training
-    batches seen and on ``eval_loader`` is recorded after every epoch.
+    train_loader: a DataLoader, ``RandomBatches`` or any re-iterable of (inputs, labels) with a length.
+    schedule: "cosine" (after ``warmup_steps`` of linear warm-up), "onecycle" or "constant".
+    forward(model, x) computes the output (default ``model(x)``); loss_fn(output, labels, inputs)
+    defaults to cross-entropy on the (first) logits. Training stops after ``epochs``, ``max_steps`` or
+    ``time_budget_s``, whichever comes first; accuracy on the training batches seen (when the output
+    is logits) and on ``eval_loader`` is recorded after every epoch. The model ends in eval mode.
     """
     seed_everything(seed)
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = (device.type == "cuda") if amp is None else amp
     model.to(device).train()
-    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(_logits(out), y))
+    forward = forward or (lambda m, x: m(x))
+    loss_fn = loss_fn or (lambda out, y, x: F.cross_entropy(_logits(out), y))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
-    schedule = lambda s: min(1.0, (s + 1) / warmup_steps) if s < warmup_steps else 0.5 * (  # noqa: E731
-        1 + math.cos(math.pi * (s - warmup_steps) / max(1, total - warmup_steps)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = _schedule(schedule, optimizer, lr, total, warmup_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history, step, start = History(), 0, time.perf_counter()
     bar = tqdm(total=total, disable=not progress, file=sys.stdout, desc="training", leave=False)
@@ -87,8 +136,8 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
         for x, y in train_loader:
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, enabled=amp):
-                out = model(x)
-                loss = loss_fn(out, y)
+                out = forward(model, x)
+                loss = loss_fn(out, y, x)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -96,15 +145,18 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
             scheduler.step()
             step += 1
             history.step.append(step), history.loss.append(loss.item()), history.lr.append(scheduler.get_last_lr()[0])
-            correct += (_logits(out).argmax(1) == y).sum().item()
-            seen += len(y)
+            logits = _logits(out)
+            if logits.ndim == 2 and len(logits) == len(y):
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             out_of_time = time_budget_s is not None and time.perf_counter() - start > time_budget_s
             if step >= total or out_of_time:
                 break
         history.epoch.append(epoch)
-        history.train_acc.append(correct / max(seen, 1))
+        if seen:
+            history.train_acc.append(correct / seen)
         if eval_loader is not None:
             history.test_acc.append(evaluate(model, eval_loader, device))
         history.seconds.append(time.perf_counter() - start)

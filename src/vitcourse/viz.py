@@ -1,4 +1,5 @@
-"""Figures for the course: images, patch grids, patch sequences, training curves, attention maps.
+"""Figures for the course: images, patch grids, patch sequences, training curves, attention maps,
+MAE reconstructions, token norms.
 
 Every function draws with matplotlib and returns the Figure (in a notebook it shows by itself).
 Images are (C, H, W) or (B, C, H, W) tensors with values in [0, 1].
@@ -12,7 +13,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-__all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention"]
+from vitcourse.models.patches import patchify, unpatchify
+from vitcourse.models.registers import token_norms
+
+__all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention",
+           "show_reconstructions", "plot_norm_histograms", "plot_norm_map"]
 
 
 def _to_hwc(image: torch.Tensor):
@@ -122,4 +127,50 @@ def show_attention(image: torch.Tensor, attn: torch.Tensor, alpha: float = 0.6, 
         ax.imshow(m.cpu().numpy(), cmap="inferno", alpha=alpha)
         ax.set_title(titles[i] if titles else (f"head {i}" if maps.shape[0] > 1 else "attention"), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def show_reconstructions(images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, patch_size: int,
+                         titles=("original", "encoder input", "reconstruction"), size: float = 1.3):
+    """An MAE's work in three rows: the images (B, C, H, W), what the encoder saw (removed patches grey)
+    and the prediction (B, N, P*P*C) with the visible patches pasted back. mask: (B, N), 1 = removed."""
+    images, pred, m = images.detach().cpu(), pred.detach().cpu(), mask.detach().cpu()[..., None]
+    patches, img_size = patchify(images, patch_size), tuple(images.shape[-2:])
+    seen = unpatchify(patches * (1 - m) + 0.5 * m, patch_size, img_size)
+    pasted = unpatchify(patches * (1 - m) + pred.clamp(0, 1) * m, patch_size, img_size)
+    B = len(images)
+    return show_images(torch.cat([images, seen, pasted]), ncols=B, size=size,
+                       titles=[titles[0]] * B + [titles[1]] * B + [titles[2]] * B)
+
+def plot_norm_histograms(norms_by_name: dict[str, torch.Tensor], threshold: float | None = None, ax=None,
+                         bins: int = 50):
+    """Overlaid histograms of token norms, one per entry (e.g. {"no registers": n0, "4 registers": n4}).
+
+    Each entry: token features (B, N, D), or norms of any other shape (flattened). A vertical line
+    marks ``threshold`` when given. Log-scaled counts, so a handful of outliers stays visible next to
+    thousands of ordinary tokens.
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.2)) if ax is None else (ax.figure, ax)
+    flat = {name: (token_norms(n) if n.ndim == 3 else n.detach().float()).flatten()
+            for name, n in norms_by_name.items()}
+    hi = max(float(n.max()) for n in flat.values())
+    edges = torch.linspace(0, hi * 1.02, bins + 1).numpy()
+    for name, n in flat.items():
+        ax.hist(n.cpu().numpy(), bins=edges, alpha=0.55, label=name)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("patch-token norm"), ax.set_ylabel("tokens")
+    ax.legend(frameon=False)
+    return fig
+
+
+def plot_norm_map(norms: torch.Tensor, grid: tuple[int, int], ax=None, title: str | None = None):
+    """One image's patch-token norms (N,) drawn on its (h, w) patch grid, with a colour bar."""
+    fig, ax = plt.subplots(figsize=(3, 3)) if ax is None else (ax.figure, ax)
+    im = ax.imshow(token_norms(norms.reshape(1, -1)).reshape(grid).cpu().numpy(), cmap="magma")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title)
     return fig

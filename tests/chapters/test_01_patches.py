@@ -43,23 +43,23 @@ def patchify_naive_reshape(images, patch_size):
     return images.reshape(B, (H // patch_size) * (W // patch_size), -1)
 
 
-def unpatchify_swapped_inner(patches, patch_size, image_size):
+def unpatchify_swapped_inner(patches, patch_size, img_size):
     """Rows and columns inside a patch swapped on the way back."""
-    H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
     P = patch_size
     B, N, D = patches.shape
     x = patches.reshape(B, H // P, W // P, P, P, D // (P * P)).permute(0, 5, 1, 4, 2, 3)
     return x.reshape(B, -1, H, W)
 
 
-def num_tokens_no_cls(height, width, patch_size, cls_token=True, num_registers=0):
+def num_tokens_no_cls(height, width, patch_size, class_token=True, num_registers=0):
     """Forgets the CLS token."""
     return (height // patch_size) * (width // patch_size) + num_registers
 
 
-def num_tokens_ceil(height, width, patch_size, cls_token=True, num_registers=0):
+def num_tokens_ceil(height, width, patch_size, class_token=True, num_registers=0):
     """Rounds a partial patch up (a conv drops it)."""
-    return -(-height // patch_size) * -(-width // patch_size) + int(cls_token) + num_registers
+    return -(-height // patch_size) * -(-width // patch_size) + int(class_token) + num_registers
 
 
 def make_patch_embed_untransposed(solution_cls):
@@ -95,10 +95,10 @@ def vit_macs_flops(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_cl
     return 2 * (N * patch_size**2 * in_chans * D + depth * block + D * num_classes)
 
 
-def num_tokens_memorised(height, width, patch_size, cls_token=True, num_registers=0):
+def num_tokens_memorised(height, width, patch_size, class_token=True, num_registers=0):
     """Hard-codes the visible answers: passes the visible asserts, not the hidden ones."""
     table = {(224, 224, 16, True): 197, (336, 336, 14, True): 577, (224, 224, 16, False): 196}
-    return table.get((height, width, patch_size, cls_token), 0)
+    return table.get((height, width, patch_size, class_token), 0)
 
 
 # Different but correct answers: each must keep full marks -------------------------------------------

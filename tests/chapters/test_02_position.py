@@ -67,12 +67,12 @@ def make_tokens_without_cls_position(solution_cls):
     return Tokens
 
 
-def pool_mean_over_all(tokens, mode="cls", num_prefix_tokens=1):
-    if mode == "cls":
+def pool_mean_over_all(tokens, global_pool="token", num_prefix_tokens=1):
+    if global_pool == "token":
         return tokens[:, 0]
-    if mode == "avg":
+    if global_pool == "avg":
         return tokens.mean(dim=1)
-    raise ValueError(mode)
+    raise ValueError(global_pool)
 
 
 def shuffle_everything(tokens, perm, num_prefix_tokens=1):

@@ -25,8 +25,8 @@ def attention_wrong_axis(q, k, v):
     return w @ v, w
 
 
-def make_mhsa_heads_first(solution_cls):
-    class MHSA(solution_cls):
+def make_attention_heads_first(solution_cls):
+    class HeadsFirst(solution_cls):
         """qkv reshaped as (B, N, heads, 3, head_dim): the right shape, the wrong split."""
 
         def forward(self, x):
@@ -36,7 +36,7 @@ def make_mhsa_heads_first(solution_cls):
             out, self.last_attn = attention_ref(q, k, v)
             return self.proj(out.transpose(1, 2).reshape(B, N, D))
 
-    return MHSA
+    return HeadsFirst
 
 
 def attention_ref(q, k, v):
@@ -91,8 +91,8 @@ def make_vit_mean_head(solution_cls):
 BUGS = {
     "attention: no 1/sqrt(d)": Variant({"attention": attention_unscaled}, "test_attention"),
     "attention: softmax over queries": Variant({"attention": attention_wrong_axis}, "test_attention"),
-    "MultiHeadSelfAttention: qkv split as (heads, 3)": Variant(
-        lambda ns: {"MultiHeadSelfAttention": make_mhsa_heads_first(ns["MultiHeadSelfAttention"])}, "test_mhsa"),
+    "Attention: qkv split as (heads, 3)": Variant(
+        lambda ns: {"Attention": make_attention_heads_first(ns["Attention"])}, "test_mhsa"),
     "Block: post-norm": Variant(lambda ns: {"Block": make_post_norm(ns["Block"])}, "test_block"),
     "Block: no residual around the MLP": Variant(
         lambda ns: {"Block": make_block_without_mlp_residual(ns["Block"])}, "test_block"),

@@ -23,12 +23,12 @@ NOTEBOOK = "solutions/04-deit/04-deit.ipynb"
 
 # Plausible student bugs ------------------------------------------------------------------------
 
-def prepend_dist_first(patch_tokens, cls_token, dist_token, pos_embed):
+def prefix_dist_first(patch_tokens, pos_embed, cls_token, dist_token):
     B = patch_tokens.shape[0]
     return torch.cat([dist_token.expand(B, -1, -1), cls_token.expand(B, -1, -1), patch_tokens], 1) + pos_embed
 
 
-def prepend_dist_without_position(patch_tokens, cls_token, dist_token, pos_embed):
+def prefix_dist_without_position(patch_tokens, pos_embed, cls_token, dist_token):
     """The distillation token gets no position embedding (the slot's embedding is skipped)."""
     B = patch_tokens.shape[0]
     cls = cls_token.expand(B, -1, -1) + pos_embed[:, :1]
@@ -152,10 +152,10 @@ def loss(factory):
 
 
 BUGS = {
-    "prepend_tokens: dist before cls": Variant(
-        {"prepend_tokens": prepend_dist_first}, "test_prepend_tokens", "test_distilled_vit"),
-    "prepend_tokens: dist token without position embedding": Variant(
-        {"prepend_tokens": prepend_dist_without_position}, "test_prepend_tokens", "test_distilled_vit"),
+    "add_prefix_tokens: dist before cls": Variant(
+        {"add_prefix_tokens": prefix_dist_first}, "test_add_prefix_tokens", "test_distilled_vit"),
+    "add_prefix_tokens: dist token without position embedding": Variant(
+        {"add_prefix_tokens": prefix_dist_without_position}, "test_add_prefix_tokens", "test_distilled_vit"),
     "predict: averages softmax outputs instead of logits": Variant({"predict": predict_softmax_average}, "test_predict"),
     "predict: heads read the wrong tokens": Variant({"predict": predict_heads_swapped}, "test_predict"),
     "soft: tau**2 missing": Variant(loss(lambda cls: make_loss(cls, soft_without_tau_squared)), "test_distillation_loss"),

@@ -134,8 +134,7 @@ def test_healthy_regime_beats_random_init_in_knn(run):
     """The section-6 experiment ran in the solution: pretrained features beat random init clearly."""
     ns = run.namespace
     accs = {}
-    for name, net in (("random", ns["random_init"]), ("dino", ns["teacher"].backbone)):
-        ftr = ns["features"](net, ns["images"][ns["train_idx"]])
-        fte = ns["features"](net, ns["images"][ns["test_idx"]])
-        accs[name] = ns["few_shot_accuracy"](ftr, ns["labels"][ns["train_idx"]], fte, ns["labels"][ns["test_idx"]], 1)
+    for name, net in (("random", ns["run"].initial), ("dino", ns["run"].teacher.backbone)):
+        ftr, fte = ns["features"](net, ns["train_x"]), ns["features"](net, ns["test_x"])
+        accs[name] = ns["few_shot_accuracy"](ftr, ns["train_y"], fte, ns["test_y"], 1)
     assert accs["dino"] > accs["random"] + 0.08, accs

@@ -31,17 +31,17 @@ def make_masking(inverted=False, keep=lambda N, r: int(N * (1 - r))):
     return masking
 
 
-def loss_all_patches(pred, images, mask, patch_size, norm_pix=True):
+def loss_all_patches(pred, images, mask, patch_size, norm_pix_loss=False):
     target = patchify(images, patch_size)
-    if norm_pix:
+    if norm_pix_loss:
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
     return ((pred - target) ** 2).mean()
 
 
-def loss_image_statistics(pred, images, mask, patch_size, norm_pix=True):
+def loss_image_statistics(pred, images, mask, patch_size, norm_pix_loss=False):
     """Normalises with the whole image's mean and variance instead of each patch's."""
     target = patchify(images, patch_size)
-    if norm_pix:
+    if norm_pix_loss:
         flat = target.reshape(target.shape[0], -1)
         target = (target - flat.mean(-1)[:, None, None]) / (flat.var(-1)[:, None, None] + 1e-6) ** 0.5
     per_patch = ((pred - target) ** 2).mean(dim=-1)

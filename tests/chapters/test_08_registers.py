@@ -19,33 +19,33 @@ NOTEBOOK = "solutions/08-registers/08-registers.ipynb"
 
 # Plausible student bugs ------------------------------------------------------------------------
 
-def prefix_registers_after_patches(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+def prefix_registers_after_patches(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
     B = patch_tokens.shape[0]
-    regs = [reg_tokens.expand(B, -1, -1)] if reg_tokens is not None else []
+    regs = [reg_token.expand(B, -1, -1)] if reg_token is not None else []
     if no_embed_class:
         return torch.cat([cls_token.expand(B, -1, -1), patch_tokens + pos_embed] + regs, 1)
     x = torch.cat([cls_token.expand(B, -1, -1), patch_tokens], 1) + pos_embed[:, : 1 + patch_tokens.shape[1]]
     return torch.cat([x] + regs, 1)
 
 
-def prefix_position_on_registers(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+def prefix_position_on_registers(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
     """DINOv2 convention broken: the registers get (the first rows of) the position embedding too."""
     B = patch_tokens.shape[0]
     prefix = [cls_token.expand(B, -1, -1)]
-    if reg_tokens is not None:
-        R = reg_tokens.shape[1]
-        prefix.append((reg_tokens + pos_embed[:, :R] if no_embed_class else reg_tokens).expand(B, -1, -1))
+    if reg_token is not None:
+        R = reg_token.shape[1]
+        prefix.append((reg_token + pos_embed[:, :R] if no_embed_class else reg_token).expand(B, -1, -1))
     if no_embed_class:
         return torch.cat(prefix + [patch_tokens + pos_embed], 1)
     return torch.cat(prefix + [patch_tokens], 1) + pos_embed  # only the DINOv2 branch is wrong
 
 
-def prefix_registers_dropped(patch_tokens, cls_token, reg_tokens, pos_embed, no_embed_class=True):
+def prefix_registers_dropped(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
     """The registers are created but never enter the sequence."""
     B = patch_tokens.shape[0]
     if no_embed_class:
         return torch.cat([cls_token.expand(B, -1, -1), patch_tokens + pos_embed], 1)
-    R = 0 if reg_tokens is None else reg_tokens.shape[1]
+    R = 0 if reg_token is None else reg_token.shape[1]
     return torch.cat([cls_token.expand(B, -1, -1) + pos_embed[:, :1], patch_tokens + pos_embed[:, 1 + R:]], 1)
 
 
@@ -54,9 +54,9 @@ def split_off_by_one(tokens, num_registers):
 
 
 def make_pool_with_registers(split):
-    def pool_with_registers(tokens, num_registers, mode="token"):
+    def pool_with_registers(tokens, global_pool="token", num_prefix_tokens=1):
         """Averages everything after the class token: registers included."""
-        return tokens[:, 0] if mode == "token" else tokens[:, 1:].mean(1)
+        return tokens[:, 0] if global_pool == "token" else tokens[:, 1:].mean(1)
 
     return pool_with_registers
 
@@ -89,7 +89,7 @@ BUGS = {
     "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches}, "test_add_prefix_tokens", "test_register_vit"),
     "position embedding added to registers (DINOv2 convention)": Variant({"add_prefix_tokens": prefix_position_on_registers}, "test_add_prefix_tokens", "test_register_vit"),
     "registers never enter the sequence": Variant({"add_prefix_tokens": prefix_registers_dropped}, "test_add_prefix_tokens", "test_register_vit", "test_token_accounting", "test_register_gradients"),
-    "split_outputs off by one": Variant({"split_outputs": split_off_by_one}, "test_split_pool"),
+    "split_tokens off by one": Variant({"split_tokens": split_off_by_one}, "test_split_pool"),
     "registers left in the pooled output": Variant({"pool": make_pool_with_registers(None)}, "test_split_pool", "test_register_gradients"),
     "artifact threshold from mean and standard deviation": Variant({"find_artifact_tokens": artifacts_mean_std}, "test_find_artifact_tokens"),
     "MAD without the 1.4826 factor": Variant({"find_artifact_tokens": artifacts_without_consistency_constant}, "test_find_artifact_tokens"),

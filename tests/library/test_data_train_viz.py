@@ -37,49 +37,11 @@ def test_cifar_falls_back_with_one_line(tmp_path, capsys):
     assert ds.tensors[0].shape[1:] == (3, 32, 32)
 
 
-def test_random_shift_translates_training_images_only():
-    base = data.digits(16, "train")
-    shifted = data.RandomShift(base, max_shift=2, seed=0)
-    moves = set()
-    for i in range(40):
-        image, label = shifted[i]
-        original, original_label = base[i]
-        assert image.shape == original.shape and label == original_label
-        padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
-        windows = {(dy, dx) for dy in range(5) for dx in range(5)
-                   if torch.equal(padded[:, dy:dy + 16, dx:dx + 16], image)}
-        assert windows, f"image {i} is not a translation of the original by at most 2 pixels"
-        moves |= windows
-    assert len(moves) > 5, "the shifts should vary from image to image"
-    train_loader, test_loader = data.digits_loaders(batch_size=8, shift=1)
-    assert isinstance(train_loader.dataset, data.RandomShift)
-    assert torch.equal(test_loader.dataset.tensors[0], data.digits(16, "test").tensors[0])
-    with pytest.raises(ValueError, match="max_shift"):
-        data.RandomShift(base, -1)
-
-
-def test_batch_shift_and_cut_out():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(16, 2, 9, 11) + 1.0  # no pixel equals the fill value -5
-    shifted = data.random_shift(x, 2, g, fill=-5.0)
-    for b in range(16):
-        padded = torch.nn.functional.pad(x[b], (2, 2, 2, 2), value=-5.0)
-        assert any(torch.equal(padded[:, dy:dy + 9, dx:dx + 11], shifted[b])
-                   for dy in range(5) for dx in range(5)), f"image {b} is not a shift by <= 2 px"
-    erased = data.cut_out(x, 3, g, fill=-5.0)
-    for b in range(16):
-        hit = (erased[b] == -5.0).all(dim=0)  # (H, W): every channel erased together
-        rows, cols = hit.nonzero(as_tuple=True)
-        assert hit.sum() == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
-        assert torch.equal(erased[b][:, ~hit], x[b][:, ~hit])
-    assert torch.equal(data.random_shift(x, 0), x)
-
-
 def test_fit_learns_digits_quietly_and_reproducibly():
     torch.set_num_threads(1)
 
     def run():
-        train_loader, test_loader = data.digits_loaders(batch_size=64, image_size=8)
+        train_loader, test_loader = data.digits_loaders(batch_size=64, img_size=8)
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
         err = io.StringIO()
@@ -102,12 +64,29 @@ def test_figures():
     assert viz.show_images(torch.rand(3, 1, 8, 8), titles=["a", "b", "c"]) is not None
     assert viz.show_attention(cat, torch.rand(2, 4, 4)) is not None
     assert widgets.static_patch_panel(cat) is not None
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    fig = viz.show_reconstructions(torch.rand(1, 1, 8, 8), torch.rand(1, 4, 16), mask, 4)
+    assert len([ax for ax in fig.axes if ax.images]) == 3  # original, encoder input, reconstruction
+    tokens = torch.randn(2, 16, 8)
+    assert viz.plot_norm_histograms({"a": tokens, "b": tokens.norm(dim=-1)}, threshold=3.0) is not None
+    assert viz.plot_norm_map(tokens[0].norm(dim=-1), (4, 4)) is not None
+
+
+def test_reconstruction_figure_shows_visible_patches_and_predictions():
+    images = torch.rand(1, 1, 8, 8)
+    pred = torch.full((1, 4, 16), 0.25)
+    mask = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # patches 0 and 3 removed
+    fig = viz.show_reconstructions(images, pred, mask, 4)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    seen, pasted = torch.tensor(shown[1]), torch.tensor(shown[2])
+    assert torch.all(seen[:4, :4] == 0.5) and torch.equal(seen[:4, 4:], images[0, 0, :4, 4:])
+    assert torch.all(pasted[:4, :4] == 0.25) and torch.equal(pasted[4:, :4], images[0, 0, 4:, :4])
 
 
 def test_explorer_updates_its_label():
     box = widgets.patch_explorer(data.photo("chelsea", 64), resolutions=(64, 128), patch_sizes=(8, 16))
     sliders, label = box.children[0].children, box.children[1]
-    assert "197 tokens" not in label.value and "64x64 px" in label.value or "16" in label.value
+    assert "64x64 px, patch 16: 4x4 grid, 17 tokens" in label.value  # 224 and 16 absent: the first size
     sliders[0].value = 128
     sliders[1].value = 16
     assert "128x128 px, patch 16: 8x8 grid, 65 tokens" in label.value

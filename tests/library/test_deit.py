@@ -127,9 +127,10 @@ def test_small_cnn_shapes():
 
 
 def test_course_vit_distilled_token_layout():
-    vit = pytest.importorskip("vitcourse.models.vit")
+    from vitcourse.models.vit import digits_vit
+
     torch.manual_seed(0)
-    m = vit.ViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=2, num_heads=2, distilled=True)
+    m = digits_vit(embed_dim=32, depth=2, num_heads=2, distilled=True)
     assert m.num_prefix_tokens == 2
     assert m.pos_embed.shape == (1, 16 + 2, 32)  # the position embedding covers cls and dist
     x = torch.randn(2, 1, 16, 16)

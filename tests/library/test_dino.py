@@ -7,9 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.models.dino import (DINOHead, DINOLoss, MultiCrop, MultiCropWrapper, cosine_momentum,
-                                   ema_update, entropy, fast_multicrop, random_resized_crops,
-                                   teacher_temp_schedule)
+from vitcourse.augment import MultiCrop
+from vitcourse.models.dino import (
+    DINOHead,
+    DINOLoss,
+    MultiCropWrapper,
+    cosine_momentum,
+    ema_update,
+    teacher_temp_schedule,
+)
+from vitcourse.models.vit import digits_vit
 
 
 def slow_dino_loss(student, teacher, center, ncrops, tt, st):
@@ -65,23 +72,9 @@ def test_center_is_updated_after_the_loss_by_ema_of_teacher_batch_mean():
 
 
 def test_centering_off_keeps_center_at_zero():
-    loss_fn = DINOLoss(5, ncrops=2, use_centering=False)
+    loss_fn = DINOLoss(5, ncrops=2, center_momentum=1.0)
     loss_fn(torch.randn(4, 5), torch.randn(4, 5) + 3)
     assert torch.equal(loss_fn.center, torch.zeros(1, 5))
-
-
-def test_diagnostics():
-    K = 32
-    loss_fn = DINOLoss(K, teacher_temp=0.1, student_temp=0.1, ncrops=2)
-    same = torch.randn(1, K).repeat(8, 1)
-    loss_fn(same, same)
-    # same logits for both views: KL = 0, and the loss is the teacher's entropy
-    assert loss_fn.last["kl"] == pytest.approx(0.0, abs=1e-5)
-    assert loss_fn.last["loss"] == pytest.approx(loss_fn.last["teacher_entropy"], rel=1e-5)
-    flat = DINOLoss(K, ncrops=2)
-    flat(torch.zeros(4, K), torch.zeros(4, K))
-    assert flat.last["teacher_entropy"] == pytest.approx(math.log(K), rel=1e-6)
-    assert entropy(torch.tensor([1.0, 0.0])) == 0
 
 
 def test_loss_rejects_wrong_crop_count():
@@ -152,37 +145,6 @@ def test_head_structure_and_normalised_last_layer():
     assert isinstance(DINOHead(8, 4, nlayers=1).mlp, nn.Linear)
 
 
-def test_multicrop_official_defaults():
-    mc = MultiCrop()
-    assert (mc.global_size, mc.local_size, mc.num_local) == (224, 96, 8)
-    assert mc.global_scale == (0.4, 1.0) and mc.local_scale == (0.05, 0.4)
-    torch.manual_seed(0)
-    views = mc((torch.rand(3, 240, 260) * 255).to(torch.uint8))
-    assert len(views) == 10 == mc.num_views
-    assert [tuple(v.shape) for v in views] == [(3, 224, 224)] * 2 + [(3, 96, 96)] * 8
-    assert all(v.dtype == torch.float32 for v in views)
-
-
-def test_multicrop_tiny_preset():
-    mc = MultiCrop.tiny()
-    torch.manual_seed(0)
-    views = mc.batch(torch.rand(5, 1, 16, 16))
-    assert [tuple(v.shape) for v in views] == [(5, 1, 16, 16)] * 2 + [(5, 1, 8, 8)] * 4
-    assert all(0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
-    assert len(MultiCrop.tiny(num_local=6)(torch.rand(1, 16, 16))) == 8
-
-
-def test_fast_multicrop_shapes_and_identity_crop():
-    g = torch.Generator().manual_seed(0)
-    views = fast_multicrop(torch.rand(7, 1, 16, 16), num_local=5, generator=g)
-    assert [tuple(v.shape) for v in views] == [(7, 1, 16, 16)] * 2 + [(7, 1, 8, 8)] * 5
-    x = torch.rand(3, 1, 16, 16)
-    full = random_resized_crops(x, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0)
-    torch.testing.assert_close(full, x)
-    flipped = random_resized_crops(x, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0)
-    torch.testing.assert_close(flipped, x.flip(-1))
-
-
 def test_wrapper_groups_views_by_size():
     calls = []
 
@@ -198,10 +160,8 @@ def test_wrapper_groups_views_by_size():
 
 
 def test_course_vit_reads_global_and_local_crops():
-    vit_module = pytest.importorskip("vitcourse.models.vit")
     torch.manual_seed(0)
-    vit = vit_module.ViT(img_size=16, patch_size=4, in_chans=1, num_classes=0, embed_dim=32, depth=1,
-                         num_heads=2, mlp_ratio=2.0)
+    vit = digits_vit(num_classes=0, embed_dim=32, depth=1, num_heads=2, mlp_ratio=2.0)
 
     class CLS(nn.Module):
         def __init__(self):
@@ -212,7 +172,7 @@ def test_course_vit_reads_global_and_local_crops():
             return self.vit.forward_features(x)[:, 0]
 
     student = MultiCropWrapper(CLS(), DINOHead(32, 16, 64, 8))
-    views = fast_multicrop(torch.rand(3, 1, 16, 16), num_local=4, generator=torch.Generator().manual_seed(0))
+    views = MultiCrop.tiny()(torch.rand(3, 1, 16, 16), generator=torch.Generator().manual_seed(0))
     out = student(views)
     assert out.shape == (6 * 3, 16)
     DINOLoss(16, ncrops=6)(out, out[:6].detach()).backward()

@@ -9,13 +9,13 @@ from vitcourse.models.vit import ViT
     dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10),
     dict(img_size=48, patch_size=16, embed_dim=64, depth=1, num_heads=4, num_classes=0),
     dict(img_size=32, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=5, class_token=False, global_pool="avg"),
-    dict(img_size=28, patch_size=14, embed_dim=32, depth=2, num_heads=2, num_classes=7, reg_tokens=4, mlp_ratio=3.0),
+    dict(img_size=28, patch_size=14, embed_dim=32, depth=2, num_heads=2, num_classes=7, num_registers=4, mlp_ratio=3.0),
 ])
 def test_analytic_equals_measured(cfg):
     model = ViT(**cfg)
     analytic = flops.vit_macs(cfg["img_size"], cfg["patch_size"], cfg["embed_dim"], cfg["depth"],
                               cfg.get("mlp_ratio", 4.0), cfg["num_classes"],
-                              class_token=cfg.get("class_token", True), num_registers=cfg.get("reg_tokens", 0))
+                              class_token=cfg.get("class_token", True), num_registers=cfg.get("num_registers", 0))
     assert analytic["total"] == flops.measured_macs(model, (1, 3, cfg["img_size"], cfg["img_size"]))
 
 

@@ -29,7 +29,7 @@ def test_num_tokens_known_values():
     for (size, p), expected in cases.items():
         assert num_tokens(size, size, p) == expected
     assert num_tokens(224, 224, 14, num_registers=4) == 261
-    assert num_tokens(224, 224, 16, cls_token=False) == 196
+    assert num_tokens(224, 224, 16, class_token=False) == 196
 
 
 def test_patch_embed_equals_timm_and_linear():

@@ -57,9 +57,9 @@ def test_interpolate_pos_embed_same_grid_and_bad_shape():
 
 def test_pool_modes():
     tokens = torch.randn(2, 1 + 4 + 9, 6)  # CLS, 4 registers, 9 patches
-    assert torch.equal(pool(tokens, "cls", num_prefix_tokens=5), tokens[:, 0])
+    assert torch.equal(pool(tokens, "token", num_prefix_tokens=5), tokens[:, 0])
     assert torch.allclose(pool(tokens, "avg", num_prefix_tokens=5), tokens[:, 5:].mean(1))
     with pytest.raises(ValueError, match="class token"):
-        pool(tokens, "cls", num_prefix_tokens=0)
-    with pytest.raises(ValueError, match="pool mode"):
+        pool(tokens, "token", num_prefix_tokens=0)
+    with pytest.raises(ValueError, match="global_pool"):
         pool(tokens, "max")

@@ -1,16 +1,12 @@
-"""vitcourse.models.registers (artifact detection) and the register options of the course ViT."""
+"""Chapter 8: vitcourse.models.registers (artifact detection, token splitting) and the register
+options of the course ViT (token order, counts, pooling, timm equivalence)."""
 
 import pytest
 import torch
 from torch import nn
 
-from vitcourse.models.registers import (
-    find_artifact_tokens,
-    last_block_attention,
-    robust_threshold,
-    split_tokens,
-    token_norms,
-)
+from vitcourse.models.registers import find_artifact_tokens, robust_threshold, split_tokens, token_norms
+from vitcourse.models.vit import add_prefix_tokens
 
 
 @pytest.mark.parametrize("D", [4, 16, 64, 384])
@@ -52,21 +48,18 @@ def test_split_tokens_order():
     assert cls.item() == 0 and regs.flatten().tolist() == [1, 2, 3, 4] and patches.shape == (1, 9, 1)
 
 
-# --- the register options of the course ViT (written in chapter 3) --------------------------------
-
 def _vit(**kw):
-    vit = pytest.importorskip("vitcourse.models.vit")
+    from vitcourse.models.vit import digits_vit
+
     torch.manual_seed(0)
-    cfg = dict(img_size=16, patch_size=4, in_chans=1, num_classes=5, embed_dim=32, depth=2, num_heads=2)
-    cfg.update(kw)
-    return vit.ViT(**cfg)
+    return digits_vit(num_classes=5, embed_dim=32, depth=2, num_heads=2, **kw)
 
 
 @pytest.mark.parametrize("R", [0, 1, 4])
 def test_register_shapes_and_counts(R):
     from vitcourse.models.patches import num_tokens
 
-    m = _vit(reg_tokens=R, no_embed_class=True)
+    m = _vit(num_registers=R, no_embed_class=True)
     assert m.num_prefix_tokens == 1 + R
     feats = m.forward_features(torch.randn(3, 1, 16, 16))
     assert feats.shape == (3, num_tokens(16, 16, 4, num_registers=R), 32)
@@ -78,7 +71,7 @@ def test_register_shapes_and_counts(R):
 
 @pytest.mark.parametrize("no_embed_class", [True, False])
 def test_token_order_cls_registers_patches(no_embed_class):
-    m = _vit(reg_tokens=4, no_embed_class=no_embed_class)
+    m = _vit(num_registers=4, no_embed_class=no_embed_class)
     with torch.no_grad():
         m.pos_embed.normal_()
         m.reg_token.normal_()
@@ -103,14 +96,14 @@ def test_token_order_cls_registers_patches(no_embed_class):
 
 
 def test_registers_get_gradients():
-    m = _vit(reg_tokens=4, no_embed_class=True)
+    m = _vit(num_registers=4, no_embed_class=True)
     m(torch.randn(2, 1, 16, 16)).sum().backward()
     assert m.reg_token.grad is not None and m.reg_token.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("pool", ["token", "avg"])
 def test_registers_are_dropped_from_the_pooled_output(pool):
-    m = _vit(reg_tokens=4, no_embed_class=True, global_pool=pool).eval()
+    m = _vit(num_registers=4, no_embed_class=True, global_pool=pool).eval()
     feats = m.forward_features(torch.randn(2, 1, 16, 16))
     changed = feats.clone()
     changed[:, 1:5] += 100.0  # whatever the registers hold, the head must not see it
@@ -122,9 +115,9 @@ def test_registers_are_dropped_from_the_pooled_output(pool):
 
 
 def test_matches_timm_reg4_dinov2_at_224():
-    pytest.importorskip("vitcourse.models.vit")
-    convert = pytest.importorskip("vitcourse.convert")
     import timm
+
+    from vitcourse import convert
 
     torch.manual_seed(0)
     ref = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=224, num_classes=10).eval()
@@ -139,21 +132,15 @@ def test_matches_timm_reg4_dinov2_at_224():
         torch.testing.assert_close(ours.forward_features(x), ref.forward_features(x), rtol=0, atol=1e-4)
 
 
-def test_last_block_attention_rows_sum_to_one_timm():
-    from timm.models.vision_transformer import VisionTransformer
-
-    torch.manual_seed(0)
-    m = VisionTransformer(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=32, depth=2, num_heads=2,
-                          reg_tokens=4, no_embed_class=True).eval()
-    a = last_block_attention(m, torch.randn(2, 1, 16, 16))
-    assert a.shape == (2, 2, 21, 21)
-    torch.testing.assert_close(a.sum(-1), torch.ones(2, 2, 21))
-    # same as timm's own (unfused) attention, captured from its attn_drop input
-    got = {}
-    blk = m.blocks[-1].attn
-    blk.fused_attn = False
-    h = blk.attn_drop.register_forward_hook(lambda mod, i, o: got.__setitem__("a", o))
-    with torch.no_grad():
-        m(torch.randn(2, 1, 16, 16) * 0 + 1)
-    h.remove()
-    torch.testing.assert_close(last_block_attention(m, torch.ones(2, 1, 16, 16)), got["a"])
+def test_add_prefix_tokens_orders_prefix_and_places_position_embeddings():
+    B, N, D = 2, 5, 3
+    patches = torch.randn(B, N, D)
+    cls, dist, reg = torch.randn(1, 1, D), torch.randn(1, 1, D), torch.randn(1, 4, D)
+    full = torch.randn(1, 6 + N, D)
+    out = add_prefix_tokens(patches, full, cls_token=cls, dist_token=dist, reg_token=reg)
+    want = torch.cat([cls.expand(B, -1, -1), dist.expand(B, -1, -1), reg.expand(B, -1, -1), patches], 1) + full
+    torch.testing.assert_close(out, want)
+    on_patches = torch.randn(1, N, D)  # DINOv2: the prefix tokens get no position
+    out = add_prefix_tokens(patches, on_patches, cls_token=cls, reg_token=reg, no_embed_class=True)
+    torch.testing.assert_close(out, torch.cat([cls.expand(B, -1, -1), reg.expand(B, -1, -1), patches + on_patches], 1))
+    torch.testing.assert_close(add_prefix_tokens(patches, on_patches), patches + on_patches)  # no prefix at all

@@ -35,7 +35,7 @@ def vit_from_timm(model: nn.Module) -> ViT:
         mlp_ratio=block.mlp.fc1.out_features / model.embed_dim,
         qkv_bias=block.attn.qkv.bias is not None,
         class_token=model.cls_token is not None,
-        reg_tokens=getattr(model, "num_reg_tokens", 0),
+        num_registers=getattr(model, "num_reg_tokens", 0),  # timm's attribute name
         distilled=getattr(model, "dist_token", None) is not None,
         global_pool=model.global_pool,
         no_embed_class=model.no_embed_class,

@@ -8,7 +8,8 @@ error on the removed patches only. Conventions follow the official ``models_mae.
 - ``random_masking`` keeps ``int(N * (1 - mask_ratio))`` patches per image, chosen by sorting random
   noise; ``mask`` is 1 for a removed patch; ``ids_restore`` undoes the shuffle;
 - targets are ``patchify(images)`` (chapter 1's (row, column, channel) order), optionally
-  normalised per patch (``norm_pix``; the official code defaults to off, the paper found it better);
+  normalised per patch (``norm_pix_loss``; off by default as in the official code, though the paper
+  found it better);
 - fixed 2D sine-cosine position embeddings (chapter 2) in encoder and decoder.
 """
 
@@ -45,14 +46,14 @@ def random_masking(tokens: torch.Tensor, mask_ratio: float, generator: torch.Gen
 
 
 def mae_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch_size: int,
-             norm_pix: bool = True) -> torch.Tensor:
+             norm_pix_loss: bool = False) -> torch.Tensor:
     """Mean squared error on the removed patches.
 
     pred: (B, N, P*P*C) predicted pixels; images: (B, C, H, W); mask: (B, N), 1 = removed.
-    With ``norm_pix`` each target patch is normalised by its own mean and variance (eps 1e-6).
+    With ``norm_pix_loss`` each target patch is normalised by its own mean and variance (eps 1e-6).
     """
     target = patchify(images, patch_size)
-    if norm_pix:
+    if norm_pix_loss:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
         target = (target - mean) / (var + 1e-6) ** 0.5
@@ -63,7 +64,9 @@ def mae_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch
 class MAE(nn.Module):
     """Masked autoencoder with a ViT encoder and a light decoder.
 
-    ``forward(images, mask_ratio)`` returns ``(loss, pred (B, N, P*P*C), mask (B, N))``.
+    ``forward(images, mask_ratio)`` returns ``(loss, pred (B, N, P*P*C), mask (B, N))``. The defaults
+    are the course's digits setting: the encoder of ``vitcourse.models.vit.DIGITS_VIT`` and a decoder
+    of width 32, depth 2.
     """
 
     def __init__(self, img_size: int = 16, patch_size: int = 4, in_chans: int = 1, embed_dim: int = 64,

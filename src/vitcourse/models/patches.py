@@ -53,13 +53,13 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def unpatchify(
-    patches: torch.Tensor, patch_size: int, image_size: int | tuple[int, int]
+    patches: torch.Tensor, patch_size: int, img_size: int | tuple[int, int]
 ) -> torch.Tensor:
     """Inverse of ``patchify``.
 
-    patches: (B, N, P*P*C); image_size: H or (H, W). Returns images (B, C, H, W).
+    patches: (B, N, P*P*C); img_size: H or (H, W). Returns images (B, C, H, W).
     """
-    H, W = _pair(image_size)
+    H, W = _pair(img_size)
     P = patch_size
     check_divisible(H, W, P)
     h, w = H // P, W // P
@@ -76,7 +76,7 @@ def unpatchify(
 
 
 def num_tokens(
-    height: int, width: int, patch_size: int, cls_token: bool = True, num_registers: int = 0
+    height: int, width: int, patch_size: int, class_token: bool = True, num_registers: int = 0
 ) -> int:
     """Length of the token sequence a ViT sees for an H x W image.
 
@@ -84,7 +84,7 @@ def num_tokens(
     last full patch are dropped). Prefix tokens (CLS, registers) are added on top.
     Examples: 224 px at patch 16 -> 14*14 + 1 = 197; 1024 px at patch 14 -> 73*73 + 1 = 5330.
     """
-    return (height // patch_size) * (width // patch_size) + int(cls_token) + num_registers
+    return (height // patch_size) * (width // patch_size) + int(class_token) + num_registers
 
 
 class PatchEmbed(nn.Module):

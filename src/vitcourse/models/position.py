@@ -5,7 +5,8 @@
   column, half the row).
 - ``interpolate_pos_embed``: resize the patch part of a position embedding to another grid, keeping
   the prefix tokens (CLS, ...) as they are; bicubic with antialiasing, as timm resamples.
-- ``pool``: one vector per image, from the class token or the mean of the patch tokens.
+- ``pool``: one vector per image, from the class token or the mean of the patch tokens (the
+  ``global_pool`` of ``ViT``).
 """
 
 from __future__ import annotations
@@ -77,16 +78,16 @@ def interpolate_pos_embed(
     return torch.cat([prefix, grid], dim=1)
 
 
-def pool(tokens: torch.Tensor, mode: str = "cls", num_prefix_tokens: int = 1) -> torch.Tensor:
-    """One vector per image from encoder tokens (B, T, D) -> (B, D).
+def pool(tokens: torch.Tensor, global_pool: str = "token", num_prefix_tokens: int = 1) -> torch.Tensor:
+    """One vector per image from encoder tokens: (B, T, D) -> (B, D).
 
-    mode "cls" (or "token"): the first token; "avg": the mean of the patch tokens (prefix tokens
-    excluded).
+    ``global_pool`` as timm's ViT: "token", the class token (the first token); "avg", the mean of the
+    patch tokens, leaving out the ``num_prefix_tokens`` prefix tokens (class token, registers, ...).
     """
-    if mode in ("cls", "token"):
+    if global_pool == "token":
         if num_prefix_tokens < 1:
-            raise ValueError("CLS pooling needs a class token (num_prefix_tokens >= 1)")
+            raise ValueError("global_pool='token' reads the class token, but num_prefix_tokens is 0: use 'avg'")
         return tokens[:, 0]
-    if mode in ("avg", "mean"):
+    if global_pool == "avg":
         return tokens[:, num_prefix_tokens:].mean(dim=1)
-    raise ValueError(f"pool mode {mode!r}: use 'cls' or 'avg'")
+    raise ValueError(f"global_pool={global_pool!r}: use 'token' (class token) or 'avg' (mean of patch tokens)")

@@ -5,34 +5,33 @@
 - the original ViT: ``class_token=True, global_pool="token"``;
 - mean pooling over patch tokens: ``global_pool="avg"``;
 - DeiT: ``distilled=True`` (a distillation token after CLS and a second head);
-- DINOv2-style: ``reg_tokens=R`` register tokens, ``no_embed_class=True`` (position embeddings on
+- DINOv2-style: ``num_registers=R`` register tokens, ``no_embed_class=True`` (position embeddings on
   patches only) and ``init_values`` (LayerScale).
 
 Token order inside the model: ``[cls, dist, reg_1 .. reg_R, patch_1 .. patch_N]`` (the prefix tokens
-that exist), as in timm. Numerical details that equivalence with timm/torchvision depends on:
-qkv reshaped as (B, N, 3, heads, head_dim), LayerNorm eps 1e-6, exact (erf) GELU.
+that exist), as in timm; ``add_prefix_tokens`` builds it. Numerical details that equivalence with
+timm/torchvision depends on: qkv reshaped as (B, N, 3, heads, head_dim), LayerNorm eps 1e-6, exact
+(erf) GELU. ``digits_vit()`` is the small ViT the course trains on the 16 px digits. Attention maps
+of any block: ``vitcourse.analysis.attention_maps``.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vitcourse.models.patches import PatchEmbed
-from vitcourse.models.position import interpolate_pos_embed
+from vitcourse.models.position import interpolate_pos_embed, pool
 
-__all__ = ["Attention", "Mlp", "LayerScale", "Block", "ViT"]
+__all__ = ["Attention", "Mlp", "LayerScale", "Block", "ViT", "add_prefix_tokens", "DIGITS_VIT", "digits_vit"]
 
 
 class Attention(nn.Module):
     """Multi-head self-attention. (B, N, D) -> (B, N, D).
 
-    ``fused=True`` uses ``F.scaled_dot_product_attention``; the explicit path
-    softmax(q k^T / sqrt(d)) v runs when the attention map is requested (``return_attn=True``),
-    and returns it as (B, heads, N, N).
+    ``fused=True`` uses ``F.scaled_dot_product_attention``; ``fused=False`` runs the explicit
+    softmax(q k^T / sqrt(d)) v, with the same result.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused: bool = True) -> None:
@@ -46,19 +45,16 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, return_attn: bool = False):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
-        attn = None
-        if self.fused and not return_attn:
+        if self.fused:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, N, N)
-            attn = attn.softmax(dim=-1)
-            x = attn @ v
-        x = self.proj(x.transpose(1, 2).reshape(B, N, D))
-        return (x, attn) if return_attn else x
+            x = attn.softmax(dim=-1) @ v
+        return self.proj(x.transpose(1, 2).reshape(B, N, D))
 
 
 class Mlp(nn.Module):
@@ -100,14 +96,31 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
 
-    def forward(self, x: torch.Tensor, return_attn: bool = False):
-        if return_attn:
-            y, attn = self.attn(self.norm1(x), return_attn=True)
-        else:
-            y, attn = self.attn(self.norm1(x)), None
-        x = x + self.ls1(y)
-        x = x + self.ls2(self.mlp(self.norm2(x)))
-        return (x, attn) if return_attn else x
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+def add_prefix_tokens(
+    patch_tokens: torch.Tensor,
+    pos_embed: torch.Tensor,
+    *,
+    cls_token: torch.Tensor | None = None,
+    dist_token: torch.Tensor | None = None,
+    reg_token: torch.Tensor | None = None,
+    no_embed_class: bool = False,
+) -> torch.Tensor:
+    """Prepend the prefix tokens and add the position embedding: (B, N, D) -> (B, T, D).
+
+    Order ``[cls, dist, reg_1 .. reg_R, patches]`` for the tokens given (each (1, n, D), shared by the
+    batch). ``pos_embed`` is (1, T, D) and covers every token, or, with ``no_embed_class`` (DINOv2),
+    (1, N, D) for the patches only.
+    """
+    B = patch_tokens.shape[0]
+    prefix = [t.expand(B, -1, -1) for t in (cls_token, dist_token, reg_token) if t is not None]
+    if no_embed_class:
+        return torch.cat(prefix + [patch_tokens + pos_embed], dim=1)
+    return torch.cat(prefix + [patch_tokens], dim=1) + pos_embed
 
 
 class ViT(nn.Module):
@@ -132,7 +145,7 @@ class ViT(nn.Module):
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         class_token: bool = True,
-        reg_tokens: int = 0,
+        num_registers: int = 0,
         distilled: bool = False,
         global_pool: str = "token",
         no_embed_class: bool = False,
@@ -147,12 +160,12 @@ class ViT(nn.Module):
         self.global_pool = global_pool
         self.no_embed_class = no_embed_class
         self.embed_dim = embed_dim
-        self.num_reg_tokens = reg_tokens
+        self.num_registers = num_registers
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
-        self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
-        self.num_prefix_tokens = int(class_token) + int(distilled) + reg_tokens
+        self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dim)) if num_registers else None
+        self.num_prefix_tokens = int(class_token) + int(distilled) + num_registers
         # Position embeddings cover the prefix tokens too, unless no_embed_class (DINOv2: patches only).
         num_pos = self.patch_embed.num_patches + (0 if no_embed_class else self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(torch.randn(1, num_pos, embed_dim) * 0.02)
@@ -182,52 +195,32 @@ class ViT(nn.Module):
         embedded_prefix = 0 if self.no_embed_class else self.num_prefix_tokens
         if grid != self.patch_embed.grid_size:
             pos = interpolate_pos_embed(pos, self.patch_embed.grid_size, grid, embedded_prefix)
-        B = x.shape[0]
-        prefix = [t.expand(B, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
-        if self.no_embed_class:
-            return torch.cat(prefix + [x + pos], dim=1)
-        return torch.cat(prefix + [x], dim=1) + pos
+        return add_prefix_tokens(x, pos, cls_token=self.cls_token, dist_token=self.dist_token,
+                                 reg_token=self.reg_token, no_embed_class=self.no_embed_class)
 
-    def forward_features(self, x: torch.Tensor, return_attn: bool = False):
-        """(B, C, H, W) -> tokens (B, T, D) after the final norm.
-
-        With ``return_attn=True`` also returns the attention maps of every block, a list of
-        (B, heads, T, T) tensors.
-        """
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> tokens (B, T, D) after the final norm."""
         grid = (x.shape[-2] // self.patch_embed.patch_size, x.shape[-1] // self.patch_embed.patch_size)
         x = self._pos_embed(self.patch_embed(x), grid)
-        maps = []
         for block in self.blocks:
-            if return_attn:
-                x, attn = block(x, return_attn=True)
-                maps.append(attn)
-            else:
-                x = block(x)
-        x = self.norm(x)
-        return (x, maps) if return_attn else x
-
-    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (B, D): the class token, or the normalised mean of the patch tokens."""
-        if self.global_pool == "avg":
-            return self.fc_norm(tokens[:, self.num_prefix_tokens:].mean(dim=1))
-        return tokens[:, 0]
+            x = block(x)
+        return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor):
+        """(B, T, D) -> logits (B, num_classes); a distilled model returns both heads in training."""
         if self.head_dist is not None:
             cls_logits, dist_logits = self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
             return (cls_logits, dist_logits) if self.training else (cls_logits + dist_logits) / 2
-        return self.head(self.pool(tokens))
+        return self.head(self.fc_norm(pool(tokens, self.global_pool, self.num_prefix_tokens)))
 
     def forward(self, x: torch.Tensor):
         return self.forward_head(self.forward_features(x))
 
-    def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Attention of every block, a list of (B, heads, T, T), without gradients."""
-        with torch.no_grad():
-            return self.forward_features(x, return_attn=True)[1]
 
-    def cls_attention(self, x: torch.Tensor, block: int = -1) -> torch.Tensor:
-        """Attention of the class token to the patches in one block: (B, heads, h, w)."""
-        attn = self.attention_maps(x)[block]
-        h, w = x.shape[-2] // self.patch_embed.patch_size, x.shape[-1] // self.patch_embed.patch_size
-        return attn[:, :, 0, self.num_prefix_tokens:].reshape(attn.shape[0], attn.shape[1], h, w)
+# The ViT the course trains on the 16 px digits: 16 patch tokens of 4 x 4 px plus CLS, 0.2 M parameters.
+DIGITS_VIT = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4)
+
+
+def digits_vit(**overrides) -> ViT:
+    """``ViT(**DIGITS_VIT)``, with any option changed, e.g. ``digits_vit(embed_dim=32, depth=2)``."""
+    return ViT(**(DIGITS_VIT | overrides))

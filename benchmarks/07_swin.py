@@ -1,12 +1,12 @@
-"""Swin measurements for chapter 7.
+"""Chapter 7: Swin measurements quoted on the reading page.
 
-    python benchmarks/bench_swin.py speed     # course Swin-T vs timm, forward+backward, ratio of medians
-    python benchmarks/bench_swin.py scaling [--plot PATH]  # MACs (meta device) and CPU forward time,
-                                                           # Swin-T vs ViT-S/16, 224..896 px, batch 1
-    python benchmarks/bench_swin.py worked    # the 1024-px comparison: Swin-B vs ViT-L/14, measured MACs
+    python benchmarks/07_swin.py speed     # course Swin-T vs timm, forward+backward, ratio of medians
+    python benchmarks/07_swin.py scaling [--plot PATH]  # MACs (meta device) and CPU forward time,
+                                                        # Swin-T vs ViT-S/16, 224..896 px, batch 1
+    python benchmarks/07_swin.py worked    # the 1024-px comparison: Swin-B vs ViT-L/14, measured MACs
 
 scaling counts with FlopCounterMode on the meta device (no memory, exact counts); sizes are multiples
-of 224 so Swin's windows tile every stage.
+of 224 so Swin's windows tile every stage. Results go to benchmarks/results/07-swin.json.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 
 import timm
 import torch
+from record import save
 
 from vitcourse.convert import from_timm
 from vitcourse.flops import measured_macs
@@ -40,7 +41,10 @@ def speed(repeats: int) -> None:
             times[name].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"Swin-T, batch 2, forward+backward, {repeats} interleaved runs, {torch.get_num_threads()} threads: "
-          f"course {med['course'] * 1e3:.0f} ms, timm {med['timm'] * 1e3:.0f} ms, ratio {med['course'] / med['timm']:.3f}")
+          f"course {med['course'] * 1e3:.0f} ms, timm {med['timm'] * 1e3:.0f} ms, "
+          f"ratio {med['course'] / med['timm']:.3f}")
+    save("07-swin", "speed", {"course_ms": round(med["course"] * 1e3, 1), "timm_ms": round(med["timm"] * 1e3, 1),
+                              "ratio": round(med["course"] / med["timm"], 3), "repeats": repeats})
 
 
 def _forward_ms(model: torch.nn.Module, size: int, repeats: int) -> float:
@@ -68,6 +72,9 @@ def scaling(repeats: int, plot: str | None) -> None:
         rows.append((size, s, v, ts, tv))
         print(f"{size:>6} {s / 1e9:>8.2f} ({s / rows[0][1]:4.1f}x) {v / 1e9:>8.2f} ({v / rows[0][2]:5.1f}x) "
               f"{ts:>10.0f} {tv:>9.0f}")
+    save("07-swin", "scaling", {"repeats": repeats, "rows": [
+        {"pixels": size, "swin_gmacs": round(s / 1e9, 2), "vit_gmacs": round(v / 1e9, 2), "swin_ms": round(ts),
+         "vit_ms": round(tv)} for size, s, v, ts, tv in rows]})
     if plot:
         import matplotlib
         matplotlib.use("Agg")
@@ -77,8 +84,11 @@ def scaling(repeats: int, plot: str | None) -> None:
         for ax, (i, j), label in ((axes[0], (1, 2), "GMACs (measured)"), (axes[1], (3, 4), "CPU forward ms")):
             ax.plot(px, [r[i] / (1e9 if i == 1 else 1) for r in rows], "o-", label="Swin-T")
             ax.plot(px, [r[j] / (1e9 if j == 2 else 1) for r in rows], "s-", label="ViT-S/16")
-            ax.set_xlabel("pixels / 224^2"); ax.set_ylabel(label); ax.legend()
-        fig.tight_layout(); fig.savefig(plot, dpi=120)
+            ax.set_xlabel("pixels / 224^2")
+            ax.set_ylabel(label)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=120)
         print("plot saved to", plot)
 
 
@@ -97,6 +107,8 @@ def worked() -> None:
     print(f"ViT-L/14 @1022: {v / 1e9:.0f} GMACs total, of which attention matrices {attn_vit / 1e9:.0f} GMACs")
     print(f"Swin-B  @1120 (1024 padded): {s / 1e9:.0f} GMACs total")
     print(f"ratio ViT-L / Swin-B: {v / s:.1f}x")
+    save("07-swin", "worked", {"vit_l14_1022_gmacs": round(v / 1e9), "vit_attention_gmacs": round(attn_vit / 1e9),
+                               "swin_b_1120_gmacs": round(s / 1e9), "ratio": round(v / s, 1)})
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""Speed of the course ViT against timm, and the digits training run of chapter 3.
+"""Chapter 3: speed of the course ViT against timm, and the digits training run.
 
-    python benchmarks/bench_vit.py speed [--threads 2] [--repeats 15]
-    python benchmarks/bench_vit.py digits [--threads 2] [--seeds 0 1 2 3 4] [--epochs 60] [--shift 1]
+    python benchmarks/03_vit.py speed [--threads 2] [--repeats 15]
+    python benchmarks/03_vit.py digits [--threads 2] [--seeds 0 1 2 3 4] [--epochs 60] [--shift 1]
 
 speed: forward+backward of ViT-Ti/16 (batch 8, 224 px) with identical weights, the course model and
 timm's interleaved run by run; prints the medians and their ratio (course / timm).
-digits: trains the reference ViT of chapter 3 on the bundled digits and prints accuracy and seconds.
-Run them on an otherwise idle machine; the numbers in the book and the notes say where they came from.
+digits: trains the digits ViT of chapter 3 (``digits_vit()``) and prints accuracy and seconds.
+Run them on an otherwise idle machine. Results go to benchmarks/results/03-vit.json.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import time
 
 import timm
 import torch
+from record import save
 
 from vitcourse import data, train
 from vitcourse.convert import from_timm
-from vitcourse.models.vit import ViT
+from vitcourse.models.vit import digits_vit
 
 
 def _step(model, x):
@@ -47,18 +48,21 @@ def speed(repeats: int) -> None:
     print(f"  course ViT  median {med['course'] * 1e3:7.1f} ms")
     print(f"  timm        median {med['timm'] * 1e3:7.1f} ms")
     print(f"  ratio course/timm  {med['course'] / med['timm']:.3f}")
+    save("03-vit", "speed", {"course_ms": round(med["course"] * 1e3, 1), "timm_ms": round(med["timm"] * 1e3, 1),
+                             "ratio": round(med["course"] / med["timm"], 3), "repeats": repeats})
 
 
 def digits(seeds: list[int], epochs: int, shift: int) -> None:
-    accs = []
+    accs, seconds = [], []
     for seed in seeds:
         torch.manual_seed(seed)
-        train_loader, test_loader = data.digits_loaders(batch_size=64, image_size=16, shift=shift)
-        model = ViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4)
+        train_loader, test_loader = data.digits_loaders(batch_size=64, img_size=16, shift=shift)
+        model = digits_vit()
         start = time.perf_counter()
         history = train.fit(model, train_loader, epochs=epochs, lr=3e-3, warmup_steps=100,
                             eval_loader=test_loader, progress=False)
         accs.append(history.test_acc[-1])
+        seconds.append(round(time.perf_counter() - start, 1))
         print(f"digits, ViT dim 64 depth 4 patch 4 at 16 px, shifts <= {shift} px, seed {seed}, {epochs} epochs: "
               f"test accuracy "
               f"{history.test_acc[-1]:.4f} (best epoch {max(history.test_acc):.4f}) in "
@@ -66,6 +70,8 @@ def digits(seeds: list[int], epochs: int, shift: int) -> None:
     if len(accs) > 1:
         print(f"  final accuracy over {len(accs)} seeds: min {min(accs):.4f}, median {statistics.median(accs):.4f}, "
               f"max {max(accs):.4f}")
+    save("03-vit", f"digits, {epochs} epochs, shift {shift}, {torch.get_num_threads()} threads",
+         {"seeds": seeds, "test_acc": accs, "seconds": seconds})
 
 
 if __name__ == "__main__":

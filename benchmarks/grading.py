@@ -1,8 +1,8 @@
 """Grading speed of the instructor tool (``python -m autograder``) with the real nbgrader.
 
-    python benchmarks/bench_grading.py                       # 20 solved 01-patches, --jobs 1 and 2
-    python benchmarks/bench_grading.py --n 20 --chapter 03-vit
-    python benchmarks/bench_grading.py --course              # every chapter for one student
+    python benchmarks/grading.py                       # 20 solved 01-patches, --jobs 1 and 2
+    python benchmarks/grading.py --n 20 --chapter 03-vit
+    python benchmarks/grading.py --course              # every chapter for one student
 
 Prints seconds per run, per notebook and notebooks per minute. The submissions are the release
 with the solution's answers filled in (full marks), so every cell runs. Say which machine and how
