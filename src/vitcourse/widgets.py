@@ -87,11 +87,11 @@ def static_patch_explorer(image: torch.Tensor | None = None, resolutions=RESOLUT
     image = data.photo("chelsea", 448) if image is None else image
 
     def render(resolution, patch_size):
-        fig, ax = plt.subplots(figsize=(3.6, 3.6))
-        viz.show_patch_grid(_resized(image, resolution), patch_size, ax=ax, numbers=resolution // patch_size <= 16)
+        fig, ax = plt.subplots(figsize=(4.4, 4.4))
+        viz.show_patch_grid(_resized(image, resolution), patch_size, ax=ax, numbers=resolution // patch_size <= 14)
         return fig, f"<b>{describe_setting(resolution, patch_size)}</b>"
 
     initial = {"resolution": 224 if 224 in resolutions else resolutions[0],
                "patch size": 16 if 16 in patch_sizes else patch_sizes[0]}
     return explorer.static_explorer({"resolution": list(resolutions), "patch size": list(patch_sizes)}, render,
-                                    initial=initial, fmt="jpeg", dpi=72, slug="patch-explorer")
+                                    initial=initial, fmt="jpeg", dpi=80, slug="patch-explorer")
