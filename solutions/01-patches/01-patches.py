@@ -351,8 +351,8 @@ print("tokens:", tuple(by_conv.shape), "| max |conv - linear| =", f"{(by_conv - 
 # | classifier head on `[CLS]` | $D K$ |
 #
 # LayerNorm, softmax, GELU and additions are left out: they are a fraction of a percent. One MAC is two
-# floating-point operations, so **FLOPs = 2 × MACs**. Model tables (and the seed text of this course) often
-# say "FLOPs" for what are MACs; PyTorch's `FlopCounterMode` counts FLOPs.
+# floating-point operations, so **FLOPs = 2 × MACs**. Model tables and papers often say "FLOPs" for what
+# are MACs; PyTorch's `FlopCounterMode` counts FLOPs.
 #
 # ### Exercise 6 — `vit_macs` (4 points)
 #

@@ -110,8 +110,8 @@ plt.tight_layout(); plt.show()
 #
 # A learned position embedding has one row per patch of the grid it was trained on: 14 × 14 for a
 # 224 px image at patch 16. A 96 px crop has a 6 × 6 grid. To feed it to the same model, treat the
-# embedding as an image with $D$ channels and resize it: keep the rows of the prefix tokens (the class
-# token has no position), reshape the rest to `(1, D, h, w)`, resize with
+# embedding as an image with $D$ channels and resize it: keep the rows of the prefix tokens as they are
+# (the class token's row belongs to no place on the grid), reshape the rest to `(1, D, h, w)`, resize with
 # `F.interpolate(..., mode="bicubic", antialias=True, align_corners=False)` (what timm does), and
 # flatten back. DINO relies on this to read its small local crops (chapter 5).
 #

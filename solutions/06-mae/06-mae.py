@@ -180,9 +180,10 @@ for ratio in (0.25, 0.75):
 #
 # The target of each patch is its pixels in `patchify` order (chapter 1). The loss is the squared error
 # averaged over a patch's values, then averaged over the **removed** patches only: predicting a visible
-# patch is trivial and would teach nothing. With `norm_pix_loss=True` each target patch is first normalised by
-# its own mean and variance, `(t - mean) / sqrt(var + 1e-6)` (unbiased variance, as `tensor.var`), which
-# the paper found gives better features; the official code leaves it off by default.
+# patch is trivial and would teach nothing. With `norm_pix_loss=True` each target patch is first normalised
+# by its own mean and variance, `(t - mean) / sqrt(var + 1e-6)` (unbiased variance, as `tensor.var`), which
+# the paper found gives better features; the official code leaves it off by default, and so does the
+# course's `MAE`.
 #
 # ### Exercise 4 — `mae_loss` (4 points)
 
