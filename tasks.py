@@ -5,8 +5,10 @@
     python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
     python3.11 tasks.py test --chapter ID    one chapter's tests (e.g. 03-vit; repeatable)
     python3.11 tasks.py lint                 ruff on the whole tree
-    python3.11 tasks.py sync                 regenerate everything derived: solution .ipynb from their
-                                             .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py sync                 regenerate everything derived: set-up cells, solution .ipynb
+                                             from their .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py configure --repository URL [--branch B]
+                                             run the course from your own repository (then sync)
     python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
     python3.11 tasks.py new ID "Title" MODULE   scaffold a chapter (e.g. 09-vlm "A ViT in a VLM" vlm)
     python3.11 tasks.py env                  only create or update the environment
@@ -83,11 +85,18 @@ def lint(*args: str) -> None:
 
 
 def sync(*args: str) -> None:
-    """Everything derived, in order: solution notebooks, registry-derived files, the release."""
+    """Everything derived, in order: registry-derived files (set-up cells included), solution notebooks,
+    the release."""
     env()
-    run(PY, "-m", "tools.notebooks", "sync", *args)
     run(PY, "-m", "tools.derived", *args)
+    run(PY, "-m", "tools.notebooks", "sync", *args)
     run(PY, "-m", "autograder.release", *args)
+
+
+def configure(*args: str) -> None:
+    """Set the course's repository (``--repository URL [--branch B] [--site URL]``), then sync."""
+    env()
+    run(PY, "-m", "tools.configure", *args)
 
 
 def release(*args: str) -> None:
@@ -100,7 +109,8 @@ def new(*args: str) -> None:
     run(PY, "-m", "tools.scaffold", *args)
 
 
-COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new}
+COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new,
+            "configure": configure}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -18,11 +18,25 @@
 # Hidden checks compare your code with the course's reference (`vitcourse.models.deit`) and with timm's
 # DeiT on random inputs. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 4 — DeiT: learning from a CNN teacher](https://vit-from-scratch.github.io/vit-course/book/04-deit.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import math
 import warnings
@@ -418,21 +432,22 @@ print("train", tuple(xtr.shape), "test", tuple(xte.shape))
 def train_teacher(xtr, ytr, steps=300, seed=0, batch=64):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    teacher = SmallCNN(in_chans=1, num_classes=10)
+    teacher = SmallCNN(in_chans=1, num_classes=10).to(DEVICE)
     opt = torch.optim.AdamW(teacher.parameters(), lr=3e-3, weight_decay=1e-4)
     teacher.train()
-    for _ in range(steps):
+    for _ in range(env.steps(steps)):   # env.steps: `steps`, unless VITCOURSE_MAX_STEPS caps it (a smoke test)
         i = torch.randint(0, len(ytr), (batch,), generator=g)
-        loss = F.cross_entropy(teacher(augment(xtr[i], g, max_shift=2)), ytr[i])
+        x = augment(xtr[i], g, max_shift=2).to(DEVICE)   # batches are drawn on the CPU, trained on DEVICE
+        loss = F.cross_entropy(teacher(x), ytr[i].to(DEVICE))
         opt.zero_grad(); loss.backward(); opt.step()
     return teacher.eval()
 
 def accuracy(logits, y):
-    return (logits.argmax(1) == y).float().mean().item()
+    return (logits.argmax(1).cpu() == y).float().mean().item()
 
 teacher = train_teacher(xtr, ytr, seed=0)
 with torch.no_grad():
-    print(f"teacher test accuracy: {accuracy(teacher(xte), yte):.3f}")
+    print(f"teacher test accuracy: {accuracy(teacher(xte.to(DEVICE)), yte):.3f}")
 
 # %% [markdown]
 # ## 5. The same ViT, three ways (4 points)
@@ -450,26 +465,27 @@ SMALL = dict(embed_dim=32, depth=2, num_heads=2)
 def train_student(teacher, kind, xtr, ytr, steps=300, seed=0, batch=64, lr=1e-2, erase=6, alpha=0.5, tau=1.0,
                   vit=SMALL):
     torch.manual_seed(seed)
-    model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, **vit)
+    model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, **vit).to(DEVICE)
     g = torch.Generator().manual_seed(seed + 1000)  # the same batches and cut-outs for every kind
     criterion = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=alpha, tau=tau, kind=kind)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
-    for _ in range(steps):
+    for _ in range(env.steps(steps)):
         i = torch.randint(0, len(ytr), (batch,), generator=g)
-        x = augment(xtr[i], g, erase=erase)
-        loss = criterion(x, model(x), ytr[i])
+        x = augment(xtr[i], g, erase=erase).to(DEVICE)
+        loss = criterion(x, model(x), ytr[i].to(DEVICE))
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     return model.eval()
 
 def report(model, teacher, x, y):
     """Accuracy of each head and its agreement with the teacher (same argmax) on images x."""
+    x = x.to(DEVICE)
     with torch.no_grad():
-        t = teacher(x).argmax(1)
+        t = teacher(x).argmax(1).cpu()
     row = {}
     for mode in ("cls", "dist", "avg"):
-        p = predict(model, x, mode).argmax(1)
+        p = predict(model, x, mode).argmax(1).cpu()
         row[mode] = ((p == y).float().mean().item(), (p == t).float().mean().item())
     return row
 
@@ -506,7 +522,8 @@ if BUDGET == "full":
 else:
     cfg = {}
 with torch.no_grad():
-    print(f"teacher: clean {accuracy(teacher(xte), yte):.3f} | cut-out {accuracy(teacher(xte_cut), yte):.3f}")
+    print(f"teacher: clean {accuracy(teacher(xte.to(DEVICE)), yte):.3f} | "
+          f"cut-out {accuracy(teacher(xte_cut.to(DEVICE)), yte):.3f}")
 print(f"{'kind':<5} {'head':<5} {'acc clean':>9} {'agree clean':>11} {'acc cut':>8} {'agree cut':>9}")
 for kind in ("none", "soft", "hard"):
     student = train_student(teacher, kind, xtr, ytr, **cfg)

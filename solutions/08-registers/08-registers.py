@@ -23,11 +23,25 @@
 #
 # Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 8 — Registers: where artifact tokens come from](https://vit-from-scratch.github.io/vit-course/book/08-registers.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import torch
 import torch.nn.functional as F
@@ -407,15 +421,16 @@ def train_pairs(R, x, y, steps, seed=0, dim=32, depth=2, heads=2, lr=2e-3, batch
     torch.manual_seed(seed)
     model = RegisterViT(img_size=CANVAS, patch_size=PATCH, in_chans=1, num_classes=2, embed_dim=dim, depth=depth,
                         num_heads=heads, reg_tokens=R)
+    model.to(DEVICE)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
-    for _ in range(steps):
+    for _ in range(env.steps(steps)):   # env.steps: `steps`, unless VITCOURSE_MAX_STEPS caps it (a smoke test)
         i = torch.randint(0, len(y), (batch,), generator=g)
-        loss = F.cross_entropy(model(x[i]), y[i])
+        loss = F.cross_entropy(model(x[i].to(DEVICE)), y[i].to(DEVICE))
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    return model.eval()
+    return model.cpu().eval()   # the measurements below run on the CPU
 
 def last_block_output(model, x):
     """Tokens leaving the last block, before the final norm (where the paper measures norms)."""

@@ -3,10 +3,13 @@
 ``fit`` trains with AdamW and a cosine learning rate (with optional warm-up), shows a progress bar,
 uses CUDA and mixed precision when there is a GPU, and returns a ``History`` for plots. The progress
 bar writes to stdout, never stderr: nbgrader counts a test cell that writes to stderr as failed.
+``VITCOURSE_MAX_STEPS`` (``vitcourse.env.steps``) caps the steps of ``fit`` and the batches of
+``evaluate``: the course's smoke test runs the `full` budget that way on a CPU.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vitcourse import env
 from vitcourse.env import seed_everything
 
 __all__ = ["History", "fit", "evaluate"]
@@ -51,7 +55,7 @@ def evaluate(model: nn.Module, loader, device=None) -> float:
     was_training = model.training
     model.eval()
     correct = total = 0
-    for x, y in loader:
+    for x, y in itertools.islice(loader, env.max_steps()):  # every batch, unless VITCOURSE_MAX_STEPS caps them
         pred = _logits(model(x.to(device))).argmax(dim=1)
         correct += (pred.cpu() == y).sum().item()
         total += len(y)
@@ -76,6 +80,7 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     loss_fn = loss_fn or (lambda out, y: F.cross_entropy(_logits(out), y))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
+    total = env.steps(total)
     schedule = lambda s: min(1.0, (s + 1) / warmup_steps) if s < warmup_steps else 0.5 * (  # noqa: E731
         1 + math.cos(math.pi * (s - warmup_steps) / max(1, total - warmup_steps)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
