@@ -52,7 +52,11 @@ class _OneDevice(TorchFunctionMode):
 def to_meta(value):
     """Modules (copied) and tensors (empty, same shape and dtype) on the meta device; the rest as is."""
     if isinstance(value, nn.Module):
-        return copy.deepcopy(value).to("meta")
+        # Tensors a module keeps from its last forward (e.g. attention maps) are not graph leaves and
+        # cannot be deep-copied: copy them detached.
+        memo = {id(v): v.detach() for m in value.modules() for v in vars(m).values()
+                if isinstance(v, torch.Tensor) and not v.is_leaf}
+        return copy.deepcopy(value, memo).to("meta")
     if isinstance(value, torch.Tensor):
         return torch.empty(value.shape, dtype=value.dtype, device="meta").requires_grad_(value.requires_grad)
     return value
@@ -79,13 +83,14 @@ class record_calls:  # noqa: N801 - used as a context manager, like a function
     """Record the first call of each notebook-defined module class and each wrapped function.
 
     Inside ``with record_calls(functions) as calls:`` every forward pass of a module whose class was
-    defined in a notebook (``__module__ == "__main__"``) is recorded with its arguments, and
-    ``calls.wrapped`` holds recording stand-ins for ``functions`` (name -> function) to put in the
-    notebook's namespace. ``calls.seen`` maps a name to (callable, args, kwargs).
+    defined in a notebook (``__module__ == "__main__"``, and ``keep(cls)``) is recorded with its
+    arguments, and ``calls.wrapped`` holds recording stand-ins for ``functions`` (name -> function)
+    to put in the notebook's namespace. ``calls.seen`` maps a name to (callable, args, kwargs).
     """
 
-    def __init__(self, functions: dict) -> None:
+    def __init__(self, functions: dict, keep=lambda cls: True) -> None:
         self.seen: dict[str, tuple] = {}
+        self.keep = keep
         self.wrapped = {name: self._wrap(name, fn) for name, fn in functions.items()}
 
     def _wrap(self, name, fn):
@@ -98,7 +103,7 @@ class record_calls:  # noqa: N801 - used as a context manager, like a function
 
     def _hook(self, module, args):
         cls = type(module)
-        if cls.__module__ == "__main__":
+        if cls.__module__ == "__main__" and self.keep(cls):
             self.seen.setdefault(cls.__name__, (module, args, {}))
 
     def __enter__(self):

@@ -11,11 +11,12 @@ import inspect
 
 import pytest
 import torch
-from devicecheck import DeviceMismatch, on_meta
 from torch import nn
 
 from vitcourse import course
 from vitcourse.models import deit, dino, mae, patches, swin, vit
+
+from devicecheck import DeviceMismatch, on_meta
 
 x = lambda *shape: torch.randn(*shape)  # noqa: E731
 
