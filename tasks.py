@@ -32,6 +32,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
+# Wheels for the Colab-like test (tests/test_colab.py), which installs offline: Colab's ipywidgets 7 and
+# what it brings, and the build backend pip needs to install the course from a git URL.
+COLAB_WHEELS = ("ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython-genutils==0.2.0", "setuptools==84.2.1")
+WHEELS = VENV / "wheels"
 
 
 def run(*cmd: str | os.PathLike, **kwargs) -> None:
@@ -42,8 +46,9 @@ def run(*cmd: str | os.PathLike, **kwargs) -> None:
 
 
 def env() -> None:
-    """Create .venv and install this repository with its `dev` extra when missing or stale."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create .venv and install this repository with its `dev` extra when missing or stale; download the
+    Colab-like test's wheels into .venv/wheels."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + repr(COLAB_WHEELS).encode()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
         return
     if sys.version_info[:2] != (3, 11):
@@ -59,6 +64,7 @@ def env() -> None:
     if done.returncode:
         sys.exit(done.returncode)
     run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
+    run(PY, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", WHEELS, *COLAB_WHEELS)
     STAMP.write_text(wanted)
 
 

@@ -80,36 +80,57 @@ def on_meta(fn, *args, **kwargs) -> str | None:
 
 
 class record_calls:  # noqa: N801 - used as a context manager, like a function
-    """Record the first call of each notebook-defined module class and each wrapped function.
+    """Record how notebook code calls its answers: the arguments of the first few calls.
 
-    Inside ``with record_calls(functions) as calls:`` every forward pass of a module whose class was
-    defined in a notebook (``__module__ == "__main__"``, and ``keep(cls)``) is recorded with its
-    arguments, and ``calls.wrapped`` holds recording stand-ins for ``functions`` (name -> function)
-    to put in the notebook's namespace. ``calls.seen`` maps a name to (callable, args, kwargs).
+    Inside ``with record_calls(functions, classes, keep) as calls:``
+
+    - ``calls.wrapped`` holds recording stand-ins for ``functions`` (name -> function), to put in the
+      notebook's namespace;
+    - every method a class of ``classes`` defines (``forward_encoder``, ``forward``, ...) records its
+      calls as ``"Class.method"``;
+    - every forward pass of another module whose class a notebook defined (``__module__ ==
+      "__main__"``) and ``keep(cls)`` accepts is recorded under the class name.
+
+    ``calls.seen`` maps a name to a list of (callable, args, kwargs), at most ``per_name`` of them, of
+    calls that returned (not those a test makes to see an error raised).
     """
 
-    def __init__(self, functions: dict, keep=lambda cls: True) -> None:
-        self.seen: dict[str, tuple] = {}
-        self.keep = keep
+    def __init__(self, functions: dict, classes=(), keep=lambda cls: True, per_name: int = 3) -> None:
+        self.seen: dict[str, list] = {}
+        self.keep, self.per_name, self.classes = keep, per_name, list(classes)
         self.wrapped = {name: self._wrap(name, fn) for name, fn in functions.items()}
+        self._restore: list[tuple] = []
+
+    def _add(self, name, fn, args, kwargs):
+        found = self.seen.setdefault(name, [])
+        if len(found) < self.per_name:
+            found.append((fn, args, kwargs))
 
     def _wrap(self, name, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            self.seen.setdefault(name, (fn, args, kwargs))
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            self._add(name, fn, args, kwargs)  # calls meant to raise (a test of bad input) are not kept
+            return result
 
         return wrapper
 
-    def _hook(self, module, args):
+    def _hook(self, module, args, output):
         cls = type(module)
-        if cls.__module__ == "__main__" and self.keep(cls):
-            self.seen.setdefault(cls.__name__, (module, args, {}))
+        if cls.__module__ == "__main__" and cls not in self.classes and self.keep(cls):
+            self._add(cls.__name__, module, args, {})
 
     def __enter__(self):
-        self._handle = nn.modules.module.register_module_forward_pre_hook(self._hook)
+        for cls in self.classes:
+            for attr, fn in list(vars(cls).items()):
+                if callable(fn) and not attr.startswith("__") and not isinstance(fn, (type, staticmethod, classmethod)):
+                    self._restore.append((cls, attr, fn))
+                    setattr(cls, attr, self._wrap(f"{cls.__name__}.{attr}", fn))
+        self._handle = nn.modules.module.register_module_forward_hook(self._hook)
         return self
 
     def __exit__(self, *exc):
         self._handle.remove()
+        for cls, attr, fn in reversed(self._restore):
+            setattr(cls, attr, fn)
         return False

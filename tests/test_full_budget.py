@@ -56,26 +56,31 @@ def test_full_budget_runs_with_a_step_cap(chapter):
     assert run.errors == [], "\n".join(run.errors)
 
 
-def _answers(run) -> dict:
-    """The functions the solution's answer cells define (name -> function)."""
-    names = set()
+def _answers(run) -> tuple[dict, list]:
+    """The functions (name -> function) and the classes the solution's answer cells define."""
+    functions, classes = {}, []
     for cell in run.cells:
         if cell.kind == "solution":
-            tree = ast.parse(cell.code)
-            names |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    return {name: run.namespace[name] for name in names if callable(run.namespace.get(name))}
+            for node in ast.parse(cell.code).body:
+                if isinstance(node, ast.FunctionDef):
+                    functions[node.name] = run.namespace[node.name]
+                elif isinstance(node, ast.ClassDef):
+                    classes.append(run.namespace[node.name])
+    return functions, classes
 
 
 def _outside_graded_cells(run):
-    """True for a class defined in an answer or ordinary cell (a graded cell's helpers run on the CPU)."""
+    """True for a class defined in an ordinary cell (a graded cell's helpers run on the CPU)."""
     graded = {f"<cell {c.index}>" for c in run.cells if c.kind == "test"}
     return lambda cls: getattr(getattr(cls.forward, "__code__", None), "co_filename", None) not in graded
 
 
 def solution_calls(run) -> dict:
-    """name -> (callable, args, kwargs): the first call of every answer function and of every class the
-    notebook defines (outside its graded cells), as its graded cells make them."""
-    with record_calls(_answers(run), keep=_outside_graded_cells(run)) as calls:
+    """name -> [(callable, args, kwargs), ...]: the first calls of every answer function and method,
+    and of every module class the notebook defines outside its graded cells, as the graded cells
+    make them."""
+    functions, classes = _answers(run)
+    with record_calls(functions, classes, keep=_outside_graded_cells(run)) as calls:
         run.rerun_tests(overrides=calls.wrapped)
     return calls.seen
 
@@ -85,9 +90,9 @@ def solution_calls(run) -> dict:
 def test_solution_models_stay_on_one_device(chapter):
     calls = solution_calls(run_of(chapter))
     assert calls, f"{chapter.id}: no answer function or notebook class was called by the graded cells"
-    problems = {name: error for name, (fn, args, kwargs) in calls.items()
-                if (error := on_meta(fn, *args, **kwargs))}
-    assert not problems, "\n".join(f"{name}: {error}" for name, error in problems.items())
+    problems = [f"{name}: {error}" for name, seen in calls.items() for fn, args, kwargs in seen
+                if (error := on_meta(fn, *args, **kwargs))]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.slow

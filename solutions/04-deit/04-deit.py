@@ -267,7 +267,8 @@ class DistillationLoss(nn.Module):
 class FixedTeacher(nn.Module):
     def __init__(self, logits):
         super().__init__()
-        self.logits, self.scale = logits, nn.Parameter(torch.ones(()))
+        self.register_buffer("logits", logits)   # a buffer: it moves with the module, like the teacher's weights
+        self.scale = nn.Parameter(torch.ones(()))
     def forward(self, x):
         return self.logits * self.scale
 
