@@ -217,3 +217,27 @@ def test_every_notebook_runs_in_a_colab_like_environment(colab, release_clone, t
     assert not problems, json.dumps(problems, indent=1)
     assert not changed, f"the set-up cells changed preinstalled packages: {changed}"
     assert added == ["vitcourse"], f"the set-up cells installed more than the course: {added}"
+
+
+EXPLORER = """
+import ipywidgets
+from vitcourse import data, widgets
+assert ipywidgets.__version__ == "7.7.1", ipywidgets.__version__
+box = widgets.patch_explorer(data.photo("chelsea", 64), resolutions=(64, 128), patch_sizes=(8, 16))
+(size, patch), label, picture = box.children[0].children, box.children[1], box.children[2]
+before = label.value, bytes(picture.value)
+size.value = 128
+assert "128x128 px" in label.value and bytes(picture.value) != before[1], (before[0], label.value)
+patch.value = 8
+assert "16x16 grid" in label.value, label.value
+print("explorer works with ipywidgets", ipywidgets.__version__)
+"""
+
+
+@pytest.mark.slow
+def test_the_explorer_works_with_colabs_ipywidgets(colab, release_clone):
+    """Moving a slider of the patch explorer redraws its picture and its numbers, with ipywidgets 7.7.1."""
+    python, env, root, _ = colab
+    done = _run(python, "-c", EXPLORER, env=dict(env, PYTHONPATH=str(release_clone / "src"), MPLBACKEND="Agg"),
+                cwd=root)
+    assert "explorer works with ipywidgets 7.7.1" in done.stdout
