@@ -36,6 +36,7 @@ from importlib import metadata
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -182,6 +183,24 @@ def _errors(nb) -> list[str]:
                 where = f"graded cell {cells.grade_id(cell)}" if cells.kind(cell) == "test" else f"cell {i}"
                 found.append(f"{where}: {out['ename']}: {out['evalue'][:300]}")
     return found
+
+
+@pytest.mark.slow
+def test_a_failed_install_stops_the_notebook_in_one_sentence(colab, release_clone, tmp_path, monkeypatch):
+    """A wrong address (or no network): the set-up cell stops the run with one sentence, and no later
+    cell runs into a NameError."""
+    python, env, root, _ = colab
+    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "vitcourse"], env=env, capture_output=True)
+    nb = answered_notebook(course.chapters()[0], release_clone)
+    index, setup = next((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    setup.source = setup.source.replace(f"git+file://{release_clone}@", f"git+file://{tmp_path / 'nowhere'}@")
+    monkeypatch.setattr(os, "environ", dict(env, JUPYTER_PATH=str(root / "jupyter")))
+    with pytest.raises(CellExecutionError) as stopped:
+        NotebookClient(nb, kernel_name="colab", timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    error = next(o for o in setup.outputs if o.output_type == "error")
+    assert error.ename == "SystemExit" and error.evalue.startswith("The course library is not installed"), error
+    assert "NameError" not in str(stopped.value)
+    assert not any(c.get("outputs") for c in nb.cells[index + 1:] if c.cell_type == "code")
 
 
 @pytest.mark.slow
