@@ -101,3 +101,15 @@ def test_everything_derived_is_in_sync_after_configure(configured):
 def test_bad_settings_are_refused(tree, args, message):
     done = _run(tree, "-m", "tools.configure", *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_rewrite_changes_only_the_course_table():
+    import tomllib
+
+    from tools import configure
+
+    text = (REPO / "src" / "vitcourse" / "course.toml").read_text()
+    new = tomllib.loads(configure.rewrite(text, {"repository": NEW, "site": "https://books.example.org/vit/"}))
+    old = tomllib.loads(text)
+    assert new["course"] == {**old["course"], "repository": NEW, "site": "https://books.example.org/vit/"}
+    assert new["chapters"] == old["chapters"] and new["book"] == old["book"]
