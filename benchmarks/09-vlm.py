@@ -1,15 +1,20 @@
 """Chapter 9: the tiny CLIP on the digits over seeds, and the vision towers against the course ViT.
 
     .venv/bin/python benchmarks/09-vlm.py                      # every variant, seeds 0-9, 2 threads
-    .venv/bin/python benchmarks/09-vlm.py --variants recipe --seeds 0 1 --no-towers
+    .venv/bin/python benchmarks/09-vlm.py --variants siglip_b16 clip_b16 --no-towers --merge
 
-Variants (all: course ViT image tower and ``TextTower`` of depth 1, width 64, batch 128, AdamW 3e-3
-with a cosine schedule, images standardised, one training caption per image and step):
+Variants (all: course ViT image tower and ``TextTower`` of depth 1, width 64, AdamW 3e-3 with a cosine
+schedule, images standardised, one training caption per image and step):
 
-- ``recipe``: CLIP loss, 300 steps, logit_scale initialised to log(3);
+- ``recipe``: CLIP loss, batch 128, 300 steps, logit_scale initialised to log(3);
 - ``graded``: the same for ``--graded-steps`` steps, the run the notebook's graded cell makes;
 - ``clip_init``: the recipe with CLIP's initial temperature, logit_scale = log(1/0.07);
-- ``siglip``: the recipe with SigLIP's loss and initialisation (log 10 and bias -10).
+- ``siglip``: the recipe with SigLIP's loss and initialisation (log 10 and bias -10);
+- ``siglip_b16`` and ``clip_b16``: batch 16 for 600 steps, logit_scale log(3) (and bias -log 16 for
+  SigLIP, the log-odds of one positive among 16): a batch of 128 digits holds about 13 of each class,
+  whose captions both losses count as negatives; with 16 there are fewer.
+
+``--merge`` keeps the other variants of an existing result file and replaces those run now.
 
 For each seed: zero-shot accuracy on the held-out digits (prompts: the held-out caption templates of
 the ten classes) and image -> caption recall@1 (one held-out caption per image), before and after
@@ -43,24 +48,27 @@ from vitcourse.models.vlm_train import (
 RESULT = pathlib.Path(__file__).resolve().parent / "results" / "09-vlm.json"
 RECIPE = {"steps": 300, "batch_size": 128, "lr": 3e-3, "depth": 1, "width": 64, "embed_dim": 64,
           "init_logit_scale": math.log(3.0)}
-VARIANTS = ("recipe", "graded", "clip_init", "siglip")
+VARIANTS = ("recipe", "graded", "clip_init", "siglip", "siglip_b16", "clip_b16")
 
 
 def run_variant(variant: str, seed: int, data, graded_steps: int) -> dict:
     x_train, y_train, x_test, y_test = data
-    steps = graded_steps if variant == "graded" else RECIPE["steps"]
+    steps = {"graded": graded_steps, "siglip_b16": 600, "clip_b16": 600}.get(variant, RECIPE["steps"])
+    batch_size = 16 if variant.endswith("_b16") else RECIPE["batch_size"]
     init = {"init_logit_scale": RECIPE["init_logit_scale"]}
     loss_fn = None
     if variant == "clip_init":
         init = {"init_logit_scale": math.log(1 / 0.07)}
     if variant == "siglip":
         init, loss_fn = {"init_logit_scale": math.log(10.0), "init_logit_bias": -10.0}, siglip_loss
+    if variant == "siglip_b16":
+        init, loss_fn = {"init_logit_scale": RECIPE["init_logit_scale"], "init_logit_bias": -math.log(16)}, siglip_loss
     model = make_two_tower(seed, depth=RECIPE["depth"], width=RECIPE["width"], embed_dim=RECIPE["embed_dim"], **init)
     before = evaluate_two_tower(model, x_test, y_test)
-    run = train_two_tower(model, x_train, y_train, steps=steps, batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
+    run = train_two_tower(model, x_train, y_train, steps=steps, batch_size=batch_size, lr=RECIPE["lr"],
                           seed=seed, loss_fn=loss_fn)
     after = evaluate_two_tower(model, x_test, y_test)
-    return {"seed": seed, "steps": steps, "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
+    return {"seed": seed, "steps": steps, "batch_size": batch_size, "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
             "zero_shot": after["zero_shot"], "recall_at_1": after["recall_at_1"],
             "recall_gain": after["recall_at_1"] - before["recall_at_1"], "seconds": run["seconds"],
             "final_loss": run["loss"][-1], "final_temperature_multiplier": model.logit_scale.exp().item()}
@@ -133,17 +141,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--towers", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", type=pathlib.Path, default=RESULT)
+    parser.add_argument("--merge", action="store_true", help="keep the other variants of an existing --out file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = {
-        "command": " ".join(["python", "benchmarks/09-vlm.py", *sys.argv[1:]]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_at_start": list(os.getloadavg())},
-        "torch": torch.__version__,
-        "recipe": RECIPE, "graded_steps": args.graded_steps, "runs": {}, "summary": {},
-    }
+    command = " ".join(["python", "benchmarks/09-vlm.py", *sys.argv[1:]])
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "load_average_at_start": list(os.getloadavg())}
+    result = {"commands": [], "runs": {}, "summary": {}}
+    if args.merge and args.out.is_file():
+        result = json.loads(args.out.read_text())
+    result["commands"].append({"command": command, "date": now, "variants": args.variants, "machine": machine})
+    result.update(torch=torch.__version__, recipe=RECIPE, graded_steps=args.graded_steps)
     data = digit_tensors()
     for variant in args.variants:
         rows = []
@@ -156,7 +166,7 @@ def main() -> None:
     if args.towers:
         print("vision towers against the course ViT (max abs difference):")
         result["towers"] = tower_differences()
-    result["machine"]["load_average_at_end"] = list(os.getloadavg())
+    machine["load_average_at_end"] = list(os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

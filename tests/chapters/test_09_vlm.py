@@ -3,11 +3,12 @@
 The solution passes every graded cell on 10 seeds; each plausible bug below fails the cell meant to
 catch it; a second, differently written correct answer for every exercise gets full marks.
 
-What the training cell (test_two_tower) can and cannot see, measured over seeds 0-9 (120 steps): a
-CLIP loss that is one-directional still trains (zero-shot 0.32-0.70), so only test_clip_loss catches
-it; a loss that divides by the temperature also trains (0.28-0.51) but drives the multiplier down
-(2.46-2.54 against 2.99-3.29 for a correct loss), which the cell's temperature check catches;
-matches off the diagonal leave the model at chance (0.10).
+What the training cell (test_two_tower) can and cannot see, measured over seeds 0-9 with its settings
+(120 steps, temperature multiplier starting at 3): a CLIP loss that is one-directional still trains
+(zero-shot 0.27-0.70 against 0.36-0.72 for the correct loss), so only test_clip_loss catches it; a
+loss that divides by the temperature also trains (0.31-0.51) but drives the multiplier down (2.46-2.54
+against 2.99-3.29), which the cell's temperature check (>= 2.7) catches; matches off the diagonal
+leave the model at chance (0.10).
 """
 
 import math
@@ -270,13 +271,14 @@ class TwoTowerAlternative(nn.Module):
         return self.encode_image(images), self.encode_text(tokens)
 
 
-def pixel_shuffle_by_einops(tokens, grid, factor=2):
-    from einops import rearrange
-
+def pixel_shuffle_by_slicing(tokens, grid, factor=2):
+    """Strided slices of the (B, h, w, C) grid, one per offset (dy, dx), concatenated along channels."""
     h, w = (grid, grid) if isinstance(grid, int) else grid
     if tokens.shape[1] != h * w or h % factor or w % factor:
         raise ValueError("tokens do not tile the grid")
-    return rearrange(tokens, "b (i dy j dx) c -> b (i j) (dy dx c)", i=h // factor, dy=factor, dx=factor)
+    x = tokens.reshape(tokens.shape[0], h, w, -1)
+    parts = [x[:, dy::factor, dx::factor] for dy in range(factor) for dx in range(factor)]
+    return torch.cat(parts, dim=-1).flatten(1, 2)
 
 
 class ProjectorAlternative(nn.Module):
@@ -332,7 +334,7 @@ CORRECT = {
     "clip_loss": clip_loss_by_log_softmax,
     "siglip_loss": siglip_loss_by_softplus,
     "TwoTower": TwoTowerAlternative,
-    "pixel_shuffle_tokens": pixel_shuffle_by_einops,
+    "pixel_shuffle_tokens": pixel_shuffle_by_slicing,
     "Projector": ProjectorAlternative,
     "internvl_tile_grid": tile_grid_by_counts,
     "visual_token_count": token_count_alternative,

@@ -13,8 +13,6 @@ from library.test_convert_vit import perturb
 from vitcourse.convert import from_timm, from_transformers, load_checked
 from vitcourse.models.vit import ViT
 
-transformers = pytest.importorskip("transformers")
-
 
 def images(shape, seed=1):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -66,6 +64,7 @@ def test_unsupported_timm_options_are_named():
 
 
 def small(kind):
+    transformers = pytest.importorskip("transformers")
     common = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8)
     if kind == "vit":
         return transformers.ViTModel(transformers.ViTConfig(intermediate_size=96, **common))
@@ -106,6 +105,7 @@ def test_hf_clip_vision_matches():
 
 
 def test_hf_unsupported_configs_are_named():
+    transformers = pytest.importorskip("transformers")
     config = transformers.Dinov2Config(hidden_size=48, num_hidden_layers=1, num_attention_heads=4, image_size=32,
                                        patch_size=8, use_swiglu_ffn=True)
     with pytest.raises(ValueError, match="use_swiglu_ffn"):
