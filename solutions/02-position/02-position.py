@@ -18,11 +18,25 @@
 #
 # 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 2 — Position and the class token](https://vit-from-scratch.github.io/vit-course/book/02-position.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import math
 import torch
@@ -110,8 +124,8 @@ plt.tight_layout(); plt.show()
 #
 # A learned position embedding has one row per patch of the grid it was trained on: 14 × 14 for a
 # 224 px image at patch 16. A 96 px crop has a 6 × 6 grid. To feed it to the same model, treat the
-# embedding as an image with $D$ channels and resize it: keep the rows of the prefix tokens (the class
-# token has no position), reshape the rest to `(1, D, h, w)`, resize with
+# embedding as an image with $D$ channels and resize it: keep the rows of the prefix tokens as they are
+# (the class token's row belongs to no place on the grid), reshape the rest to `(1, D, h, w)`, resize with
 # `F.interpolate(..., mode="bicubic", antialias=True, align_corners=False)` (what timm does), and
 # flatten back. DINO relies on this to read its small local crops (chapter 5).
 #

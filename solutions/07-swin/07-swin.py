@@ -11,11 +11,25 @@
 # shifted windows, patch merging and the forward pass of a shifted block, and watch information cross
 # window borders. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 7 — Swin: windows and hierarchy](https://vit-from-scratch.github.io/vit-course/book/07-swin.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import torch
 from torch import nn
@@ -166,7 +180,8 @@ for H, W, M, s in [(14, 14, 7, 3), (8, 12, 4, 2), (12, 6, 3, 1)]:
 #
 # `block` is a `vitcourse.models.swin.SwinBlock` (attributes `norm1`, `attn`, `norm2`, `mlp`,
 # `window_size`, `shift_size`); `block.attn(windows, mask)` takes `(B*nW, M*M, C)` and a mask or `None`.
-# Use your functions from above.
+# Use your functions from above; the mask must be on the device of `x` (on a GPU, a mask built on the CPU
+# fails).
 
 # %% nbgrader={"grade": false, "grade_id": "block", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def swin_block_forward(block, x):
@@ -177,7 +192,7 @@ def swin_block_forward(block, x):
     y = block.norm1(x)
     if s:
         y = torch.roll(y, shifts=(-s, -s), dims=(1, 2))
-    mask = shifted_window_mask(H, W, M, s) if s else None
+    mask = shifted_window_mask(H, W, M, s).to(x.device) if s else None
     windows = block.attn(window_partition(y, M).reshape(-1, M * M, C), mask)
     y = window_reverse(windows.reshape(-1, M, M, C), M, H, W)
     if s:

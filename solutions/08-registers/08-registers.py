@@ -3,19 +3,21 @@
 #
 # Look at the attention maps of a large, well-trained ViT such as DINOv2 ViT-g and you find bright
 # specks on the background: a few patch tokens, far from the object, that the `[CLS]` token attends to
-# strongly. Darcet et al. (2024, "Vision Transformers Need Registers") showed what they are. The model
-# recycles patches that carry little information (a piece of sky, a blank wall) as scratch space for
-# **global** information. Those tokens end up with feature norms far larger than the others
-# (in DINOv2 ViT-g above 150, where typical tokens stay below 100), hold little about their own patch, and a lot about the image as a whole.
+# strongly. Darcet et al. (2024, "Vision Transformers Need Registers") showed what they are. A ViT has
+# no token meant to hold a summary of the image while its layers work, so a large, long-trained model
+# takes over patches whose content their neighbours repeat (a piece of sky, a blank wall) and writes
+# **global** information into them. Those tokens end up with feature norms far larger than the others
+# (in DINOv2 ViT-g above 150, where typical tokens stay below 100), hold little about their own patch,
+# and a lot about the image as a whole.
 #
-# The fix is almost free: give the model a few extra learnable tokens, **registers**, that it can use as
-# scratch space and that are thrown away at the output. With 4 registers the high-norm outliers
-# disappear and the attention maps become clean.
+# The fix costs a few tokens: add learnable tokens, **registers**, that belong to no patch, that every
+# block may read and overwrite, and that are thrown away at the output. With 4 registers the high-norm
+# outliers disappear from the patches and the attention maps become clean.
 #
 # **You will**
 #
-# 1. insert register tokens between `[CLS]` and the patches, with position embeddings in the DINOv2
-#    convention (`add_prefix_tokens`, the function of chapter 4 with registers added);
+# 1. insert register tokens between `[CLS]` and the patches, with position embeddings in timm's layout
+#    for DINOv2 checkpoints (`add_prefix_tokens`, the function of chapter 4 with registers added);
 # 2. drop the registers from everything a head sees (`split_tokens`, `pool`);
 # 3. assemble a ViT with registers that matches timm's `vit_small_patch14_reg4_dinov2` exactly (`RegisterViT`);
 # 4. find high-norm artifact tokens with a robust threshold (`find_artifact_tokens`);
@@ -23,11 +25,25 @@
 #
 # Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 8 — Registers: where artifact tokens come from](https://vit-from-scratch.github.io/vit-course/book/08-registers.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +69,13 @@ print(env.describe())
 # The order is fixed by convention (timm, DINOv2): class token, then registers, then patches. Registers
 # are learned vectors, the same for every image, like the class token.
 #
-# Position embeddings: DINOv2 adds them **to the patches only** (`no_embed_class=True` in timm): the prefix
-# tokens have no position, so `pos_embed` has $N$ rows. The original ViT convention
-# (`no_embed_class=False`) concatenates first and adds a `pos_embed` of $1 + R + N$ rows to everything.
+# Position embeddings: DINOv2's own code has a `pos_embed` of $1 + N$ rows, adds it to the class token and
+# the patches, and only then inserts the registers, which therefore get no position. timm stores the
+# DINOv2 checkpoints with registers in an equivalent layout, `no_embed_class=True`: when it converts
+# them it adds the class token's row to the class token once, so its `pos_embed` has $N$ rows and is
+# added to the patches only. You write timm's layout, so that timm's weights load directly. With
+# `no_embed_class=False` (the original ViT's layout, here with registers) the prefix tokens are
+# concatenated first and a `pos_embed` of $1 + R + N$ rows is added to everything.
 #
 # ### Exercise 1 — `add_prefix_tokens` (4 points)
 #
@@ -86,7 +106,7 @@ out = add_prefix_tokens(p, pos, cls_token=c, reg_token=r, no_embed_class=True)
 checks.check_shape(out, (2, 1 + R + N, D), name="add_prefix_tokens with 4 registers")
 checks.check_close(out[:, 0], c[:, 0].expand(2, -1), name="token 0 (cls, no position embedding)")
 checks.check_close(out[:, 1:1 + R], r.expand(2, -1, -1), name="tokens 1..4",
-                   hint="registers come right after cls and, in the DINOv2 convention, get no position embedding")
+                   hint="registers come right after cls and, with no_embed_class=True, get no position embedding")
 checks.check_close(out[:, 1 + R:], p + pos, name="patch tokens")
 checks.check_shape(add_prefix_tokens(p, pos, cls_token=c, reg_token=None), (2, 1 + N, D), name="without registers")
 print("add_prefix_tokens: visible checks passed")
@@ -204,7 +224,7 @@ class RegisterViT(nn.Module):
 torch.manual_seed(0)
 small = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=2, num_heads=2)
 checks.check_shape(small.reg_token, (1, 4, 16), name="reg_token")
-checks.check_shape(small.pos_embed, (1, 16, 16), name="pos_embed (DINOv2: patches only)")
+checks.check_shape(small.pos_embed, (1, 16, 16), name="pos_embed (no_embed_class=True: patches only)")
 checks.check_shape(small(torch.randn(2, 1, 16, 16)), (2, 3), name="logits")
 print("RegisterViT: visible checks passed")
 ### BEGIN HIDDEN TESTS
@@ -395,7 +415,7 @@ else:
     setting, n_train, steps = {}, 600, 100
 xtr, ytr, _ = digit_pairs(n_train, seed=0)
 xte, yte, ink = digit_pairs(500, seed=1, split="test")
-models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device="cpu") for R in (0, 4)}
+models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device=DEVICE) for R in (0, 4)}
 
 # %%
 norms = {}
@@ -470,8 +490,9 @@ else:
 # %% [markdown]
 # ## Takeaways
 #
-# - Register tokens are extra learned prefix tokens, placed after `[CLS]` and before the patches; in the
-#   DINOv2 convention they, like `[CLS]`, carry no position embedding.
+# - Register tokens are extra learned prefix tokens, placed after `[CLS]` and before the patches; they
+#   carry no position embedding. DINOv2 gives `[CLS]` one ($1 + N$ rows); timm's DINOv2 checkpoints
+#   fold that row into `[CLS]` (`no_embed_class=True`, $N$ rows).
 # - They are trained (they receive gradients through attention) and discarded at the output: no head
 #   and no pooling ever sees them.
 # - Artifact tokens are patch tokens with outlying norms; a robust threshold (median + 6 × 1.4826 × MAD)

@@ -1,7 +1,8 @@
-"""Interactive explorers (ipywidgets) and the static figures that stand in for them on the site.
+"""Interactive explorers: ipywidgets versions for a running kernel, static versions for the site.
 
-A widget needs a running Python kernel to recompute; on the static site the same picture is shown
-for a few fixed settings by the ``static_*`` function next to it.
+A widget needs a running Python kernel to recompute. The ``static_*_explorer`` functions render every
+setting when the book builds and let a few lines of JavaScript switch between them
+(``vitcourse.explorer``), so the published page responds to its sliders with no kernel.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from vitcourse import data, flops, viz
+from vitcourse import data, explorer, flops, viz
 from vitcourse.models.patches import num_tokens
 
-__all__ = ["patch_explorer", "static_patch_panel", "describe_setting"]
+__all__ = ["patch_explorer", "static_patch_explorer", "static_patch_panel", "describe_setting"]
+
+RESOLUTIONS = (64, 96, 128, 224, 336, 448, 518)
+PATCH_SIZES = (8, 14, 16, 32)
 
 
 def describe_setting(size: int, patch_size: int) -> str:
     """One line: grid, tokens and ViT-B cost for a square image."""
-    g = size // patch_size
+    g, left = divmod(size, patch_size)
     macs = flops.vit_macs(size, patch_size, 768, 12)["total"]
+    dropped = f" ({left} px dropped on the right and bottom)" if left else ""
     return (f"{size}x{size} px, patch {patch_size}: {g}x{g} grid, {num_tokens(size, size, patch_size)} tokens "
-            f"with CLS; ViT-B forward {macs / 1e9:.1f} GMACs = {2 * macs / 1e9:.1f} GFLOPs")
+            f"with CLS; ViT-B forward {macs / 1e9:.1f} GMACs = {2 * macs / 1e9:.1f} GFLOPs{dropped}")
 
 
 def _resized(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -37,8 +42,7 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def patch_explorer(image: torch.Tensor | None = None, resolutions=(64, 96, 128, 224, 336, 448, 518),
-                   patch_sizes=(8, 14, 16, 32)):
+def patch_explorer(image: torch.Tensor | None = None, resolutions=RESOLUTIONS, patch_sizes=PATCH_SIZES):
     """Sliders for resolution and patch size over a photograph; shows grid, tokens and ViT-B cost.
 
     The picture is an ``ipywidgets.Image`` redrawn on every change (no Output widget), so the saved
@@ -75,3 +79,19 @@ def static_patch_panel(image: torch.Tensor | None = None,
                             title=f"{size} px, P={p}\n{num_tokens(size, size, p)} tokens")
     fig.tight_layout()
     return fig
+
+
+def static_patch_explorer(image: torch.Tensor | None = None, resolutions=RESOLUTIONS,
+                          patch_sizes=PATCH_SIZES) -> explorer.StaticExplorer:
+    """The patch explorer for the static site: every (resolution, patch size) drawn at build time."""
+    image = data.photo("chelsea", 448) if image is None else image
+
+    def render(resolution, patch_size):
+        fig, ax = plt.subplots(figsize=(4.4, 4.4))
+        viz.show_patch_grid(_resized(image, resolution), patch_size, ax=ax, numbers=resolution // patch_size <= 14)
+        return fig, f"<b>{describe_setting(resolution, patch_size)}</b>"
+
+    initial = {"resolution": 224 if 224 in resolutions else resolutions[0],
+               "patch size": 16 if 16 in patch_sizes else patch_sizes[0]}
+    return explorer.static_explorer({"resolution": list(resolutions), "patch size": list(patch_sizes)}, render,
+                                    initial=initial, fmt="jpeg", dpi=80, slug="patch-explorer")
