@@ -9,12 +9,13 @@ import pathlib
 import zipfile
 
 import pytest
+from grading_cases import answers, dump, filled
 
 from autograder import collect as intake
-from autograder.flags import scan
+from autograder.cells import nbgrader as meta
+from autograder.errors import GraderError
 from autograder.repair import repair
 from autograder.workspace import Workspace
-from grading_cases import answers, dump, filled, meta
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
 CHAPTERS = ["01-patches", "05-dino", "07-swin"]
@@ -47,7 +48,7 @@ def test_repair_intact_notebook_changes_nothing():
     source, release = _source_and_release()
     full = filled(release, source)
     fixed, report = repair(full, release)
-    assert not report["repaired"]
+    assert not report.repaired
     assert [c["source"] for c in fixed["cells"]] == [c["source"] for c in full["cells"]]
 
 
@@ -71,11 +72,11 @@ def test_repair_stripped_moved_retyped_and_inserted_cells():
     assert by_id["softmax"]["source"] == sol["softmax"] and by_id["softmax"]["cell_type"] == "code"
     assert by_id["relu"]["source"] == sol["relu"]
     assert "relu: visible" in by_id["test_relu"]["source"]       # the release's test cell
-    assert report["type_changed"] == ["softmax"] and report["tests_edited"] == ["test_relu"]
-    assert report["extra_cells_kept"] == 1 and report["repaired"]
+    assert report.type_changed == ["softmax"] and report.tests_edited == ["test_relu"]
+    assert report.extra_cells_kept == 1 and report.repaired
     assert [c["source"] for c in fixed["cells"]].index("HELPER = 1") < \
         [meta(c).get("grade_id") for c in fixed["cells"]].index("relu")
-    assert set(report["answers"]) == {"relu", "softmax", "patchify"}
+    assert set(report.answers) == {"relu", "softmax", "patchify"}
 
 
 def test_repair_deleted_answer_keeps_the_stub():
@@ -85,29 +86,8 @@ def test_repair_deleted_answer_keeps_the_stub():
     for c in student["cells"]:
         c["metadata"] = {}
     fixed, report = repair(student, release)
-    assert report["answers"]["softmax"].startswith("missing")
-    assert report["answers"]["patchify"] != "missing"
-
-
-@pytest.mark.parametrize("code, flagged", [
-    ("import torch\ntorch.allclose = lambda *a, **k: True", "torch.allclose"),
-    ("import torch as T\nT.testing.assert_close = print", "T.testing.assert_close"),
-    ("from vitcourse import checks\nchecks.check_close = lambda *a, **k: None", "checks.check_close"),
-    ("setattr(torch, 'allclose', lambda *a: True)", "setattr"),
-    ("import builtins\nbuiltins.print = None", "builtins.print"),
-    ("from vitcourse.models.patches import patchify", "the reference"),
-    ("import vitcourse.models.patches as P\ndef patchify(x, p):\n    return P.patchify(x, p)", "the reference"),
-    ("from vitcourse.models import patches\npatchify = patches.patchify", "the reference"),
-    ("def patchify(x, p):\n    x.data = x.data\n    return x", None),
-    ("from vitcourse.models.patches import unpatchify\ndef patchify(x, p):\n    return x", None),
-    ("def patchify(x, p):\n    torch.manual_seed(0)\n    return x", None),
-])
-def test_flags(code, flagged):
-    flags = scan([("patchify", code, {"patchify"})], ["import torch\nfrom vitcourse import checks"])
-    if flagged is None:
-        assert flags == []
-    else:
-        assert any(flagged in f for f in flags), flags
+    assert report.answers["softmax"].startswith("missing")
+    assert report.answers["patchify"] != "missing"
 
 
 def test_collect_copies_and_reports(tmp_path):
@@ -126,13 +106,14 @@ def test_collect_copies_and_reports(tmp_path):
     assert ws.manifest()["ann/toy"]["file"] == "ann/toy/ann_1_3_toy (2).ipynb"
     assert [d["file"] for d in report["duplicates"]] == ["ann_1_2_Copy of toy.ipynb"]
     assert sorted(u["file"] for u in report["unplaced"]) == ["ann_1_4_other.ipynb", "zed_1_2_toy.ipynb"]
+    assert report["skipped"] == []
     assert ws.verify_originals() == []
     assert hashlib.sha256((tmp_path / "lms.zip").read_bytes()).hexdigest() == before
     assert not (tmp_path / "evil_toy.ipynb").exists()
 
 
 def test_workspace_refuses_the_repository():
-    with pytest.raises(SystemExit, match="inside the repository"):
+    with pytest.raises(GraderError, match="inside the repository"):
         Workspace.create(pathlib.Path(__file__).parent / "ws-here")
 
 
