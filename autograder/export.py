@@ -27,7 +27,7 @@ def export(ws: Workspace) -> tuple[str, str]:
         mine = records.get((sc.student, sc.assignment))
         if mine is None:  # graded by someone else sharing the gradebook
             mine = Submission(sc.student, sc.assignment, status="graded")
-        elif mine.status == "graded":
+        if mine.status == "graded":  # the gradebook has the last word (formgrader edits included)
             mine.score = sc.score
         mine.max_score = sc.max_score
         rows[(sc.student, sc.assignment)] = mine

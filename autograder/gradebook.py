@@ -21,6 +21,19 @@ from autograder.errors import GradebookError
 LOCK_KEY = 0x76697467  # PostgreSQL advisory lock id of this tool ("vitg")
 
 
+def normalise(url: str) -> str:
+    """``postgresql://...`` with the driver that is installed (psycopg 3, else psycopg2): SQLAlchemy's
+    default driver for the bare scheme differs between versions."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    for driver in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(driver) is not None:
+            return url.replace("postgresql://", f"postgresql+{driver}://", 1)
+    return url
+
+
 def shown(url: str) -> str:
     """The URL without its password, for messages."""
     try:

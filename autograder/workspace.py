@@ -85,8 +85,8 @@ class Workspace:
         if not (course / "solutions").is_dir():
             raise GraderError(f"{course} has no solutions/ folder; --course must be the course repository")
         root.mkdir(parents=True, exist_ok=True)
-        ws = cls(root, str(course), db_url or f"sqlite:///{root / 'gradebook.db'}",
-                 cell_timeout_s, kernel_memory_mb)
+        db_url = gradebook.normalise(db_url) if db_url else f"sqlite:///{root / 'gradebook.db'}"
+        ws = cls(root, str(course), db_url, cell_timeout_s, kernel_memory_mb)
         gradebook.check(ws.db_url)  # a wrong URL fails here, not in the middle of grading
         ws.save()
         link = root / "source"

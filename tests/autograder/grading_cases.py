@@ -19,7 +19,7 @@ import pkgutil
 import sys
 from dataclasses import dataclass, field
 
-from autograder import cells, exercises
+from autograder import cells, exercises, flags
 
 
 @dataclass
@@ -294,3 +294,15 @@ def bug_case(name: str, source: dict, release: dict, bugs: dict) -> dict[str, Ca
             if must_fail <= set(points(release)) and not flags.flag_notebook(nb, release):
                 return {"bug": Case(dump(nb), f"{name}.ipynb", expect_zero_cells=must_fail)}
     return {}
+
+
+def write_class(folder: pathlib.Path, cases: dict[str, Case]) -> tuple[pathlib.Path, pathlib.Path]:
+    """Downloads (one sub-folder per student) and a roster for ``cases``; returns (downloads, roster)."""
+    downloads = folder / "downloads"
+    for student, case in cases.items():
+        path = downloads / student / case.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(case.content)
+    roster = folder / "roster.csv"
+    roster.write_text("student_id\n" + "".join(f"{s}\n" for s in cases))
+    return downloads, roster

@@ -21,7 +21,15 @@ import pathlib
 import time
 
 import pytest
-from grading_cases import basic_cases, bug_case, cheat_cases, hostile_cases, plausible_bugs, structural_cases
+from grading_cases import (
+    basic_cases,
+    bug_case,
+    cheat_cases,
+    hostile_cases,
+    plausible_bugs,
+    structural_cases,
+    write_class,
+)
 
 from autograder.collect import collect
 from autograder.export import export
@@ -77,15 +85,8 @@ def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cas
     source = source_notebook(course, assignment)
     release = json.loads(ws.release(assignment).read_text())
     cases = make_cases(assignment, source, release)
-    downloads = tmp / "downloads"
-    hashes = {}
-    for student, case in cases.items():
-        path = downloads / student / case.filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(case.content)
-        hashes[path] = hashlib.sha256(case.content).hexdigest()
-    roster = tmp / "roster.csv"
-    roster.write_text("student_id\n" + "\n".join(cases) + "\n")
+    downloads, roster = write_class(tmp, cases)
+    hashes = {downloads / s / c.filename: hashlib.sha256(c.content).hexdigest() for s, c in cases.items()}
     intake = collect(ws, downloads, roster)
     assert sorted(k.split("/")[0] for k in intake["collected"]) == sorted(cases)
     assert intake["unplaced"] == []
