@@ -279,7 +279,7 @@ def _bound_names(nb: dict) -> set[str]:
 def bug_case(name: str, source: dict, release: dict, bugs: dict) -> dict[str, Case]:
     """The first bug (sorted by label) that can be pasted into its answer cell as it is: a plain
     function whose globals the notebook defines, and that does not use the reference (which would
-    be flagged). It must lose the cells its test says."""
+    be flagged). It must lose the cells its test says. The answers after it are left as stubs."""
     sol, bound = answers(source), _bound_names(source)
     for _, (overrides, must_fail) in sorted(bugs.items()):
         replace = {}
@@ -290,7 +290,10 @@ def bug_case(name: str, source: dict, release: dict, bugs: dict) -> dict[str, Ca
             pasted = inspect.getsource(bug) + f"\n{fname} = {bug.__name__}\n"
             replace[gid] = replace.get(gid, sol[gid]) + "\n\n" + pasted
         else:
-            nb = filled(release, source, replace=replace)
+            # the answers up to the buggy one: later cells fail fast instead of training for nothing
+            ids = list(sol)
+            upto = set(ids[: max(ids.index(g) for g in replace) + 1])
+            nb = filled(release, source, which=upto, replace=replace)
             if must_fail <= set(points(release)) and not flags.flag_notebook(nb, release):
                 return {"bug": Case(dump(nb), f"{name}.ipynb", expect_zero_cells=must_fail)}
     return {}

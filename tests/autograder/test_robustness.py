@@ -6,8 +6,9 @@ ONE ``grade --jobs 2`` run, because each nbgrader command costs ~5 s to start an
 parallel. Every chapter gets: the solution (full marks), the release (0), a partial submission
 (exact score), a corrupt file, one student with every kind of structural damage at once (metadata
 stripped, a test cell deleted and one edited, an answer turned into markdown, cells added, the file
-renamed: full marks), one plausible bug from the chapter's tests when one can be pasted, and one
-student who cheats in every way the flags know (flagged). The toy course adds the expensive
+renamed: full marks), one plausible bug from the chapter's tests when one can be pasted (the answers
+after it left as stubs, so the rest of the notebook fails fast), and one student who cheats in every
+way the flags know (flagged). Only the solution and the damaged copy run every cell in full. The toy course adds the expensive
 hostile cases (infinite loop, 8 GB, os._exit, 50 MB of output) and one student per kind of damage.
 After each run every original is byte-identical and the gradebook holds one submission per student.
 """
@@ -31,17 +32,20 @@ from grading_cases import (
     write_class,
 )
 
+from autograder.cli import main
 from autograder.collect import collect
 from autograder.export import export
 from autograder.feedback import feedback
 from autograder.grade import grade
+from autograder.record import Submission
 from autograder.workspace import Workspace, course_assignments, source_notebook
 
 pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE_COURSE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
-CELL_TIMEOUT_S = 20
+TOY_CELL_TIMEOUT_S = 20  # the toy's infinite loop is interrupted after this
+CHAPTER_CELL_TIMEOUT_S = 300  # chapters' training cells run for tens of seconds on a busy machine
 MEMORY_MB = 5000
 
 
@@ -79,11 +83,13 @@ def chapter_cases(name, source, release):
             **cheat_cases(name, source, release, cheap=True)}
 
 
-def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cases):
-    """Collect every case for ``assignment`` as one class, grade with 2 workers, feedback, export."""
-    ws = Workspace.create(tmp / "ws", course, cell_timeout_s=CELL_TIMEOUT_S, kernel_memory_mb=MEMORY_MB)
+def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cases, with_feedback: bool,
+              timeout_s: int):
+    """Collect every case for ``assignment`` as one class, grade with 2 workers, export (and feedback)."""
+    ws = Workspace.create(tmp / "ws", course, cell_timeout_s=timeout_s, kernel_memory_mb=MEMORY_MB)
     source = source_notebook(course, assignment)
-    release = json.loads(ws.release(assignment).read_text())
+    released = course / "notebooks" / assignment / f"{assignment}.ipynb"  # in sync: tests/test_notebooks.py
+    release = json.loads((released if released.exists() else ws.release(assignment)).read_text())
     cases = make_cases(assignment, source, release)
     downloads, roster = write_class(tmp, cases)
     hashes = {downloads / s / c.filename: hashlib.sha256(c.content).hexdigest() for s, c in cases.items()}
@@ -93,7 +99,8 @@ def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cas
     t0 = time.perf_counter()
     records = grade(ws, assignment, jobs=2)
     print(f"{assignment}: {len(cases)} cases graded in {time.perf_counter() - t0:.0f} s")
-    feedback(ws, assignment)
+    if with_feedback:
+        feedback(ws, assignment)
     grades_csv, human_csv = export(ws)
     for path, digest in hashes.items():  # the instructor's downloads and the workspace copies
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
@@ -151,24 +158,33 @@ def check_outcomes(ws, cases, records, grades_csv, human_csv):
     assert must <= human, must - human
     assert "solution" not in human and "renamed" not in human
 
-    # feedback: scores and errors kept, hidden test code removed
+
+
+def check_feedback(ws, records):
+    """Scores and errors kept, hidden test code removed."""
     for student, r in records.items():
         if r.status != "graded":
             continue
-        html = (ws.root / "feedback" / student / assignment / f"{assignment}.html").read_text()
+        html = (ws.root / "feedback" / student / r.assignment / f"{r.assignment}.html").read_text()
         assert "BEGIN HIDDEN TESTS" not in html and "hidden tests: run by the grader" in html
 
 
-def test_toy_assignment(tmp_path):
-    ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, FIXTURE_COURSE, "toy", toy_cases)
+def test_toy_assignment(tmp_path, capsys):
+    ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, FIXTURE_COURSE, "toy", toy_cases, True,
+                                                          TOY_CELL_TIMEOUT_S)
     check_outcomes(ws, cases, records, grades_csv, human_csv)
-    # a regrade of some students, in parallel, replaces their submissions: nothing lost or doubled
-    again = grade(ws, "toy", jobs=2, students=["partial", "solution", "os-exit"])
-    assert {s: r.score for s, r in again.items()} == {"partial": 2.0, "solution": 10.0, "os-exit": 0.0}
-    records.update(again)
+    check_feedback(ws, records)
+    # a regrade of some students, in parallel, from the command line, replaces their submissions:
+    # nothing lost or doubled; the crash makes the command exit with status 1
+    again = ["partial", "solution", "os-exit"]
+    assert main(["-w", str(ws.root), "grade", "toy", "--jobs", "2", *(f"--student={s}" for s in again)]) == 1
+    assert "os-exit (crashed)" in capsys.readouterr().err
+    for s in again:
+        records[s] = Submission.load(ws.root / "reports" / "toy" / f"{s}.json")
+    assert {s: records[s].score for s in again} == {"partial": 2.0, "solution": 10.0, "os-exit": 0.0}
     check_outcomes(ws, cases, records, *export(ws))
 
 
 @pytest.mark.parametrize("chapter", course_assignments(REPO))
 def test_chapter(tmp_path, chapter):
-    check_outcomes(*run_batch(tmp_path, REPO, chapter, chapter_cases))
+    check_outcomes(*run_batch(tmp_path, REPO, chapter, chapter_cases, False, CHAPTER_CELL_TIMEOUT_S))

@@ -18,6 +18,7 @@ from autograder.repair import repair
 from autograder.workspace import Workspace
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CHAPTERS = ["01-patches", "05-dino", "07-swin"]
 
 
@@ -130,3 +131,84 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
     assert not (tmp_path / "ws" / "gradebook.db").exists()
     with Gradebook(url) as gb:
         assert gb.find_assignment("toy").max_score == 10
+
+
+# ------------------------------------------------------------------ cells, records, the command line
+def test_cells_read_nbgrader_metadata():
+    from autograder import cells
+
+    source, release = _source_and_release()
+    assert [cells.kind(c) for c in source["cells"][:5]] == ["markdown", "code", "markdown", "solution", "test"]
+    assert list(cells.answers(source)) == ["relu", "softmax", "patchify"]
+    assert {g: cells.points(c) for g, c in cells.tests(source).items()} == \
+        {"test_relu": 2.0, "test_softmax": 3.0, "test_patchify": 5.0}
+    assert cells.total_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
+    assert "BEGIN SOLUTION" not in cells.solution_code(cells.answers(source)["relu"])
+    broken = {"cell_type": "code", "source": ["x = 1\n", "y = 2"], "metadata": {"nbgrader": "lost"}}
+    assert cells.kind(broken) == "code" and cells.source(broken) == "x = 1\ny = 2" and cells.points(broken) == 0.0
+
+
+def test_submission_record_round_trip(tmp_path):
+    from autograder.record import Submission
+    from autograder.repair import RepairReport
+
+    r = Submission("ann", "toy", status="graded", score=7.0, max_score=10.0, cells={"test_relu": 2.0},
+                   repair=RepairReport(answers={"relu": "position"}, repaired=True), flags=["relu: monkeypatch"])
+    r.save(tmp_path / "ann.json")
+    back = Submission.load(tmp_path / "ann.json")
+    assert back == r and isinstance(back.repair, RepairReport)
+    assert back.reasons() == ["flagged: relu: monkeypatch", "repaired: relu matched by position"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "ws"
+    return Workspace.create(root, FIXTURE)
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["grade", "05-dino"], 2, "unknown assignment '05-dino'; the course has toy"),
+    (["grade", "toy", "--student", "zed"], 2, "no collected submission of toy for zed"),
+    (["grade", "toy", "--shard", "3/2"], 2, "--shard '3/2': I must be between 1 and N"),
+    (["collect", "nowhere.zip", "--roster", "r.csv"], 2, "nowhere.zip not found"),
+    (["feedback", "nothing"], 2, "unknown assignment 'nothing'"),
+])
+def test_command_line_errors_are_one_line(workspace, capsys, argv, status, message):
+    from autograder.cli import main
+
+    assert main(["-w", str(workspace.root), *argv]) == status
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_collect_exits_1_when_a_notebook_cannot_be_placed(workspace, tmp_path, capsys):
+    from autograder.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ann_toy.ipynb").write_text("{}")
+    (tmp_path / "in" / "zed_toy.ipynb").write_text("{}")
+    (tmp_path / "in" / "ann_notes.txt").write_text("hello")
+    (tmp_path / "roster.csv").write_text("student_id\nann\n")
+    collect = ["-w", str(workspace.root), "collect", str(tmp_path / "in"), "--roster"]
+    assert main([*collect, str(tmp_path / "roster.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "NOT PLACED: zed_toy.ipynb" in out and "skipped: ann_notes.txt (not a notebook)" in out
+    (tmp_path / "bad.csv").write_text("name\nann\n")
+    assert main([*collect, str(tmp_path / "bad.csv")]) == 2
+    assert "has no student_id column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("chapter", sorted(p.parent.name for p in (REPO / "solutions").glob("*/*.ipynb")))
+def test_feedback_hides_every_hidden_test_of_the_course(chapter):
+    """The feedback preprocessor's rewrite, on every test cell of every chapter's source."""
+    from autograder import cells
+    from autograder.feedback import PLACEHOLDER, hide
+
+    source = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+    hidden = [c for c in cells.tests(source).values() if "BEGIN HIDDEN TESTS" in cells.source(c)]
+    assert hidden
+    for cell in hidden:
+        shown = hide(cells.source(cell))
+        assert "HIDDEN TESTS" not in shown.replace(PLACEHOLDER, "") and PLACEHOLDER in shown
+        visible = cells.source(cell).split("### BEGIN HIDDEN TESTS")[0]
+        assert shown.startswith(visible.rstrip(" \t"))
