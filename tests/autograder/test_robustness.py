@@ -8,8 +8,9 @@ parallel. Every chapter gets: the solution (full marks), the release (0), a part
 stripped, a test cell deleted and one edited, an answer turned into markdown, cells added, the file
 renamed: full marks), one plausible bug from the chapter's tests when one can be pasted (the answers
 after it left as stubs, so the rest of the notebook fails fast), and one student who cheats in every
-way the flags know (flagged). Only the solution and the damaged copy run every cell in full. The toy course adds the expensive
-hostile cases (infinite loop, 8 GB, os._exit, 50 MB of output) and one student per kind of damage.
+way the flags know (flagged). Only the solution and the damaged copy run every cell in full. The toy
+course adds the expensive hostile cases (infinite loop, 8 GB, os._exit, 50 MB of output) and one
+student per kind of damage.
 After each run every original is byte-identical and the gradebook holds one submission per student.
 """
 
