@@ -5,6 +5,7 @@
     python benchmarks/bench_grading.py --shards 2 --jobs     # the class as 2 shards at once, merged
     python benchmarks/bench_grading.py --course              # every chapter for one student
     python benchmarks/bench_grading.py ... --out grading.json   # also write the results as JSON
+    python benchmarks/bench_grading.py --render grading.json    # put them in the instructor guide
 
 Prints seconds per run, notebooks per minute, and notebooks per minute per core (``--jobs N`` and
 N shards each keep N cores busy). The submissions are the release with the solution's answers filled
@@ -48,10 +49,11 @@ def make_class(tmp: pathlib.Path, chapters: list[str], n: int) -> tuple[pathlib.
     return downloads, roster
 
 
-def result(what: str, chapter: str, n: int, cores: int, seconds: float, full: int) -> dict:
+def result(what: str, chapter: str, n: int, cores: int, seconds: float, full: int, load: float) -> dict:
+    """One run; ``load``: the 1-minute load average when it started."""
     out = {"run": what, "chapter": chapter, "n": n, "cores": cores, "seconds": round(seconds, 1),
            "per_minute": round(60 * n / seconds, 2), "per_minute_per_core": round(60 * n / seconds / cores, 2),
-           "full_marks": f"{full}/{n}", "load_before": round(os.getloadavg()[0], 2)}
+           "full_marks": f"{full}/{n}", "load_before": round(load, 2)}
     print(json.dumps(out), flush=True)
     return out
 
@@ -69,7 +71,7 @@ def batch(chapters: list[str], n: int, jobs: int) -> list[dict]:
             records = grade(ws, chapter, jobs=jobs, log=lambda *a: None)
             seconds = time.perf_counter() - t0
             full = sum(r.score == r.max_score for r in records.values())
-            out.append(result(f"--jobs {jobs}", chapter, n, jobs, seconds, full) | {"load_before": round(load, 2)})
+            out.append(result(f"`--jobs {jobs}`", chapter, n, jobs, seconds, full, load))
         return out
 
 
@@ -91,13 +93,33 @@ def shards(chapter: str, n: int, count: int) -> dict:
         subprocess.run([*cmd, "merge"], cwd=ROOT, check=True, capture_output=True)
         seconds = time.perf_counter() - t0
         full = sum(s.score == s.max_score for s in _scores(ws))
-        return result(f"{count} shards + merge", chapter, n, count, seconds, full) | {"load_before": round(load, 2)}
+        return result(f"{count} shards at once + `merge`", chapter, n, count, seconds, full, load)
 
 
 def _scores(ws: Workspace) -> list:
     from autograder import gradebook
 
     return gradebook.scores(ws.db_url)
+
+
+GUIDE = ROOT / "book" / "instructor-guide.md"
+START, END = "<!-- bench_grading results: start -->", "<!-- bench_grading results: end -->"
+
+
+def render(path: str) -> None:
+    """Write the results of ``--out`` as the table between the markers of the instructor guide."""
+    rows = json.loads(pathlib.Path(path).read_text())
+    lines = [START, "", "| Run | Chapter | Submissions | Cores busy | Wall time | Notebooks per minute | Per core | "
+             "Load before |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | `{r['chapter']}` | {r['n']} | {r['cores']} | {r['seconds']:.0f} s | "
+                     f"{r['per_minute']:.1f} | {r['per_minute_per_core']:.1f} | {r['load_before']:.1f} |")
+    lines += ["", END]
+    text = GUIDE.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{GUIDE} has no {START} ... {END} markers to put the table between")
+    GUIDE.write_text(text[: text.index(START)] + "\n".join(lines) + text[text.index(END) + len(END):])
+    print(f"table of {len(rows)} runs written into {GUIDE}")
 
 
 def main() -> None:
@@ -109,7 +131,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs of the single-submission latency (0: skip)")
     p.add_argument("--course", action="store_true", help="every chapter, one student, --jobs 1")
     p.add_argument("--out", default=None, help="write every result to this JSON file")
+    p.add_argument("--render", default=None, help="only put the results of this JSON file in the guide")
     args = p.parse_args()
+    if args.render:
+        return render(args.render)
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     results = []
     if args.course:
