@@ -19,7 +19,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import pathlib
+import resource
 import time
 
 import pytest
@@ -84,6 +86,13 @@ def chapter_cases(name, source, release):
             **cheat_cases(name, source, release, cheap=True)}
 
 
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes (nbgrader and the kernels it ran): unlike the wall
+    time, it does not grow when other work shares the machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cases, with_feedback: bool,
               timeout_s: int):
     """Collect every case for ``assignment`` as one class, grade with 2 workers, export (and feedback)."""
@@ -97,9 +106,10 @@ def run_batch(tmp: pathlib.Path, course: pathlib.Path, assignment: str, make_cas
     intake = collect(ws, downloads, roster)
     assert sorted(k.split("/")[0] for k in intake["collected"]) == sorted(cases)
     assert intake["unplaced"] == []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     records = grade(ws, assignment, jobs=2)
-    print(f"{assignment}: {len(cases)} cases graded in {time.perf_counter() - t0:.0f} s")
+    print(f"{assignment}: {len(cases)} cases graded in {time.perf_counter() - t0:.0f} s "
+          f"(CPU {_children_cpu() - cpu0:.0f} s, load {os.getloadavg()[0]:.1f})")
     if with_feedback:
         feedback(ws, assignment)
     grades_csv, human_csv = export(ws)
