@@ -68,7 +68,8 @@ def run_variant(variant: str, seed: int, data, graded_steps: int) -> dict:
     run = train_two_tower(model, x_train, y_train, steps=steps, batch_size=batch_size, lr=RECIPE["lr"],
                           seed=seed, loss_fn=loss_fn)
     after = evaluate_two_tower(model, x_test, y_test)
-    return {"seed": seed, "steps": steps, "batch_size": batch_size, "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
+    return {"seed": seed, "steps": steps, "batch_size": batch_size,
+            "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
             "zero_shot": after["zero_shot"], "recall_at_1": after["recall_at_1"],
             "recall_gain": after["recall_at_1"] - before["recall_at_1"], "seconds": run["seconds"],
             "final_loss": run["loss"][-1], "final_temperature_multiplier": model.logit_scale.exp().item()}

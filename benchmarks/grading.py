@@ -29,11 +29,11 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "autograder")]
 
-from grading_cases import dump, filled  # noqa: E402
-
 from autograder.collect import collect  # noqa: E402
 from autograder.grade import grade  # noqa: E402
 from autograder.workspace import Workspace, course_assignments, source_notebook  # noqa: E402
+
+from grading_cases import dump, filled  # noqa: E402
 
 
 def make_class(tmp: pathlib.Path, chapters: list[str], n: int) -> tuple[pathlib.Path, pathlib.Path]:

@@ -11,11 +11,12 @@ import json
 import pathlib
 
 import pytest
-from grading_cases import filled, loophole_answers
 
 from autograder import flags
 from autograder.exercises import exercises
 from autograder.workspace import course_assignments
+
+from grading_cases import filled, loophole_answers
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SETUP = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\nfrom vitcourse import checks\n" \

@@ -24,10 +24,11 @@ import tempfile
 import time
 
 import pytest
-from grading_cases import basic_cases, write_class
 
 from autograder.cli import main
 from autograder.workspace import Workspace, source_notebook
+
+from grading_cases import basic_cases, write_class
 
 pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -25,6 +25,15 @@ import resource
 import time
 
 import pytest
+
+from autograder.cli import main
+from autograder.collect import collect
+from autograder.export import export
+from autograder.feedback import feedback
+from autograder.grade import grade
+from autograder.record import Submission
+from autograder.workspace import Workspace, course_assignments, source_notebook
+
 from grading_cases import (
     basic_cases,
     bug_case,
@@ -34,14 +43,6 @@ from grading_cases import (
     structural_cases,
     write_class,
 )
-
-from autograder.cli import main
-from autograder.collect import collect
-from autograder.export import export
-from autograder.feedback import feedback
-from autograder.grade import grade
-from autograder.record import Submission
-from autograder.workspace import Workspace, course_assignments, source_notebook
 
 pytestmark = pytest.mark.slow
 

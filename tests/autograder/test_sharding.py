@@ -16,13 +16,14 @@ import sys
 import time
 
 import pytest
-from grading_cases import basic_cases, dump, filled, structural_cases, write_class
 
 from autograder import cells
 from autograder.cli import main
 from autograder.grade import Shard
 from autograder.record import Submission
 from autograder.workspace import Workspace, source_notebook
+
+from grading_cases import basic_cases, dump, filled, structural_cases, write_class
 
 pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[2]

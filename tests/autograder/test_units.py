@@ -9,13 +9,14 @@ import pathlib
 import zipfile
 
 import pytest
-from grading_cases import answers, dump, filled
 
 from autograder import collect as intake
 from autograder.cells import nbgrader as meta
 from autograder.errors import GraderError
 from autograder.repair import repair
 from autograder.workspace import Workspace
+
+from grading_cases import answers, dump, filled
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ import sys
 import zipfile
 
 import pytest
+
 from grading_cases import dump, filled
 
 pytestmark = pytest.mark.slow

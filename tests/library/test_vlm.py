@@ -157,7 +157,9 @@ def test_projector_matches_llava_projector():
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
     config = transformers.LlavaConfig(vision_config=transformers.CLIPVisionConfig(hidden_size=12),
-                                      text_config=transformers.LlamaConfig(hidden_size=24, num_attention_heads=4, num_key_value_heads=4), projector_hidden_act="gelu")
+                                      text_config=transformers.LlamaConfig(hidden_size=24, num_attention_heads=4,
+                                                                           num_key_value_heads=4),
+                                      projector_hidden_act="gelu")
     theirs = LlavaMultiModalProjector(config)
     ours = Projector(12, 24)
     ours.load_state_dict(theirs.state_dict())
