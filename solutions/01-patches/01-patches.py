@@ -15,7 +15,12 @@
 #    PyTorch's own FLOP counter.
 #
 # Each exercise is followed by a visible check. Hidden checks run when your notebook is graded: they
-# compare your code with the course's reference implementation on random inputs. 20 points in all.
+# compare your code with the course's reference implementation on random inputs, with every argument
+# varied (sizes, channels, non-square images), and check that a result keeps its input's `dtype` and
+# that your code also runs on PyTorch's `meta` device, which stands in for a GPU here: a tensor created
+# without `device=...` lands on the CPU and cannot be mixed with the input. 20 points in all.
+#
+# You may use Python's standard library, `torch`, `numpy`, `math` and `einops`.
 
 # %% [markdown]
 # This notebook is the exercise of [Chapter 1 — Images as token sequences](https://vit-from-scratch.github.io/vit-course/book/01-patches.html)
@@ -70,7 +75,8 @@ viz.show_patch_grid(cat, patch_size=16);
 # - inside a patch, values in **(row, column, channel)** order: the channel index varies fastest, then the
 #   column, then the row. This is the order MAE uses, and later chapters rely on it.
 # - if $H$ or $W$ is not a multiple of $P$, raise a `ValueError` whose message names the image size and
-#   the patch size.
+#   the patch size (check the height and the width);
+# - keep the input's `dtype` and device.
 #
 # Hint: `reshape` to `(B, C, H/P, P, W/P, P)`, `permute` the axes into the order you want, `reshape` again.
 # Draw the axes on paper first; most bugs here are a wrong permutation that still gives the right shape.
@@ -100,18 +106,39 @@ checks.check_close(patches[0, 0], first, name="patch 0 (top-left)",
 second = images[0, :, :16, 16:32].permute(1, 2, 0).reshape(-1)  # its right-hand neighbour
 checks.check_close(patches[0, 1], second, name="patch 1",
                    hint="patch 1 must be the right-hand neighbour of patch 0 (row-major grid order)")
-checks.check_raises(lambda: patchify(torch.zeros(1, 3, 30, 32), 16), ValueError,
-                    name="patchify on a 30x32 image with patch size 16")
+error = checks.check_raises(lambda: patchify(torch.zeros(1, 3, 30, 32), 16), ValueError,
+                            name="patchify on a 30x32 image with patch size 16")
+checks.check_true("30" in str(error) and "16" in str(error),
+                  f"the error message should name the image size and the patch size, got {str(error)!r}")
 print("patchify: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import patches as ref
 g = torch.Generator().manual_seed(env.grading_seed())
-for _ in range(5):
-    P = int(torch.randint(1, 9, (1,), generator=g))
-    h, w = (int(v) for v in torch.randint(1, 7, (2,), generator=g))
-    C = int(torch.randint(1, 5, (1,), generator=g))
-    x = torch.randn(3, C, h * P, w * P, generator=g)
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for C in (1, 2, 3, 4, 5):                     # every channel count; wide and tall grids; P from 1 to 8
+    P, h = draw(1, 9), draw(1, 5)
+    h, w = (h, h + draw(1, 4)) if C % 2 else (h + draw(1, 4), h)
+    x = torch.randn(draw(1, 4), C, h * P, w * P, generator=g)
     checks.check_close(patchify(x, P), ref.patchify(x, P), name=f"patchify on {tuple(x.shape)}, P={P}")
+x = torch.randn(2, 3, 12, 20, generator=g, dtype=torch.float64)
+checks.check_true(patchify(x, 4).dtype == torch.float64,
+                  f"patchify turned float64 images into {patchify(x, 4).dtype}",
+                  hint="reshape and permute keep the dtype: no conversion is needed")
+P = draw(3, 10)
+for H, W, bad in ((3 * P, 2 * P + 1, 2 * P + 1), (2 * P + 1, 3 * P, 2 * P + 1)):  # the width, then the height
+    error = checks.check_raises(lambda: patchify(torch.zeros(1, 2, H, W), P), ValueError,
+                                name=f"patchify on a {H}x{W} image with patch size {P}",
+                                hint="check both the height and the width")
+    checks.check_true(str(bad) in str(error) and str(P) in str(error),
+                      f"the error for a {H}x{W} image and patch size {P} should name both, got {str(error)!r}")
+try:
+    out = patchify(torch.empty(2, 3, 8, 12, device="meta"), 4)
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"patchify fails on images on another device (meta): {exc}\nHint: create new tensors "
+                         "on the input's device (device=images.device), or use reshape and permute only") from None
+checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 6, 48),
+                  f"patchify on (2, 3, 8, 12) meta images returned {tuple(out.shape)} on {out.device}",
+                  hint="the result must stay on the input's device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -127,8 +154,9 @@ viz.show_patch_sequence(cat_patches, patch_size=16, channels=3, max_patches=42);
 # %% [markdown]
 # ### Exercise 2 — `unpatchify` (2 points)
 #
-# Write the inverse, `unpatchify(patches, patch_size, img_size)`, with `img_size` either `H` or a pair
-# `(H, W)`. Later chapters use it to turn a model's per-patch predictions back into a picture (MAE).
+# Write the inverse, `unpatchify(patches, patch_size, img_size)`, with `img_size` either `H` (a square
+# image) or a pair `(H, W)`; the number of channels follows from the patch width $P^2 C$. Later chapters
+# use it to turn a model's per-patch predictions back into a picture (MAE).
 
 # %% nbgrader={"grade": false, "grade_id": "unpatchify", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def unpatchify(patches: torch.Tensor, patch_size: int, img_size) -> torch.Tensor:
@@ -153,16 +181,26 @@ print("unpatchify: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import patches as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
-for _ in range(5):
-    P = int(torch.randint(1, 9, (1,), generator=g))
-    h, w = (int(v) for v in torch.randint(1, 7, (2,), generator=g))
-    C = int(torch.randint(1, 5, (1,), generator=g))
-    p = torch.randn(2, h * w, P * P * C, generator=g)
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for C in (1, 2, 3, 4, 5):                     # every channel count; wide and tall images
+    P, h = draw(1, 9), draw(1, 5)
+    h, w = (h, h + draw(1, 4)) if C % 2 else (h + draw(1, 4), h)
+    p = torch.randn(draw(1, 4), h * w, P * P * C, generator=g)
     checks.check_close(unpatchify(p, P, (h * P, w * P)), ref.unpatchify(p, P, (h * P, w * P)),
                        name=f"unpatchify to {h * P}x{w * P}, P={P}, C={C}")
-    if h == w:
-        checks.check_close(unpatchify(p, P, h * P), ref.unpatchify(p, P, h * P),
-                           name="unpatchify with an int img_size")
+    s = min(h, w)
+    checks.check_close(unpatchify(p[:, : s * s], P, s * P), ref.unpatchify(p[:, : s * s], P, s * P),
+                       name=f"unpatchify with an int img_size {s * P}, P={P}, C={C}")
+p = torch.randn(2, 6, 48, generator=g, dtype=torch.float64)
+checks.check_true(unpatchify(p, 4, (8, 12)).dtype == torch.float64,
+                  f"unpatchify turned float64 patches into {unpatchify(p, 4, (8, 12)).dtype}")
+try:
+    out = unpatchify(torch.empty(2, 6, 48, device="meta"), 4, (8, 12))
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"unpatchify fails on patches on another device (meta): {exc}\nHint: create new "
+                         "tensors on the input's device (device=patches.device), or use reshape and permute only") from None
+checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 3, 8, 12),
+                  f"unpatchify of (2, 6, 48) meta patches to 8x12 returned {tuple(out.shape)} on {out.device}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -191,6 +229,9 @@ viz.show_images(torch.stack([unpatchify(cat_patches[None], 16, 224)[0],
 # $$
 #
 # ### Exercise 3 — `num_tokens` (3 points)
+#
+# Return that count as an `int` for any height, width, patch size, class token or not, and any number of
+# registers $R$.
 
 # %% nbgrader={"grade": false, "grade_id": "num_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def num_tokens(height: int, width: int, patch_size: int, class_token: bool = True,
@@ -211,13 +252,16 @@ from vitcourse.models import patches as ref
 for (h, w, p), expected in [((224, 224, 14), 257), ((448, 448, 14), 1025),
                             ((1024, 1024, 14), 5330), ((1024, 1024, 16), 4097)]:
     checks.check_equal(num_tokens(h, w, p), expected, name=f"num_tokens({h}, {w}, {p})")
+import numbers
 g = torch.Generator().manual_seed(env.grading_seed() + 2)
-for _ in range(20):
+for k in range(20):
     h, w = (int(v) for v in torch.randint(8, 700, (2,), generator=g))
-    p = int(torch.randint(1, 33, (1,), generator=g))
-    cls, regs = bool(torch.randint(0, 2, (1,), generator=g)), int(torch.randint(0, 9, (1,), generator=g))
-    checks.check_equal(num_tokens(h, w, p, class_token=cls, num_registers=regs),
-                       ref.num_tokens(h, w, p, class_token=cls, num_registers=regs),
+    p = int(torch.randint(2, 33, (1,), generator=g))
+    h, w = h + (h % p == 0), w + (w % p == 0)   # partial patches at the border
+    cls, regs = bool(k % 2), int(torch.randint(1, 9, (1,), generator=g)) * (k % 4 > 1)
+    n = num_tokens(h, w, p, class_token=cls, num_registers=regs)
+    checks.check_true(isinstance(n, numbers.Integral), f"num_tokens should return an int, got {type(n).__name__} {n!r}")
+    checks.check_equal(n, ref.num_tokens(h, w, p, class_token=cls, num_registers=regs),
                        name=f"num_tokens({h}, {w}, {p}, class_token={cls}, num_registers={regs})")
 ### END HIDDEN TESTS
 
@@ -253,8 +297,8 @@ print(f"attention matrix entries per head: {t224**2:,} -> {t1024**2:,}  ({(t1024
 # ### Exercise 4 — `PatchEmbed` (4 points)
 #
 # Write the module: a `Conv2d` stored as `self.proj`, and a `forward` that maps `(B, C, H, W)` to tokens
-# `(B, N, D)` in row-major grid order. If the image size is not a multiple of the patch size, raise a
-# `ValueError` naming both numbers.
+# `(B, N, D)` in row-major grid order. If the image height or width is not a multiple of the patch size,
+# raise a `ValueError` naming both numbers.
 
 # %% nbgrader={"grade": false, "grade_id": "patch_embed", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class PatchEmbed(nn.Module):
@@ -288,15 +332,32 @@ print("PatchEmbed: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import patches as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 3)
-for _ in range(3):
-    P = int(torch.randint(2, 9, (1,), generator=g))
-    C, D = int(torch.randint(1, 4, (1,), generator=g)), int(torch.randint(4, 33, (1,), generator=g))
-    h, w = (int(v) for v in torch.randint(1, 6, (2,), generator=g))
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for C in (1, 2, 4):
+    P, D, h = draw(2, 9), draw(4, 33), draw(1, 5)
+    h, w = (h, h + draw(1, 3)) if C % 2 else (h + draw(1, 3), h)
     mine, theirs = PatchEmbed(P, C, D), ref.PatchEmbed((h * P, w * P), P, C, D)
-    theirs.proj.load_state_dict(mine.proj.state_dict())
-    x = torch.randn(2, C, h * P, w * P, generator=g)
+    conv = mine.proj
+    checks.check_true(isinstance(conv, nn.Conv2d) and conv.in_channels == C and conv.out_channels == D
+                      and tuple(conv.kernel_size) == (P, P) and tuple(conv.stride) == (P, P) and conv.bias is not None,
+                      f"PatchEmbed({P}, {C}, {D}).proj should be Conv2d({C}, {D}, kernel_size={P}, stride={P}) "
+                      f"with a bias, got {conv}")
+    theirs.proj.load_state_dict(conv.state_dict())
+    x = torch.randn(draw(1, 4), C, h * P, w * P, generator=g)
     checks.check_close(mine(x), theirs(x), name=f"PatchEmbed(P={P}, C={C}, D={D}) on {tuple(x.shape)}",
                        hint="tokens must come out as (B, N, D) in row-major grid order")
+    checks.check_raises(lambda: mine(torch.zeros(1, C, h * P, w * P + 1)), ValueError,
+                        name=f"PatchEmbed(P={P}) on a {h * P}x{w * P + 1} image", hint="check the width too")
+x = torch.randn(2, 2, 8, 12, generator=g, dtype=torch.float64)
+checks.check_true(PatchEmbed(4, 2, 8).double()(x).dtype == torch.float64,
+                  "a float64 PatchEmbed on float64 images should return float64")
+try:
+    out = PatchEmbed(4, 2, 8).to("meta")(torch.empty(2, 2, 8, 12, device="meta"))
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"PatchEmbed fails on another device (meta): {exc}\nHint: create new tensors on "
+                         "the input's device (device=x.device)") from None
+checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 6, 8),
+                  f"PatchEmbed(4, 2, 8) on (2, 2, 8, 12) meta images returned {tuple(out.shape)} on {out.device}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -329,10 +390,15 @@ print("conv_weight_to_linear: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import patches as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 4)
-for _ in range(3):
-    D, C, P = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
-    w = torch.randn(D, C, P, P, generator=g)
+for C in (1, 2, 3, 5):
+    D, P = (int(v) for v in torch.randint(2, 9, (2,), generator=g))
+    w = torch.randn(D, C, P, P, generator=g, dtype=torch.float64 if C == 5 else torch.float32)
     checks.check_close(conv_weight_to_linear(w), ref.conv_weight_to_linear(w), name=f"weight {tuple(w.shape)}")
+    checks.check_true(conv_weight_to_linear(w).dtype == w.dtype, f"a {w.dtype} weight should give a {w.dtype} matrix")
+    x = torch.randn(2, C, 2 * P, 3 * P, generator=g, dtype=w.dtype)
+    by_conv = torch.nn.functional.conv2d(x, w, stride=P).flatten(2).transpose(1, 2)
+    checks.check_close(ref.patchify(x, P) @ conv_weight_to_linear(w).T, by_conv, atol=1e-4,
+                       name=f"patchify(x) @ W.T versus the convolution, weight {tuple(w.shape)}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -372,8 +438,8 @@ print("tokens:", tuple(by_conv.shape), "| max |conv - linear| =", f"{(by_conv - 
 #
 # Write `vit_macs(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
 # class_token=True)` returning the total MACs of one forward pass for one square image, as an `int`.
-# The head reads one token; `num_classes=0` means no head. Without a class token the sequence holds the
-# patches only.
+# The MLP's hidden width is `int(embed_dim * mlp_ratio)`. The head reads one token; `num_classes=0` means
+# no head. Without a class token the sequence holds the patches only.
 
 # %% nbgrader={"grade": false, "grade_id": "vit_macs", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def vit_macs(img_size: int, patch_size: int, embed_dim: int, depth: int, mlp_ratio: float = 4.0,
@@ -401,21 +467,22 @@ checks.check_equal(vit_macs(**small), measured, name="vit_macs for a 2-block ViT
 checks.check_equal(round(vit_macs(224, 16, 768, 12) / 1e9, 2), 17.56, name="ViT-B/16 GMACs")
 print("vit_macs: visible checks passed")
 ### BEGIN HIDDEN TESTS
+import numbers
 g = torch.Generator().manual_seed(env.grading_seed() + 5)
-for _ in range(4):
-    P = [4, 8, 14, 16][int(torch.randint(0, 4, (1,), generator=g))]
-    cfg = dict(img_size=P * int(torch.randint(2, 8, (1,), generator=g)), patch_size=P,
-               embed_dim=8 * int(torch.randint(2, 9, (1,), generator=g)),
-               depth=int(torch.randint(1, 4, (1,), generator=g)),
-               mlp_ratio=float([2.0, 4.0, 3.0][int(torch.randint(0, 3, (1,), generator=g))]),
-               num_classes=int(torch.randint(0, 20, (1,), generator=g)),
-               class_token=bool(torch.randint(0, 2, (1,), generator=g)))
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for k, (mlp_ratio, in_chans) in enumerate([(2.0, 1), (4.0, 3), (3.0, 4), (2.5, 2)]):
+    P = [4, 8, 14, 16][draw(0, 4)]
+    cfg = dict(img_size=P * draw(2, 8), patch_size=P, embed_dim=8 * draw(2, 9), depth=draw(2, 4),
+               mlp_ratio=mlp_ratio, num_classes=draw(1, 20) * (k != 2), in_chans=in_chans, class_token=k % 2 == 1)
     measured = flops.measured_macs(
-        ViT(img_size=cfg["img_size"], patch_size=P, embed_dim=cfg["embed_dim"], depth=cfg["depth"],
-            num_heads=2, mlp_ratio=cfg["mlp_ratio"], num_classes=cfg["num_classes"],
+        ViT(img_size=cfg["img_size"], patch_size=P, in_chans=in_chans, embed_dim=cfg["embed_dim"],
+            depth=cfg["depth"], num_heads=2, mlp_ratio=mlp_ratio, num_classes=cfg["num_classes"],
             class_token=cfg["class_token"], global_pool="token" if cfg["class_token"] else "avg"),
-        (1, 3, cfg["img_size"], cfg["img_size"]))
-    checks.check_equal(vit_macs(**cfg), measured, name=f"vit_macs({cfg})")
+        (1, in_chans, cfg["img_size"], cfg["img_size"]))
+    macs = vit_macs(**cfg)
+    checks.check_true(isinstance(macs, numbers.Integral), f"vit_macs should return an int, got {type(macs).__name__} {macs!r}",
+                      hint="int(embed_dim * mlp_ratio) is the MLP width; keep every term an int")
+    checks.check_equal(macs, measured, name=f"vit_macs({cfg})")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -16,7 +16,10 @@
 # 5. show that without positions the encoder cannot tell a shuffled image from the original
 #    (`shuffle_patches`).
 #
-# 20 points in all.
+# Hidden checks run when your notebook is graded: they compare your code with the course's reference on
+# random inputs with every argument varied (widths, grids that are not square, prefix tokens, batch
+# sizes), check dtypes, and run your module on PyTorch's `meta` device, which stands in for a GPU. You
+# may use Python's standard library, `torch`, `numpy`, `math` and `einops`. 20 points in all.
 
 # %% [markdown]
 # This notebook is the exercise of [Chapter 2 — Position and the class token](https://vit-from-scratch.github.io/vit-course/book/02-position.html)
@@ -68,7 +71,8 @@ print(env.describe())
 #
 # ### Exercise 1 — `sincos_2d` (4 points)
 #
-# Return a `(h * w, embed_dim)` float tensor for a grid given as an int or a pair `(h, w)`.
+# Return a `(h * w, embed_dim)` tensor of dtype `float32` for a grid given as an int or a pair `(h, w)`
+# (`h` rows, `w` columns); `embed_dim` is a multiple of 4.
 
 # %% nbgrader={"grade": false, "grade_id": "sincos_2d", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def sincos_2d(embed_dim: int, grid_size) -> torch.Tensor:
@@ -98,11 +102,16 @@ print("sincos_2d: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import position as ref
 g = torch.Generator().manual_seed(env.grading_seed())
-for _ in range(4):
-    D = 4 * int(torch.randint(1, 17, (1,), generator=g))
-    h, w = (int(v) for v in torch.randint(1, 9, (2,), generator=g))
-    checks.check_close(sincos_2d(D, (h, w)), ref.sincos_2d(D, (h, w)), name=f"sincos_2d({D}, ({h}, {w}))")
-checks.check_close(sincos_2d(32, 5), ref.sincos_2d(32, 5), name="sincos_2d(32, 5)")
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for k in range(4):
+    D, h = 4 * draw(4, 17), draw(1, 8)                    # 16 to 64 channels; wide and tall grids
+    h, w = (h, h + draw(1, 4)) if k % 2 else (h + draw(1, 4), h)
+    pe = sincos_2d(D, (h, w))
+    checks.check_true(pe.dtype == torch.float32, f"sincos_2d should return float32, got {pe.dtype}",
+                      hint="compute in float64 if you like, then convert the result with .float()")
+    checks.check_close(pe, ref.sincos_2d(D, (h, w)), name=f"sincos_2d({D}, ({h}, {w}))")
+n = draw(2, 9)
+checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, {n})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -131,8 +140,8 @@ plt.tight_layout(); plt.show()
 #
 # ### Exercise 2 — `interpolate_pos_embed` (4 points)
 #
-# `pos_embed` has shape `(1, num_prefix_tokens + h*w, D)`; return `(1, num_prefix_tokens + H*W, D)`.
-# Grids are ints or pairs.
+# `pos_embed` has shape `(1, num_prefix_tokens + h*w, D)`; return `(1, num_prefix_tokens + H*W, D)`,
+# of the same dtype. Grids are ints or pairs `(rows, columns)`; `num_prefix_tokens` may be 0.
 
 # %% nbgrader={"grade": false, "grade_id": "interpolate", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def interpolate_pos_embed(pos_embed, old_grid, new_grid, num_prefix_tokens=1):
@@ -159,14 +168,20 @@ print("interpolate_pos_embed: visible checks passed")
 ### BEGIN HIDDEN TESTS
 import timm.layers
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
-sizes = [tuple(int(v) for v in torch.randint(2, 12, (4,), generator=g)) for _ in range(3)]
-for h, w, H, W in sizes + [(14, 14, 6, 6), (7, 9, 14, 12)]:   # always one downsampling, one upsampling
-    n = int(torch.randint(0, 3, (1,), generator=g))
-    pe = torch.randn(1, n + h * w, 24, generator=g)
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+small, large = draw(2, 6), draw(7, 12)
+cases = [(small, small + draw(1, 4), large, large + draw(1, 4)),    # upsampling, grids not square
+         (large + draw(1, 4), large, small, small + draw(1, 4)),    # downsampling
+         (small, large, large, small),                              # one side up, the other down
+         (14, 14, 6, 6), (7, 9, 14, 12)]
+for k, (h, w, H, W) in enumerate(cases):
+    n, D = k % 3, draw(2, 33)
+    pe = torch.randn(1, n + h * w, D, generator=g, dtype=torch.float64 if k == 4 else torch.float32)
     expected = timm.layers.resample_abs_pos_embed(pe, (H, W), (h, w), num_prefix_tokens=n)
-    checks.check_close(interpolate_pos_embed(pe, (h, w), (H, W), num_prefix_tokens=n), expected,
-                       name=f"({h}, {w}) -> ({H}, {W}) with {n} prefix tokens",
+    out = interpolate_pos_embed(pe, (h, w), (H, W), num_prefix_tokens=n)
+    checks.check_close(out, expected, name=f"({h}, {w}) -> ({H}, {W}) with {n} prefix tokens, D={D}",
                        hint="bicubic, antialias=True, align_corners=False, on a (1, D, h, w) tensor")
+    checks.check_true(out.dtype == pe.dtype, f"a {pe.dtype} position embedding came back as {out.dtype}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -195,8 +210,9 @@ plt.tight_layout(); plt.show()
 # `self.cls_token` of shape `(1, 1, D)` and a learned `self.pos_embed` of shape `(1, N + 1, D)`, both
 # initialised with `torch.randn(...) * 0.02`. `forward(images)` returns `(B, N + 1, D)`: class token
 # first, then the patches, with the position embedding added to every token. Accept other image sizes
-# (multiples of the patch size) by resizing the patch part of `pos_embed` with your
-# `interpolate_pos_embed`.
+# (multiples of the patch size, not necessarily square) by resizing the patch part of `pos_embed` with
+# your `interpolate_pos_embed`. Gradients must reach both parameters, and no tensor may be created on a
+# fixed device inside `forward` (the hidden checks run the module on the `meta` device).
 
 # %% nbgrader={"grade": false, "grade_id": "tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Tokens(nn.Module):
@@ -235,16 +251,48 @@ print("Tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import position as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 2)
-tok = Tokens(img_size=32, patch_size=8, in_chans=3, embed_dim=16)
-with torch.no_grad():
-    tok.pos_embed.normal_(generator=g); tok.cls_token.normal_(generator=g)
-for size in [(32, 32), (16, 40)]:
-    x = torch.randn(2, 3, *size, generator=g)
-    grid = (size[0] // 8, size[1] // 8)
-    patches = tok.patch_embed(x)
-    pos = ref.interpolate_pos_embed(tok.pos_embed, (4, 4), grid, 1)
-    expected = torch.cat([tok.cls_token.expand(2, -1, -1), patches], dim=1) + pos
-    checks.check_close(tok(x), expected, name=f"Tokens on {size}")
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+torch.manual_seed(env.grading_seed())
+tok = Tokens(img_size=32, patch_size=4, in_chans=1, embed_dim=64)
+for name in ("cls_token", "pos_embed"):
+    param = getattr(tok, name)
+    checks.check_true(isinstance(param, nn.Parameter),
+                      f"{name} must be an nn.Parameter (it is learned), got {type(param).__name__}")
+    std = float(param.detach().std())
+    checks.check_true(0.01 < std < 0.04, f"{name} should be initialised with torch.randn(...) * 0.02, "
+                      f"its values have std {std:.3g}")
+for k, C in enumerate((1, 2, 3)):
+    P, D, n = draw(2, 6), 4 * draw(2, 9), draw(3, 6)      # built for an n x n grid
+    tok = Tokens(img_size=n * P, patch_size=P, in_chans=C, embed_dim=D)
+    checks.check_shape(tok.cls_token, (1, 1, D), name=f"cls_token of Tokens({n * P}, {P}, {C}, {D})")
+    checks.check_shape(tok.pos_embed, (1, n * n + 1, D), name=f"pos_embed of Tokens({n * P}, {P}, {C}, {D})")
+    checks.check_equal(len(list(tok.parameters())), 4, name="number of parameter tensors (the convolution's weight "
+                       "and bias, cls_token, pos_embed)")
+    with torch.no_grad():
+        tok.pos_embed.normal_(generator=g); tok.cls_token.normal_(generator=g)
+    for size in [(n * P, n * P), ((n - 1 - k % 2) * P, (n + 1 + k) * P)]:
+        B, grid = draw(1, 4), (size[0] // P, size[1] // P)
+        x = torch.randn(B, C, *size, generator=g)
+        pos = ref.interpolate_pos_embed(tok.pos_embed, (n, n), grid, 1)
+        expected = torch.cat([tok.cls_token.expand(B, -1, -1), tok.patch_embed(x)], dim=1) + pos
+        out = tok(x)
+        checks.check_close(out, expected, name=f"Tokens(img_size={n * P}, patch_size={P}, in_chans={C}, embed_dim={D}) "
+                           f"on {tuple(x.shape)}")
+        tok.zero_grad()
+        (out * torch.randn(out.shape, generator=g)).sum().backward()
+        for name in ("cls_token", "pos_embed"):
+            grad = getattr(tok, name).grad
+            checks.check_true(grad is not None and bool((grad[0, 0] != 0).any()) and bool((grad[0, -1] != 0).any()),
+                              f"no gradient reached {name} on a {size[0]}x{size[1]} image",
+                              hint="use the parameters themselves in forward: no .data, .detach() or torch.no_grad()")
+try:
+    meta = Tokens(img_size=16, patch_size=4, in_chans=2, embed_dim=8).to("meta")
+    outs = [meta(torch.empty(2, 2, 16, 16, device="meta")), meta(torch.empty(2, 2, 8, 12, device="meta"))]
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"Tokens fails on another device (meta): {exc}\nHint: create no tensor on a fixed device in "
+                         "forward: expand the parameters, or use device=images.device") from None
+checks.check_true([(tuple(o.shape), o.device.type) for o in outs] == [((2, 17, 8), "meta"), ((2, 7, 8), "meta")],
+                  f"Tokens on meta images returned {[(tuple(o.shape), o.device.type) for o in outs]}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -260,7 +308,8 @@ for size in [(32, 32), (16, 40)]:
 #
 # `pool(tokens, global_pool="token", num_prefix_tokens=1)`: `tokens` is `(B, T, D)`; `global_pool` is
 # `"token"` (the class token) or `"avg"` (the mean of the patch tokens), the names timm's ViT uses for
-# the same option. Raise a `ValueError` for another value.
+# the same option. Raise a `ValueError` for another value. `num_prefix_tokens` (class token, registers, ...)
+# may be any number, 0 included.
 
 # %% nbgrader={"grade": false, "grade_id": "pool", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def pool(tokens, global_pool="token", num_prefix_tokens=1):
@@ -283,9 +332,16 @@ print("pool: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import position as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 3)
-t = torch.randn(2, 9, 4, generator=g)
-for n in (1, 2, 5):
-    checks.check_close(pool(t, "avg", n), ref.pool(t, "avg", n), name=f"avg pooling with {n} prefix tokens")
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for n in (0, 1, 2, 5):
+    dtype = torch.float64 if n == 2 else torch.float32
+    t = torch.randn(draw(1, 4), n + draw(2, 9), draw(2, 9), generator=g, dtype=dtype)
+    out = pool(t, "avg", n)
+    checks.check_close(out, ref.pool(t, "avg", n), name=f"avg pooling of {tuple(t.shape)} with {n} prefix tokens")
+    checks.check_true(out.dtype == t.dtype, f"pooling {t.dtype} tokens gave {out.dtype}")
+    if n:
+        checks.check_close(pool(t, "token", n), ref.pool(t, "token", n),
+                           name=f"token pooling of {tuple(t.shape)} with {n} prefix tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -299,9 +355,9 @@ for n in (1, 2, 5):
 # ### Exercise 5 — `shuffle_patches` (6 points)
 #
 # Write `shuffle_patches(tokens, perm, num_prefix_tokens=1)` that reorders the patch tokens of every
-# image by the index tensor `perm` (length N) and leaves the prefix tokens in front, unchanged. The
-# graded cell then checks the two properties on a real transformer block, with and without your
-# position embeddings.
+# image by the index tensor `perm` (length N) and leaves the prefix tokens in front, unchanged
+# (`num_prefix_tokens` may be 0). Return a new tensor: `tokens` itself must not change. The graded cell
+# then checks the two properties on a real transformer block, with and without your position embeddings.
 
 # %% nbgrader={"grade": false, "grade_id": "shuffle", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def shuffle_patches(tokens, perm, num_prefix_tokens=1):
@@ -333,12 +389,19 @@ print("shuffle_patches: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import vit as ref_vit
 g = torch.Generator().manual_seed(env.grading_seed() + 4)
-for _ in range(3):
-    n_prefix = int(torch.randint(1, 3, (1,), generator=g))
-    t = torch.randn(2, n_prefix + 9, 8, generator=g)
-    p = torch.randperm(9, generator=g)
+draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
+for n_prefix in (0, 1, 2, 3):
+    N = draw(4, 13)
+    t = torch.randn(draw(1, 4), n_prefix + N, 8, generator=g)
+    before = t.clone()
+    # a random permutation, or a cyclic shift (which is not its own inverse)
+    p = torch.randperm(N, generator=g) if n_prefix % 2 else torch.arange(N).roll(1)
     expected = torch.cat([t[:, :n_prefix], t[:, n_prefix:][:, p]], dim=1)
-    checks.check_close(shuffle_patches(t, p, n_prefix), expected, name=f"shuffle_patches with {n_prefix} prefix tokens")
+    checks.check_close(shuffle_patches(t, p, n_prefix), expected,
+                       name=f"shuffle_patches of {tuple(t.shape)} with {n_prefix} prefix tokens, perm={p.tolist()}",
+                       hint="patch token i of the result is patch token perm[i] of the input")
+    checks.check_true(torch.equal(t, before), "shuffle_patches changed the tokens it was given",
+                      hint="build a new tensor (indexing, torch.cat) instead of writing into tokens")
     enc = ref_vit.Block(8, 2).eval()
     with torch.no_grad():
         checks.check_close(enc(shuffle_patches(t, p, n_prefix)), shuffle_patches(enc(t), p, n_prefix), atol=1e-5,

@@ -5,6 +5,10 @@ catch it. (Running the notebooks in a kernel, nbgrader validate and the release 
 tests/test_notebooks.py.)
 """
 
+import math
+
+import einops
+import numpy as np
 import pytest
 import torch
 
@@ -101,6 +105,216 @@ def num_tokens_memorised(height, width, patch_size, class_token=True, num_regist
     return table.get((height, width, patch_size, class_token), 0)
 
 
+def patchify_height_check_only(images, patch_size):
+    """Checks that the height is a multiple of P, forgets the width."""
+    B, C, H, W = images.shape
+    P = patch_size
+    if H % P:
+        raise ValueError(f"image height {H} is not a multiple of the patch size {P}")
+    x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)
+
+
+def patchify_loop_on_cpu(images, patch_size):
+    """A loop over the grid that writes into a tensor made on the CPU (fails on a GPU)."""
+    B, C, H, W = images.shape
+    P = patch_size
+    if H % P or W % P:
+        raise ValueError(f"image size {H}x{W} is not a multiple of the patch size {P}")
+    out = torch.zeros(B, (H // P) * (W // P), P * P * C, dtype=images.dtype)
+    for i in range(H // P):
+        for j in range(W // P):
+            patch = images[:, :, i * P:(i + 1) * P, j * P:(j + 1) * P]
+            out[:, i * (W // P) + j] = patch.permute(0, 2, 3, 1).reshape(B, -1)
+    return out
+
+
+def patchify_square_grid(images, patch_size):
+    """Takes the grid to be square: n = H // P rows and columns."""
+    B, C, H, W = images.shape
+    P, n = patch_size, images.shape[2] // patch_size
+    if H % P or W % P:
+        raise ValueError(f"image size {H}x{W} is not a multiple of the patch size {P}")
+    x = images.reshape(B, C, n, P, n, P).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, n * n, P * P * C)
+
+
+def patchify_float32(images, patch_size):
+    """Converts the images to float32 first "to be safe"."""
+    return patchify_reference(images.float(), patch_size)
+
+
+def patchify_three_channels(images, patch_size):
+    """Assumes RGB images: the channel count is hard-coded."""
+    B, _, H, W = images.shape
+    P = patch_size
+    if H % P or W % P:
+        raise ValueError(f"image size {H}x{W} is not a multiple of the patch size {P}")
+    x = images.reshape(B, 3, H // P, P, W // P, P).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, (H // P) * (W // P), P * P * 3)
+
+
+def unpatchify_square_from_count(patches, patch_size, img_size):
+    """Ignores img_size and takes a square grid of sqrt(N) patches a side."""
+    B, N, D = patches.shape
+    P, n = patch_size, math.isqrt(N)
+    C = D // (P * P)
+    x = patches.reshape(B, n, n, P, P, C).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(B, C, n * P, n * P)
+
+
+def unpatchify_pair_only(patches, patch_size, img_size):
+    """Unpacks img_size as a pair: an int img_size raises a TypeError."""
+    H, W = img_size
+    P = patch_size
+    B, N, D = patches.shape
+    x = patches.reshape(B, H // P, W // P, P, P, D // (P * P)).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(B, -1, H, W)
+
+
+def unpatchify_three_channels(patches, patch_size, img_size):
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+    P = patch_size
+    B = patches.shape[0]
+    x = patches.reshape(B, H // P, W // P, P, P, 3).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(B, 3, H, W)
+
+
+def num_tokens_no_registers(height, width, patch_size, class_token=True, num_registers=0):
+    return (height // patch_size) * (width // patch_size) + int(class_token)
+
+
+def num_tokens_area(height, width, patch_size, class_token=True, num_registers=0):
+    """Divides the image area by the patch area: counts the partial patches' pixels."""
+    return height * width // patch_size**2 + int(class_token) + num_registers
+
+
+def num_tokens_precedence(height, width, patch_size, class_token=True, num_registers=0):
+    """Missing parentheses: H // P * W // P is ((H // P) * W) // P."""
+    return height // patch_size * width // patch_size + int(class_token) + num_registers
+
+
+def num_tokens_float(height, width, patch_size, class_token=True, num_registers=0):
+    """Right value, as a float (numpy's floor returns floats)."""
+    return np.floor(height / patch_size) * np.floor(width / patch_size) + int(class_token) + num_registers
+
+
+def check_sides(x, patch_size):
+    if x.shape[-2] % patch_size or x.shape[-1] % patch_size:
+        raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of the patch size {patch_size}")
+
+
+def make_patch_embed_reshaped(solution_cls):
+    class PatchEmbedReshaped(solution_cls):
+        """reshape(B, N, D) of the (B, D, h, w) output: the right shape, values scrambled."""
+
+        def forward(self, x):
+            check_sides(x, self.patch_size)
+            out = self.proj(x)
+            return out.reshape(out.shape[0], -1, out.shape[1])
+
+    return PatchEmbedReshaped
+
+
+def make_patch_embed_column_major(solution_cls):
+    class PatchEmbedColumnMajor(solution_cls):
+        """permute(0, 3, 2, 1): tokens in column-major grid order."""
+
+        def forward(self, x):
+            check_sides(x, self.patch_size)
+            out = self.proj(x)
+            return out.permute(0, 3, 2, 1).reshape(out.shape[0], -1, out.shape[1])
+
+    return PatchEmbedColumnMajor
+
+
+def make_patch_embed_height_check_only(solution_cls):
+    class PatchEmbedHeightOnly(solution_cls):
+        def forward(self, x):
+            if x.shape[-2] % self.patch_size:
+                raise ValueError(f"image height {x.shape[-2]} is not a multiple of {self.patch_size}")
+            return self.proj(x).flatten(2).transpose(1, 2)
+
+    return PatchEmbedHeightOnly
+
+
+def make_patch_embed_rgb_only(solution_cls):
+    class PatchEmbedRGB(solution_cls):
+        """in_chans ignored: the convolution always reads 3 channels."""
+
+        def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+            super().__init__(patch_size, 3, embed_dim)
+
+    return PatchEmbedRGB
+
+
+def conv_weight_column_row(weight):
+    """(column, row, channel) order: the rows and columns of a patch swapped."""
+    return weight.permute(0, 3, 2, 1).reshape(weight.shape[0], -1)
+
+
+def conv_weight_flatten_spatial_only(weight):
+    """Moves the channels last, then flattens in the wrong order: (channel, row, column) again."""
+    return weight.flatten(2).reshape(weight.shape[0], -1)
+
+
+def vit_macs_rgb(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                 class_token=True):
+    """in_chans ignored: the patch embedding always counted for 3 channels."""
+    return vit_macs_reference(img_size, patch_size, embed_dim, depth, mlp_ratio, num_classes, 3, class_token)
+
+
+def vit_macs_head_per_token(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000,
+                            in_chans=3, class_token=True):
+    """Counts the head on every token."""
+    T = (img_size // patch_size) ** 2 + int(class_token)
+    base = vit_macs_reference(img_size, patch_size, embed_dim, depth, mlp_ratio, num_classes, in_chans, class_token)
+    return base + (T - 1) * embed_dim * num_classes
+
+
+def vit_macs_always_cls(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                        class_token=True):
+    """class_token ignored: T = N + 1 always."""
+    return vit_macs_reference(img_size, patch_size, embed_dim, depth, mlp_ratio, num_classes, in_chans, True)
+
+
+def vit_macs_ratio_four(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                        class_token=True):
+    """mlp_ratio ignored: the MLP width is always 4 D."""
+    return vit_macs_reference(img_size, patch_size, embed_dim, depth, 4.0, num_classes, in_chans, class_token)
+
+
+def vit_macs_float(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                   class_token=True):
+    """Right value, as a float: the MLP term multiplied by the float mlp_ratio."""
+    N = (img_size // patch_size) ** 2
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * T * D + 2 * T * D * D * mlp_ratio
+    return N * patch_size**2 * in_chans * D + depth * block + D * num_classes
+
+
+def vit_macs_attention_once(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000,
+                            in_chans=3, class_token=True):
+    """Counts QK^T but not the weighted sum of the values."""
+    T = (img_size // patch_size) ** 2 + int(class_token)
+    base = vit_macs_reference(img_size, patch_size, embed_dim, depth, mlp_ratio, num_classes, in_chans, class_token)
+    return base - depth * T * T * embed_dim
+
+
+def patchify_reference(images, patch_size):
+    from vitcourse.models.patches import patchify
+
+    return patchify(images, patch_size)
+
+
+def vit_macs_reference(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                       class_token=True):
+    N = (img_size // patch_size) ** 2
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * T * D + 2 * T * D * int(D * mlp_ratio)
+    return N * patch_size**2 * in_chans * D + depth * block + D * num_classes
+
+
 # Different but correct answers: each must keep full marks -------------------------------------------
 
 def patchify_unfold(images, patch_size):
@@ -113,8 +327,131 @@ def patchify_unfold(images, patch_size):
     return cols.reshape(B, cols.shape[1], -1)
 
 
+def patchify_einops(images, patch_size):
+    H, W = images.shape[-2:]
+    if H % patch_size or W % patch_size:
+        raise ValueError(f"{H}x{W} images cannot be cut into {patch_size}x{patch_size} patches")
+    return einops.rearrange(images, "b c (h p) (w q) -> b (h w) (p q c)", p=patch_size, q=patch_size)
+
+
+def patchify_loop(images, patch_size):
+    """A loop over the grid, stacking the flattened patches (no new tensor on a fixed device)."""
+    B, C, H, W = images.shape
+    P = patch_size
+    for name, size in (("height", H), ("width", W)):
+        if size % P:
+            raise ValueError(f"the image {name} {size} must be a multiple of the patch size {P}")
+    rows = [images[:, :, i:i + P, j:j + P].permute(0, 2, 3, 1).reshape(B, -1)
+            for i in range(0, H, P) for j in range(0, W, P)]
+    return torch.stack(rows, dim=1)
+
+
+def patchify_tensor_unfold(images, patch_size):
+    """Tensor.unfold over height then width: (B, C, h, w, P, P) -> (B, h, w, P, P, C)."""
+    B, C, H, W = images.shape
+    P = patch_size
+    if H % P != 0 or W % P != 0:
+        raise ValueError(f"image size ({H}, {W}) is not divisible by patch size {P}")
+    x = images.unfold(2, P, P).unfold(3, P, P)
+    return x.permute(0, 2, 3, 4, 5, 1).reshape(B, -1, P * P * C)
+
+
+def unpatchify_einops(patches, patch_size, img_size):
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+    P = patch_size
+    return einops.rearrange(patches, "b (h w) (p q c) -> b c (h p) (w q)", h=H // P, p=P, q=P)
+
+
+def unpatchify_fold(patches, patch_size, img_size):
+    """F.fold puts non-overlapping patches back: reorder each to (channel, row, column) first."""
+    H, W = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    B, N, D = patches.shape
+    P = patch_size
+    C = D // (P * P)
+    cols = patches.reshape(B, N, P, P, C).permute(0, 4, 2, 3, 1).reshape(B, C * P * P, N)
+    return torch.nn.functional.fold(cols, output_size=(H, W), kernel_size=P, stride=P)
+
+
+def num_tokens_math_floor(height, width, patch_size, class_token=True, num_registers=0):
+    count = math.floor(height / patch_size) * math.floor(width / patch_size)
+    if class_token:
+        count += 1
+    return count + num_registers
+
+
+def num_tokens_conv_formula(height, width, patch_size, class_token=True, num_registers=0):
+    """The convolution's output size, (size - kernel) // stride + 1, per side."""
+    side = lambda size: max(0, (size - patch_size) // patch_size + 1)
+    return side(height) * side(width) + (1 if class_token else 0) + num_registers
+
+
+def make_patch_embed_einops(solution_cls):
+    class PatchEmbedEinops(solution_cls):
+        def forward(self, x):
+            H, W = x.shape[-2:]
+            if H % self.patch_size or W % self.patch_size:
+                raise ValueError(f"{H}x{W} is not a multiple of the patch size {self.patch_size}")
+            return einops.rearrange(self.proj(x), "b d h w -> b (h w) d")
+
+    return PatchEmbedEinops
+
+
+def make_patch_embed_permute(solution_cls):
+    class PatchEmbedPermute(solution_cls):
+        def forward(self, x):
+            B, _, H, W = x.shape
+            P = self.patch_size
+            if H % P or W % P:
+                raise ValueError(f"image {H}x{W}: both sides must be multiples of {P}")
+            out = self.proj(x)  # (B, D, h, w)
+            return out.permute(0, 2, 3, 1).reshape(B, -1, out.shape[1])
+
+    return PatchEmbedPermute
+
+
+def conv_weight_einops(weight):
+    return einops.rearrange(weight, "d c p q -> d (p q c)")
+
+
+def conv_weight_movedim(weight):
+    return weight.movedim(1, -1).flatten(1)
+
+
+def vit_macs_by_parts(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                      class_token=True):
+    """Sums a table of parts, one block at a time."""
+    grid = img_size // patch_size
+    tokens = grid * grid + (1 if class_token else 0)
+    hidden = int(embed_dim * mlp_ratio)
+    total = grid * grid * (patch_size * patch_size * in_chans) * embed_dim
+    for _ in range(depth):
+        total += tokens * embed_dim * 3 * embed_dim        # q, k, v
+        total += 2 * tokens * tokens * embed_dim           # scores and weighted sum
+        total += tokens * embed_dim * embed_dim            # output projection
+        total += tokens * embed_dim * hidden * 2           # MLP
+    return total + embed_dim * num_classes
+
+
 ALTERNATIVES = {
     "patchify with F.unfold": Variant({"patchify": patchify_unfold}, "test_patchify"),
+    "patchify with einops": Variant({"patchify": patchify_einops}, "test_patchify"),
+    "patchify with a loop and torch.stack": Variant({"patchify": patchify_loop}, "test_patchify"),
+    "patchify with Tensor.unfold": Variant({"patchify": patchify_tensor_unfold}, "test_patchify"),
+    "unpatchify with einops": Variant({"unpatchify": unpatchify_einops}, "test_unpatchify"),
+    "unpatchify with F.fold": Variant({"unpatchify": unpatchify_fold}, "test_unpatchify"),
+    "num_tokens with math.floor": Variant({"num_tokens": num_tokens_math_floor}, "test_num_tokens"),
+    "num_tokens with the convolution's size formula": Variant({"num_tokens": num_tokens_conv_formula},
+                                                              "test_num_tokens"),
+    "PatchEmbed with einops": Variant(lambda ns: {"PatchEmbed": make_patch_embed_einops(ns["PatchEmbed"])},
+                                      "test_patch_embed", "test_conv_as_linear"),
+    "PatchEmbed with permute and reshape": Variant(
+        lambda ns: {"PatchEmbed": make_patch_embed_permute(ns["PatchEmbed"])},
+        "test_patch_embed", "test_conv_as_linear"),
+    "conv_weight_to_linear with einops": Variant({"conv_weight_to_linear": conv_weight_einops},
+                                                 "test_conv_as_linear"),
+    "conv_weight_to_linear with movedim": Variant({"conv_weight_to_linear": conv_weight_movedim},
+                                                  "test_conv_as_linear"),
+    "vit_macs part by part, block by block": Variant({"vit_macs": vit_macs_by_parts}, "test_vit_macs"),
 }
 
 
@@ -122,15 +459,48 @@ BUGS = {
     "patchify: channels first inside a patch": Variant({"patchify": patchify_channels_first}, "test_patchify"),
     "patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify"),
     "patchify: reshape without permute": Variant({"patchify": patchify_naive_reshape}, "test_patchify"),
+    "patchify: error checked for the height only": Variant({"patchify": patchify_height_check_only}, "test_patchify"),
+    "patchify: output tensor made on the CPU": Variant({"patchify": patchify_loop_on_cpu}, "test_patchify"),
+    "patchify: square grid assumed": Variant({"patchify": patchify_square_grid}, "test_patchify"),
+    "patchify: float64 turned into float32": Variant({"patchify": patchify_float32}, "test_patchify"),
+    "patchify: three channels hard-coded": Variant({"patchify": patchify_three_channels}, "test_patchify"),
     "unpatchify: rows and columns swapped": Variant({"unpatchify": unpatchify_swapped_inner}, "test_unpatchify"),
+    "unpatchify: square grid from the patch count": Variant({"unpatchify": unpatchify_square_from_count},
+                                                           "test_unpatchify"),
+    "unpatchify: int img_size not accepted": Variant({"unpatchify": unpatchify_pair_only}, "test_unpatchify"),
+    "unpatchify: three channels hard-coded": Variant({"unpatchify": unpatchify_three_channels}, "test_unpatchify"),
     "num_tokens: no CLS": Variant({"num_tokens": num_tokens_no_cls}, "test_num_tokens"),
     "num_tokens: partial patch rounded up": Variant({"num_tokens": num_tokens_ceil}, "test_num_tokens"),
-    "conv_weight_to_linear: plain reshape": Variant({"conv_weight_to_linear": conv_weight_plain_reshape}, "test_conv_as_linear"),
-    "vit_macs: attention products missing": Variant({"vit_macs": vit_macs_no_attention}, "test_vit_macs"),
-    "vit_macs: FLOPs instead of MACs": Variant({"vit_macs": vit_macs_flops}, "test_vit_macs"),
+    "num_tokens: visible answers memorised": Variant({"num_tokens": num_tokens_memorised}, "test_num_tokens"),
+    "num_tokens: registers ignored": Variant({"num_tokens": num_tokens_no_registers}, "test_num_tokens"),
+    "num_tokens: area divided by the patch area": Variant({"num_tokens": num_tokens_area}, "test_num_tokens"),
+    "num_tokens: H // P * W // P without parentheses": Variant({"num_tokens": num_tokens_precedence},
+                                                              "test_num_tokens"),
+    "num_tokens: a float": Variant({"num_tokens": num_tokens_float}, "test_num_tokens"),
     "PatchEmbed: no transpose": Variant(lambda ns: {"PatchEmbed": make_patch_embed_untransposed(ns["PatchEmbed"])},
                                         "test_patch_embed"),
-    "num_tokens: visible answers memorised": Variant({"num_tokens": num_tokens_memorised}, "test_num_tokens"),
+    "PatchEmbed: reshape instead of transpose": Variant(
+        lambda ns: {"PatchEmbed": make_patch_embed_reshaped(ns["PatchEmbed"])}, "test_patch_embed"),
+    "PatchEmbed: column-major tokens": Variant(
+        lambda ns: {"PatchEmbed": make_patch_embed_column_major(ns["PatchEmbed"])}, "test_patch_embed"),
+    "PatchEmbed: error checked for the height only": Variant(
+        lambda ns: {"PatchEmbed": make_patch_embed_height_check_only(ns["PatchEmbed"])}, "test_patch_embed"),
+    "PatchEmbed: in_chans ignored": Variant(lambda ns: {"PatchEmbed": make_patch_embed_rgb_only(ns["PatchEmbed"])},
+                                            "test_patch_embed"),
+    "conv_weight_to_linear: plain reshape": Variant({"conv_weight_to_linear": conv_weight_plain_reshape},
+                                                    "test_conv_as_linear"),
+    "conv_weight_to_linear: (column, row, channel) order": Variant({"conv_weight_to_linear": conv_weight_column_row},
+                                                                   "test_conv_as_linear"),
+    "conv_weight_to_linear: channels not moved last": Variant(
+        {"conv_weight_to_linear": conv_weight_flatten_spatial_only}, "test_conv_as_linear"),
+    "vit_macs: attention products missing": Variant({"vit_macs": vit_macs_no_attention}, "test_vit_macs"),
+    "vit_macs: FLOPs instead of MACs": Variant({"vit_macs": vit_macs_flops}, "test_vit_macs"),
+    "vit_macs: in_chans ignored": Variant({"vit_macs": vit_macs_rgb}, "test_vit_macs"),
+    "vit_macs: head counted on every token": Variant({"vit_macs": vit_macs_head_per_token}, "test_vit_macs"),
+    "vit_macs: class token always counted": Variant({"vit_macs": vit_macs_always_cls}, "test_vit_macs"),
+    "vit_macs: mlp_ratio ignored": Variant({"vit_macs": vit_macs_ratio_four}, "test_vit_macs"),
+    "vit_macs: a float": Variant({"vit_macs": vit_macs_float}, "test_vit_macs"),
+    "vit_macs: weighted sum of values not counted": Variant({"vit_macs": vit_macs_attention_once}, "test_vit_macs"),
 }
 
 
