@@ -71,6 +71,10 @@ print(env.describe())
 # `pos_embed` of shape `(1, N + 2, D)`, `cls_token` and `dist_token` of shape `(1, 1, D)`. Return
 # `(B, N + 2, D)`: cls first, dist second, then the patches, plus the position embedding. (Chapter 8
 # extends the same function with register tokens; the course's `ViT` uses it for all its prefix tokens.)
+# Build the sequence from the inputs themselves (`expand` the tokens to the batch, `torch.cat`): the
+# learned tokens must receive gradients, and the inputs may live on a GPU, so a tensor newly created on
+# the CPU does not fit. The hidden checks vary the batch, the number of patches and the width, and run
+# your function on PyTorch's `meta` device, where a tensor left on the CPU shows up as an error.
 
 # %% nbgrader={"grade": false, "grade_id": "add_prefix_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def add_prefix_tokens(patch_tokens: torch.Tensor, pos_embed: torch.Tensor, cls_token: torch.Tensor,
@@ -97,13 +101,30 @@ checks.check_close(out[:, 2:], patches + pos[:, 2:], name="patch tokens")
 print("add_prefix_tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed())
-for _ in range(3):
+for _ in range(4):
     B, N, D = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
     p, c, d = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g), torch.randn(1, 1, D, generator=g)
     e = torch.randn(1, N + 2, D, generator=g)
+    c.requires_grad_(True), d.requires_grad_(True)
     want = torch.cat([c.expand(B, -1, -1), d.expand(B, -1, -1), p], 1) + e
-    checks.check_close(add_prefix_tokens(p, e, cls_token=c, dist_token=d), want,
-                       name=f"add_prefix_tokens with B={B}, N={N}, D={D}")
+    got = add_prefix_tokens(p, e, cls_token=c, dist_token=d)
+    checks.check_close(got, want, name=f"add_prefix_tokens with B={B}, N={N}, D={D}")
+    checks.check_equal(got.dtype, torch.float32, name="dtype of the tokens")
+    checks.check_true(got.requires_grad, "no gradient can reach the class and distillation tokens",
+                      hint="use the learned tokens themselves (no .data or .detach())")
+    got.sum().backward()
+    checks.check_true(c.grad is not None and d.grad is not None and bool((c.grad == B).all()) and bool((d.grad == B).all()),
+                      "the class and distillation tokens must receive a gradient from every image of the batch",
+                      hint="use the learned tokens themselves (no .data or .detach())")
+# device: on the meta device (shapes only), a tensor created on the CPU raises
+try:
+    out = add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
+                            cls_token=torch.empty(1, 1, 8, device="meta"), dist_token=torch.empty(1, 1, 8, device="meta"))
+except (RuntimeError, NotImplementedError) as exc:
+    raise AssertionError(f"add_prefix_tokens failed with its inputs on another device ({exc}). Build the sequence "
+                         "from the inputs (torch.cat of expanded tokens), or create tensors with device=x.device") from None
+checks.check_true(out.device.type == "meta", f"the tokens are on {out.device.type}, not on the inputs' device")
+checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -111,8 +132,11 @@ for _ in range(3):
 #
 # Complete the model. The patch embedding (chapter 1), the blocks (chapter 3), the final norm and both
 # heads are given. Create `self.cls_token`, `self.dist_token` (each `(1, 1, D)`) and `self.pos_embed`
-# (`(1, N + 2, D)`) as parameters initialised with `nn.init.trunc_normal_(..., std=0.02)`, and write
-# `forward_features(x)`: `(B, C, H, W)` → all tokens `(B, N + 2, D)` after the blocks and the final norm.
+# (`(1, N + 2, D)`) as three separate parameters, each initialised with its own
+# `nn.init.trunc_normal_(..., std=0.02)`, and write `forward_features(x)`: `(B, C, H, W)` → all tokens
+# `(B, N + 2, D)` after the blocks and the final norm. The hidden checks load your model's weights into
+# timm's DeiT and compare `forward_features` and both heads for other image, patch, width, depth and
+# class counts, in both modes; they also check the three parameters (separate, learned, std 0.02).
 #
 # `forward` is given and follows the official code: in training mode it returns both heads' logits
 # `(cls_logits, dist_logits)`, in eval mode their average.
@@ -168,11 +192,28 @@ print("DistilledViT: visible checks passed")
 ### BEGIN HIDDEN TESTS
 from timm.models.deit import VisionTransformerDistilled
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
-for _ in range(2):
+# structure and initialisation: three separate learned parameters, initialised with std 0.02
+torch.manual_seed(env.grading_seed())
+model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=128, depth=1, num_heads=2)
+checks.check_true(model.cls_token is not model.dist_token and model.cls_token.data_ptr() != model.dist_token.data_ptr(),
+                  "cls_token and dist_token are one parameter: create two separate nn.Parameters")
+params = dict(model.named_parameters())
+for name in ("cls_token", "dist_token", "pos_embed"):
+    checks.check_true(name in params, f"{name} must be an nn.Parameter of the model (learned), not a buffer or a tensor")
+checks.check_true(not torch.equal(model.cls_token, model.dist_token),
+                  "cls_token and dist_token start equal: initialise each one with its own random draw")
+for name, n in (("cls_token", 128), ("dist_token", 128), ("pos_embed", 18 * 128)):
+    std = float(params[name].detach().std())
+    checks.check_true(0.012 < std < 0.03, f"{name} has standard deviation {std:.4f} at initialisation, expected about 0.02",
+                      hint="nn.init.trunc_normal_(param, std=0.02)")
+for _ in range(3):
     P = [2, 4][int(torch.randint(0, 2, (1,), generator=g))]
     D, heads = [(16, 2), (24, 3), (32, 4)][int(torch.randint(0, 3, (1,), generator=g))]
-    cfg = dict(img_size=4 * P, patch_size=P, in_chans=int(torch.randint(1, 4, (1,), generator=g)), num_classes=7,
-               embed_dim=D, depth=2, num_heads=heads)
+    grid = int(torch.randint(2, 5, (1,), generator=g))
+    cfg = dict(img_size=grid * P, patch_size=P, in_chans=int(torch.randint(1, 4, (1,), generator=g)),
+               num_classes=int(torch.randint(2, 12, (1,), generator=g)), embed_dim=D,
+               depth=int(torch.randint(1, 4, (1,), generator=g)), num_heads=heads,
+               mlp_ratio=[2.0, 4.0][int(torch.randint(0, 2, (1,), generator=g))])
     torch.manual_seed(int(torch.randint(0, 10**6, (1,), generator=g)))
     mine = DistilledViT(**cfg)
     with torch.no_grad():
@@ -180,13 +221,37 @@ for _ in range(2):
             p.add_(torch.randn(p.shape, generator=g) * 0.1)
     theirs = VisionTransformerDistilled(**cfg)
     theirs.load_state_dict(mine.state_dict(), strict=True)
-    x = torch.randn(2, cfg["in_chans"], cfg["img_size"], cfg["img_size"], generator=g)
+    checks.check_equal(sum(p.numel() for p in mine.parameters()), sum(p.numel() for p in theirs.parameters()),
+                       name=f"number of learned values ({cfg})", hint="one parameter each for cls_token, dist_token, pos_embed")
+    x = torch.randn(int(torch.randint(1, 4, (1,), generator=g)), cfg["in_chans"], cfg["img_size"], cfg["img_size"], generator=g)
     mine.eval(); theirs.eval()
     with torch.no_grad():
-        checks.check_close(mine.forward_features(x), theirs.forward_features(x), atol=1e-5,
+        feats = theirs.forward_features(x)
+        checks.check_close(mine.forward_features(x), feats, atol=1e-5,
                            name=f"forward_features against timm's DeiT ({cfg})",
-                           hint="order cls, dist, patches; the position embedding covers all N + 2 tokens")
+                           hint="order cls, dist, patches; the position embedding covers all N + 2 tokens; the final "
+                                "norm belongs to forward_features")
         checks.check_close(mine(x), theirs(x), atol=1e-5, name="eval-mode logits against timm's DeiT")
+    mine.train()
+    out = mine(x)
+    checks.check_true(isinstance(out, tuple) and len(out) == 2, "in training mode the model returns (cls_logits, dist_logits)")
+    checks.check_close(out[0], theirs.head(feats[:, 0]), atol=1e-5, name="training-mode class logits")
+    checks.check_close(out[1], theirs.head_dist(feats[:, 1]), atol=1e-5, name="training-mode distillation logits")
+    mine.zero_grad()
+    (out[0].sum() + 2 * out[1].sum()).backward()
+    for name in ("cls_token", "dist_token", "pos_embed"):
+        grad = getattr(mine, name).grad
+        checks.check_true(grad is not None and float(grad.abs().sum()) > 0, f"{name} received no gradient")
+    checks.check_true(not torch.allclose(mine.cls_token.grad, mine.dist_token.grad),
+                      "cls_token and dist_token received the same gradient: are they one parameter?")
+# device: the model on the meta device (shapes only): a tensor created on the CPU raises
+try:
+    meta_model = DistilledViT(img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=16, depth=1, num_heads=2).to("meta")
+    out = meta_model.forward_features(torch.empty(2, 2, 8, 8, device="meta"))
+except (RuntimeError, NotImplementedError) as exc:
+    raise AssertionError(f"DistilledViT failed on another device ({exc}). Create tensors on the input's device "
+                         "(device=x.device, new_zeros, zeros_like), or expand the learned tokens") from None
+checks.check_true(out.device.type == "meta", f"forward_features returned a tensor on {out.device.type}, not on the input's device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -214,9 +279,11 @@ for _ in range(2):
 # `DistillationLoss(base_criterion, teacher, alpha, tau, kind)` with `kind` in `"none"`, `"soft"`, `"hard"`.
 # Its `forward(inputs, outputs, labels)` receives the images (for the teacher), the student's
 # `outputs` — either a tensor of class logits or the pair `(cls_logits, dist_logits)` — and the labels.
-# With `"none"` use the class logits only. Raise a `ValueError` for an unknown `kind`. In `__init__`, put
-# the teacher in eval mode and switch off its gradients; make sure a later `.train()` call on the loss
-# does not put the teacher back into training mode.
+# With `"none"` use the class logits only. Use `base_criterion` as given for the class head's term (it may
+# be any loss of logits and labels, e.g. with label smoothing). Raise a `ValueError` for an unknown `kind`.
+# In `__init__`, put the teacher in eval mode and switch off its gradients (`requires_grad_(False)`); make
+# sure a later `.train()` call on the loss does not put the teacher back into training mode, while it
+# still switches the loss itself and returns it, as `nn.Module.train` does.
 
 # %% nbgrader={"grade": false, "grade_id": "distillation_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class DistillationLoss(nn.Module):
@@ -304,11 +371,23 @@ for kind in ("none", "soft", "hard"):
         alpha, tau = float(torch.rand((), generator=g)), float(0.5 + 4 * torch.rand((), generator=g))
         s, d, t = (torch.randn(B, K, generator=g) * 3 for _ in range(3))
         y = torch.randint(0, K, (B,), generator=g)
-        mine = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(t), alpha=alpha, tau=tau, kind=kind)
-        theirs = ref.DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(t), alpha=alpha, tau=tau, kind=kind)
+        smoothing = float(torch.rand((), generator=g)) * 0.3   # any base criterion: here with label smoothing
+        mine = DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha, tau=tau,
+                                kind=kind)
+        theirs = ref.DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha,
+                                      tau=tau, kind=kind)
         x = torch.zeros(B, 1, 2, 2)
-        checks.check_close(mine(x, (s, d), y), theirs(x, (s, d), y), atol=1e-6,
-                           name=f"kind={kind!r}, alpha={alpha:.2f}, tau={tau:.2f}, B={B}, K={K}")
+        got = mine(x, (s, d), y)
+        what = f"kind={kind!r}, alpha={alpha:.2f}, tau={tau:.2f}, B={B}, K={K}, base criterion with label_smoothing={smoothing:.2f}"
+        checks.check_close(got, theirs(x, (s, d), y), atol=1e-6, name=what,
+                           hint="(1 - alpha) * base_criterion(cls_logits, labels) + alpha * distillation term")
+        checks.check_shape(got, (), name="the loss (a scalar)")
+        checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
+# kind='none' with the class logits alone (a plain tensor, as a model without a distillation head gives)
+s3, y3 = torch.randn(3, 5, generator=g), torch.randint(0, 5, (3,), generator=g)
+none = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(torch.zeros(3, 5)), kind="none")
+checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), F.cross_entropy(s3, y3), name="kind='none' with a tensor of logits",
+                   hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits)")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_teacher_frozen", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -340,6 +419,12 @@ checks.check_close(crit(x, (out[:, :3], out[:, 3:]), y), hard_ref, atol=1e-6,
                    hint="run the teacher in eval mode inside forward as well")
 checks.check_close(teacher[2].running_mean, stats, name="the teacher's batch-norm statistics",
                    hint="a teacher in training mode updates its batch-norm statistics")
+checks.check_true(all(not p.requires_grad for p in teacher.parameters()),
+                  "the teacher's parameters still require gradients: call teacher.requires_grad_(False) in __init__")
+checks.check_true(crit.train() is crit and crit.eval() is crit and not teacher.training,
+                  "train() must return the loss module itself (as nn.Module.train does) and keep the teacher in eval mode")
+checks.check_true(crit.training is False and crit.train().training is True,
+                  "train(mode) must still switch the loss module's own mode (call super().train(mode))")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -355,7 +440,8 @@ checks.check_close(teacher[2].running_mean, stats, name="the teacher's batch-nor
 #
 # `predict(model, x, mode)` returns logits `(B, K)` from `"cls"`, `"dist"` or `"avg"` (the mean of the two
 # heads' logits), computed without gradients, for any model with `forward_features`, `head` and
-# `head_dist` laid out as above. Raise a `ValueError` for another mode.
+# `head_dist` laid out as above (timm's DeiT too), whatever mode the model is in: remember that `model(x)`
+# returns a pair in training mode. Raise a `ValueError` for another mode.
 
 # %% nbgrader={"grade": false, "grade_id": "predict", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def predict(model: nn.Module, x: torch.Tensor, mode: str = "avg") -> torch.Tensor:
@@ -388,9 +474,24 @@ with torch.no_grad():
     for p in model.parameters():
         p.add_(torch.randn(p.shape, generator=g))
 x = torch.randn(5, 1, 16, 16, generator=g)
-for mode in ("cls", "dist", "avg"):
-    checks.check_close(predict(model, x, mode), ref.predict(model, x, mode), atol=1e-5, name=f"predict(mode={mode!r})")
+for training in (False, True):   # the same logits in either mode: the model has no dropout
+    model.train(training)
+    for mode in ("cls", "dist", "avg"):
+        checks.check_close(predict(model, x, mode), ref.predict(model, x, mode), atol=1e-5,
+                           name=f"predict(mode={mode!r}) with the model in {'training' if training else 'eval'} mode",
+                           hint="compute both heads from forward_features; model(x) returns a pair in training mode")
 checks.check_true(not predict(model, x, "avg").requires_grad, "predict should run without gradients")
+# any model laid out the same way: timm's DeiT
+from timm.models.deit import VisionTransformerDistilled
+other = VisionTransformerDistilled(img_size=8, patch_size=4, in_chans=3, num_classes=4, embed_dim=16, depth=1,
+                                   num_heads=2).eval()
+with torch.no_grad():
+    for p in other.parameters():
+        p.add_(torch.randn(p.shape, generator=g))
+x = torch.randn(3, 3, 8, 8, generator=g)
+for mode in ("cls", "dist", "avg"):
+    checks.check_close(predict(other, x, mode), ref.predict(other, x, mode), atol=1e-5,
+                       name=f"predict(mode={mode!r}) on timm's VisionTransformerDistilled")
 ### END HIDDEN TESTS
 
 # %% [markdown]

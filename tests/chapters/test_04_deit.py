@@ -6,6 +6,7 @@ heads' *logits* (the official ``DistilledVisionTransformer.forward`` in eval mod
 ``forward_head``), so averaging softmax outputs is treated as a bug.
 """
 
+import einops
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,21 +54,29 @@ def make_vit_pos_without_dist(solution_cls):
     return PosWithoutDist
 
 
-def make_loss(solution_cls, distill):
-    """A DistillationLoss whose distillation term is ``distill(dist_logits, teacher_logits, labels, tau)``."""
+def make_loss(solution_cls, distill=None, *, swap_alpha=False, plain_cross_entropy=False):
+    """A DistillationLoss whose distillation term is ``distill(self, dist_logits, teacher_logits, labels)``
+    (default: the right one), with ``alpha`` on the wrong term or ``base_criterion`` replaced by plain
+    cross-entropy when asked."""
 
     class Buggy(solution_cls):
         def forward(self, inputs, outputs, labels):
             cls_logits, dist_logits = outputs if not isinstance(outputs, torch.Tensor) else (outputs, None)
-            base = self.base_criterion(cls_logits, labels)
+            criterion = F.cross_entropy if plain_cross_entropy else self.base_criterion
+            base = criterion(cls_logits, labels)
             if self.kind == "none":
                 return base
             self.teacher.eval()
             with torch.no_grad():
                 t = self.teacher(inputs)
-            return (1 - self.alpha) * base + self.alpha * distill(self, dist_logits, t, labels)
+            alpha = 1 - self.alpha if swap_alpha else self.alpha
+            return (1 - alpha) * base + alpha * (distill or right_term)(self, dist_logits, t, labels)
 
     return Buggy
+
+
+def right_term(self, d, t, y):
+    return _kl(d, t, self.tau) * self.tau**2 / d.numel() if self.kind == "soft" else F.cross_entropy(d, t.argmax(1))
 
 
 def _kl(d, t, T):
@@ -86,7 +95,8 @@ def soft_reversed_kl(self, d, t, y):
     if self.kind != "soft":
         return F.cross_entropy(d, t.argmax(1))
     T = self.tau
-    return F.kl_div(F.log_softmax(t / T, 1), F.log_softmax(d / T, 1), reduction="sum", log_target=True) * T * T / d.numel()
+    kl = F.kl_div(F.log_softmax(t / T, 1), F.log_softmax(d / T, 1), reduction="sum", log_target=True)
+    return kl * T * T / d.numel()
 
 
 def hard_on_labels(self, d, t, y):
@@ -98,7 +108,8 @@ def make_loss_teacher_in_train_mode(solution_cls):
     class TeacherTrain(solution_cls):
         def __init__(self, base_criterion, teacher, alpha=0.5, tau=1.0, kind="hard"):
             nn.Module.__init__(self)
-            self.base_criterion, self.teacher, self.alpha, self.tau, self.kind = base_criterion, teacher, alpha, tau, kind
+            self.base_criterion, self.teacher = base_criterion, teacher
+            self.alpha, self.tau, self.kind = alpha, tau, kind
             if teacher is not None:
                 teacher.requires_grad_(False)
 
@@ -146,6 +157,205 @@ def predict_heads_swapped(model, x, mode="avg"):
     return {"cls": c, "dist": d, "avg": (c + d) / 2}[mode]
 
 
+def prefix_into_cpu_tensor(patch_tokens, pos_embed, cls_token, dist_token):
+    """Fills a new tensor, created on the CPU, row by row."""
+    B, N, D = patch_tokens.shape
+    x = torch.zeros(B, N + 2, D)
+    x[:, 0], x[:, 1], x[:, 2:] = cls_token[:, 0], dist_token[:, 0], patch_tokens
+    return x + pos_embed
+
+
+def prefix_detached_tokens(patch_tokens, pos_embed, cls_token, dist_token):
+    """Reads the tokens through .data: the learned tokens never receive a gradient."""
+    B = patch_tokens.shape[0]
+    return torch.cat([cls_token.data.expand(B, -1, -1), dist_token.data.expand(B, -1, -1), patch_tokens], 1) + pos_embed
+
+
+def prefix_einops(patch_tokens, pos_embed, cls_token, dist_token):
+    """Correct: both prefix tokens repeated with einops, the position embedding added in two parts."""
+    b = patch_tokens.shape[0]
+    prefix = einops.repeat(torch.cat([cls_token, dist_token], dim=1), "1 t d -> b t d", b=b)
+    return torch.cat([prefix + pos_embed[:, :2], patch_tokens + pos_embed[:, 2:]], dim=1)
+
+
+def vit_variant(*, shared=False, zeros=False, buffer=False, norm_in_forward=False, same_init=False):
+    """The solution's DistilledViT with one mistake in its tokens or its forward_features."""
+
+    def replace(ns):
+        base = ns["DistilledViT"]
+
+        class Buggy(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                if shared:
+                    self.dist_token = self.cls_token
+                if zeros:
+                    for p in (self.cls_token, self.dist_token, self.pos_embed):
+                        nn.init.zeros_(p)
+                if same_init:
+                    with torch.no_grad():
+                        self.dist_token.copy_(self.cls_token)
+                if buffer:
+                    pos = self.pos_embed.detach().clone()
+                    del self.pos_embed
+                    self.register_buffer("pos_embed", pos)
+
+            def forward_features(self, x):
+                x = ns["add_prefix_tokens"](self.patch_embed(x), self.pos_embed, self.cls_token, self.dist_token)
+                x = self.blocks(x)
+                return x if norm_in_forward else self.norm(x)
+
+            def forward(self, x):
+                tokens = self.forward_features(x)
+                if norm_in_forward:
+                    tokens = self.norm(tokens)
+                cls_logits, dist_logits = self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
+                return (cls_logits, dist_logits) if self.training else (cls_logits + dist_logits) / 2
+
+        return {"DistilledViT": Buggy}
+
+    return replace
+
+
+def vit_normal_init(ns):
+    """Correct: nn.init.normal_ instead of the truncated normal, the tokens made in one loop."""
+    base = ns["DistilledViT"]
+
+    class Normal(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            D = self.pos_embed.shape[-1]
+            for name, shape in (("cls_token", (1, 1, D)), ("dist_token", (1, 1, D)),
+                                ("pos_embed", tuple(self.pos_embed.shape))):
+                setattr(self, name, nn.Parameter(nn.init.normal_(torch.empty(shape), std=0.02)))
+
+        def forward_features(self, x):
+            x = self.patch_embed(x)
+            B = x.shape[0]
+            x = torch.cat((self.cls_token.expand(B, -1, -1), self.dist_token.expand(B, -1, -1), x), dim=1)
+            x = x + self.pos_embed
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x)
+
+    return {"DistilledViT": Normal}
+
+
+def make_loss_always_pair(solution_cls):
+    class AlwaysPair(solution_cls):
+        """Unpacks outputs as a pair whatever the kind."""
+
+        def forward(self, inputs, outputs, labels):
+            cls_logits, dist_logits = outputs
+            return super().forward(inputs, (cls_logits, dist_logits), labels)
+
+    return AlwaysPair
+
+
+def hard_soft_targets(self, d, t, y):
+    """'Hard' distillation with the teacher's probabilities as targets."""
+    if self.kind == "soft":
+        return _kl(d, t, self.tau) * self.tau**2 / d.numel()
+    return F.cross_entropy(d, t.softmax(1))
+
+
+def make_loss_teacher_requires_grad(solution_cls):
+    class KeepsGrad(solution_cls):
+        """Calls the teacher under no_grad but leaves its parameters' requires_grad on."""
+
+        def __init__(self, base_criterion, teacher, alpha=0.5, tau=1.0, kind="hard"):
+            super().__init__(base_criterion, teacher, alpha, tau, kind)
+            if teacher is not None:
+                teacher.requires_grad_(True)
+
+    return KeepsGrad
+
+
+def make_loss_train_returns_none(solution_cls):
+    class NoReturn(solution_cls):
+        def train(self, mode=True):
+            super().train(mode)
+            if self.teacher is not None:
+                self.teacher.eval()
+
+    return NoReturn
+
+
+def make_loss_train_without_super(solution_cls):
+    class NoSuper(solution_cls):
+        def train(self, mode=True):
+            if self.teacher is not None:
+                self.teacher.eval()
+            return self
+
+    return NoSuper
+
+
+def make_loss_explicit_kl(solution_cls):
+    class ExplicitKL(nn.Module):
+        """Correct: the KL written out with batchmean / K, hard distillation with nll_loss."""
+
+        def __init__(self, base_criterion, teacher, alpha=0.5, tau=1.0, kind="hard"):
+            super().__init__()
+            if kind not in {"none", "soft", "hard"}:
+                raise ValueError(f"unknown kind {kind}")
+            self.base_criterion, self.teacher = base_criterion, teacher
+            self.alpha, self.tau, self.kind = alpha, tau, kind
+            if teacher is not None:
+                for p in teacher.parameters():
+                    p.requires_grad = False
+                teacher.train(False)
+
+        def train(self, mode=True):
+            out = super().train(mode)
+            if self.teacher is not None:
+                self.teacher.train(False)
+            return out
+
+        def forward(self, inputs, outputs, labels):
+            if isinstance(outputs, (tuple, list)):
+                cls_logits, dist_logits = outputs
+            else:
+                cls_logits, dist_logits = outputs, None
+            loss = self.base_criterion(cls_logits, labels)
+            if self.kind == "none":
+                return loss
+            self.teacher.eval()
+            with torch.no_grad():
+                t = self.teacher(inputs)
+            if self.kind == "soft":
+                T = self.tau
+                log_p_s, log_p_t = F.log_softmax(dist_logits / T, dim=-1), F.log_softmax(t / T, dim=-1)
+                kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()  # batchmean
+                distill = kl * T * T / dist_logits.shape[1]
+            else:
+                distill = F.nll_loss(F.log_softmax(dist_logits, dim=-1), t.argmax(dim=-1))
+            return (1 - self.alpha) * loss + self.alpha * distill
+
+    return ExplicitKL
+
+
+def predict_calls_model(model, x, mode="avg"):
+    """'avg' from model(x): right in eval mode only (in training mode the model returns a pair)."""
+    if mode not in ("cls", "dist", "avg"):
+        raise ValueError(f"unknown mode {mode!r}")
+    with torch.no_grad():
+        if mode == "avg":
+            return model(x)
+        tokens = model.forward_features(x)
+        return model.head(tokens[:, 0]) if mode == "cls" else model.head_dist(tokens[:, 1])
+
+
+def predict_stacked(model, x, mode="avg"):
+    """Correct: inference_mode, both heads stacked and averaged."""
+    if mode not in {"cls", "dist", "avg"}:
+        raise ValueError(mode)
+    with torch.inference_mode():
+        t = model.forward_features(x)
+        both = torch.stack([model.head(t[:, 0]), model.head_dist(t[:, 1])])
+    return {"cls": both[0], "dist": both[1], "avg": both.mean(0)}[mode]
+
+
 def loss(factory):
     """A DistillationLoss derived from the solution's own class by ``factory``."""
     return lambda ns: {"DistillationLoss": factory(ns["DistillationLoss"])}
@@ -156,9 +366,11 @@ BUGS = {
         {"add_prefix_tokens": prefix_dist_first}, "test_add_prefix_tokens", "test_distilled_vit"),
     "add_prefix_tokens: dist token without position embedding": Variant(
         {"add_prefix_tokens": prefix_dist_without_position}, "test_add_prefix_tokens", "test_distilled_vit"),
-    "predict: averages softmax outputs instead of logits": Variant({"predict": predict_softmax_average}, "test_predict"),
+    "predict: averages softmax outputs instead of logits": Variant(
+        {"predict": predict_softmax_average}, "test_predict"),
     "predict: heads read the wrong tokens": Variant({"predict": predict_heads_swapped}, "test_predict"),
-    "soft: tau**2 missing": Variant(loss(lambda cls: make_loss(cls, soft_without_tau_squared)), "test_distillation_loss"),
+    "soft: tau**2 missing": Variant(
+        loss(lambda cls: make_loss(cls, soft_without_tau_squared)), "test_distillation_loss"),
     "soft: divided by the batch size, not the number of logits": Variant(
         loss(lambda cls: make_loss(cls, soft_batchmean)), "test_distillation_loss"),
     "soft: KL in the wrong direction": Variant(
@@ -169,6 +381,37 @@ BUGS = {
     "teacher called with gradients": Variant(loss(make_loss_teacher_with_grad), "test_teacher_frozen"),
     "DistilledViT: position embedding without the dist slot": Variant(
         lambda ns: {"DistilledViT": make_vit_pos_without_dist(ns["DistilledViT"])}, "test_distilled_vit"),
+    "add_prefix_tokens: a new tensor made on the CPU": Variant({"add_prefix_tokens": prefix_into_cpu_tensor},
+                                                              "test_add_prefix_tokens"),
+    "add_prefix_tokens: tokens read through .data": Variant({"add_prefix_tokens": prefix_detached_tokens},
+                                                           "test_add_prefix_tokens"),
+    "DistilledViT: one parameter for both tokens": Variant(vit_variant(shared=True), "test_distilled_vit"),
+    "DistilledViT: tokens and position embedding left at zero": Variant(vit_variant(zeros=True), "test_distilled_vit"),
+    "DistilledViT: dist token a copy of the class token": Variant(vit_variant(same_init=True), "test_distilled_vit"),
+    "DistilledViT: position embedding a fixed buffer": Variant(vit_variant(buffer=True), "test_distilled_vit"),
+    "DistilledViT: final norm in forward instead of forward_features": Variant(
+        vit_variant(norm_in_forward=True), "test_distilled_vit"),
+    "loss: alpha weights the wrong term": Variant(
+        loss(lambda cls: make_loss(cls, swap_alpha=True)), "test_distillation_loss"),
+    "loss: base criterion ignored": Variant(
+        loss(lambda cls: make_loss(cls, plain_cross_entropy=True)), "test_distillation_loss"),
+    "loss: 'none' needs the pair of logits": Variant(loss(make_loss_always_pair), "test_distillation_loss"),
+    "hard: the teacher's probabilities as targets": Variant(
+        loss(lambda cls: make_loss(cls, hard_soft_targets)), "test_distillation_loss"),
+    "teacher parameters still require gradients": Variant(loss(make_loss_teacher_requires_grad), "test_teacher_frozen"),
+    "loss.train() returns None": Variant(loss(make_loss_train_returns_none), "test_teacher_frozen"),
+    "loss.train() forgets the loss's own mode": Variant(loss(make_loss_train_without_super), "test_teacher_frozen"),
+    "predict: 'avg' is model(x)": Variant({"predict": predict_calls_model}, "test_predict"),
+}
+
+ALTERNATIVES = {
+    "add_prefix_tokens with einops": Variant({"add_prefix_tokens": prefix_einops}, "test_add_prefix_tokens",
+                                             "test_distilled_vit"),
+    "DistilledViT with normal init and a loop over the blocks": Variant(vit_normal_init, "test_distilled_vit",
+                                                                         "test_predict"),
+    "DistillationLoss with the KL written out": Variant(
+        loss(make_loss_explicit_kl), "test_distillation_loss", "test_teacher_frozen", "test_dist_head_follows_teacher"),
+    "predict with inference_mode and stacked heads": Variant({"predict": predict_stacked}, "test_predict"),
 }
 
 

@@ -22,7 +22,7 @@ from vitcourse.models.patches import PatchEmbed, patchify
 from vitcourse.models.position import sincos_2d
 from vitcourse.models.vit import Block
 
-__all__ = ["random_masking", "mae_loss", "MAE"]
+__all__ = ["random_masking", "mae_loss", "MAELayers", "MAE"]
 
 
 def random_masking(tokens: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None):
@@ -61,17 +61,21 @@ def mae_loss(pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch
     return (per_patch * mask).sum() / mask.sum()
 
 
-class MAE(nn.Module):
-    """Masked autoencoder with a ViT encoder and a light decoder.
+class MAELayers(nn.Module):
+    """Every layer of an MAE, and no forward pass: the skeleton that ``MAE`` (and chapter 6's exercise)
+    builds on.
 
-    ``forward(images, mask_ratio)`` returns ``(loss, pred (B, N, P*P*C), mask (B, N))``. The defaults
-    are the course's digits setting: the encoder of ``vitcourse.models.vit.DIGITS_VIT`` and a decoder
-    of width 32, depth 2.
+    Encoder: ``patch_embed``, ``cls_token``, a fixed 2D sine-cosine ``pos_embed`` (1, 1 + N, D) whose
+    first row (the class token's) is zero, ``blocks``, ``norm``. Decoder: ``decoder_embed`` (D -> D_dec),
+    ``mask_token`` (1, 1, D_dec), ``decoder_pos_embed`` (1, 1 + N, D_dec), ``decoder_blocks``,
+    ``decoder_norm``, ``decoder_pred`` (D_dec -> P*P*C). The defaults are the course's digits setting: the
+    encoder of ``vitcourse.models.vit.DIGITS_VIT`` and a decoder of width 32, depth 2.
     """
 
-    def __init__(self, img_size: int = 16, patch_size: int = 4, in_chans: int = 1, embed_dim: int = 64,
-                 depth: int = 4, num_heads: int = 4, decoder_embed_dim: int = 32, decoder_depth: int = 2,
-                 decoder_num_heads: int = 4, mlp_ratio: float = 4.0, norm_pix_loss: bool = False) -> None:
+    def __init__(self, img_size: int | tuple[int, int] = 16, patch_size: int = 4, in_chans: int = 1,
+                 embed_dim: int = 64, depth: int = 4, num_heads: int = 4, decoder_embed_dim: int = 32,
+                 decoder_depth: int = 2, decoder_num_heads: int = 4, mlp_ratio: float = 4.0,
+                 norm_pix_loss: bool = False) -> None:
         super().__init__()
         self.patch_size, self.norm_pix_loss = patch_size, norm_pix_loss
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
@@ -90,6 +94,13 @@ class MAE(nn.Module):
         self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size * patch_size * in_chans)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
+
+
+class MAE(MAELayers):
+    """Masked autoencoder with a ViT encoder and a light decoder (the layers of ``MAELayers``).
+
+    ``forward(images, mask_ratio)`` returns ``(loss, pred (B, N, P*P*C), mask (B, N))``.
+    """
 
     def forward_encoder(self, images: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None):
         """images -> (latent (B, 1 + len_keep, D), mask (B, N), ids_restore (B, N))."""
