@@ -14,6 +14,10 @@
 # 4. count the multiply-accumulates of a whole ViT forward pass (`vit_macs`) and check the count against
 #    PyTorch's own FLOP counter.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Each exercise is followed by a visible check. Hidden checks run when your notebook is graded: they
 # compare your code with the course's reference implementation on random inputs. 20 points in all.
 

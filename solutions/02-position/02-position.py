@@ -16,6 +16,10 @@
 # 5. show that without positions the encoder cannot tell a shuffled image from the original
 #    (`shuffle_patches`).
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # 20 points in all.
 
 # %%

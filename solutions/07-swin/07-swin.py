@@ -7,6 +7,10 @@
 # a pyramid of feature maps, like a CNN's. The course's `vitcourse.models.swin.SwinTransformer` equals
 # timm's and torchvision's Swin-T to the last bit; here you build its distinctive parts.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # **You will** write `window_partition` / `window_reverse`, the relative position index, the mask of the
 # shifted windows, patch merging and the forward pass of a shifted block, and watch information cross
 # window borders. 20 points in all.

@@ -23,6 +23,10 @@
 # 4. find high-norm artifact tokens with a robust threshold (`find_artifact_tokens`);
 # 5. run a small controlled experiment with and without registers.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
 
 # %%

@@ -7,6 +7,7 @@ tests/test_notebooks.py.)
 
 import pytest
 import torch
+from einops import rearrange
 
 from nbexec import Variant
 from solution_checks import (  # noqa: F401
@@ -113,8 +114,19 @@ def patchify_unfold(images, patch_size):
     return cols.reshape(B, cols.shape[1], -1)
 
 
+def patchify_einops(images, patch_size):
+    """einops (an allowed import, vitcourse.env.ALLOWED_IMPORTS): the axes named in the order wanted."""
+    B, C, H, W = images.shape
+    if H % patch_size or W % patch_size:
+        raise ValueError(f"image {H}x{W} is not a multiple of patch size {patch_size}")
+    return rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+
+
 ALTERNATIVES = {
     "patchify with F.unfold": Variant({"patchify": patchify_unfold}, "test_patchify"),
+    # the cells that call patchify: 9 points lost when einops was not installed where grading ran
+    "patchify with einops": Variant({"patchify": patchify_einops}, "test_patchify", "test_unpatchify",
+                                    "test_conv_as_linear"),
 }
 
 
