@@ -5,8 +5,10 @@
     python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
     python3.11 tasks.py test --chapter ID    one chapter's tests (e.g. 03-vit; repeatable)
     python3.11 tasks.py lint                 ruff on the whole tree
-    python3.11 tasks.py sync                 regenerate everything derived: solution .ipynb from their
-                                             .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py sync                 regenerate everything derived: set-up cells, solution .ipynb
+                                             from their .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py configure --repository URL [--branch B]
+                                             run the course from your own repository (then sync)
     python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
     python3.11 tasks.py new ID "Title" MODULE   scaffold a chapter (e.g. 09-vlm "A ViT in a VLM" vlm)
     python3.11 tasks.py env                  only create or update the environment
@@ -30,6 +32,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
+# Wheels for the Colab-like test (tests/test_colab.py), which installs offline: Colab's ipywidgets 7 and
+# what it brings, and the build backend pip needs to install the course from a git URL.
+COLAB_WHEELS = ("ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython-genutils==0.2.0", "setuptools==84.2.1")
+WHEELS = VENV / "wheels"
 
 
 def run(*cmd: str | os.PathLike, **kwargs) -> None:
@@ -40,8 +46,9 @@ def run(*cmd: str | os.PathLike, **kwargs) -> None:
 
 
 def env() -> None:
-    """Create .venv and install this repository with its `dev` extra when missing or stale."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create .venv and install this repository with its `dev` extra when missing or stale; download the
+    Colab-like test's wheels into .venv/wheels."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + repr(COLAB_WHEELS).encode()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PY.exists():
         return
     if sys.version_info[:2] != (3, 11):
@@ -57,6 +64,7 @@ def env() -> None:
     if done.returncode:
         sys.exit(done.returncode)
     run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
+    run(PY, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", WHEELS, *COLAB_WHEELS)
     STAMP.write_text(wanted)
 
 
@@ -83,11 +91,18 @@ def lint(*args: str) -> None:
 
 
 def sync(*args: str) -> None:
-    """Everything derived, in order: solution notebooks, registry-derived files, the release."""
+    """Everything derived, in order: registry-derived files (set-up cells included), solution notebooks,
+    the release."""
     env()
-    run(PY, "-m", "tools.notebooks", "sync", *args)
     run(PY, "-m", "tools.derived", *args)
+    run(PY, "-m", "tools.notebooks", "sync", *args)
     run(PY, "-m", "autograder.release", *args)
+
+
+def configure(*args: str) -> None:
+    """Set the course's repository (``--repository URL [--branch B] [--site URL]``), then sync."""
+    env()
+    run(PY, "-m", "tools.configure", *args)
 
 
 def release(*args: str) -> None:
@@ -100,7 +115,8 @@ def new(*args: str) -> None:
     run(PY, "-m", "tools.scaffold", *args)
 
 
-COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new}
+COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new,
+            "configure": configure}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

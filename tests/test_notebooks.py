@@ -4,7 +4,8 @@
 - `nbgrader validate` passes on every source and `--invert` passes on every release (each graded
   cell of the handed-out notebook fails);
 - sources are stored without outputs, releases carry no solution or hidden test;
-- every set-up cell installs the course from the one repository URL in _config.yml.
+- every set-up cell installs the course from the one repository URL in _config.yml, pinned to the
+  release's tag.
 
 The solutions also run in-process, cell by cell, in tests/chapters (every ungraded cell must run
 without error there).
@@ -76,6 +77,7 @@ def test_setup_cell_installs_from_the_one_repository_url(chapter):
     nb = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
     setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
     source = "".join(setup["source"])
-    installs = re.findall(r'git\+(\S+?)["@]', source)
-    assert installs == [url], f"set-up cell of {chapter} should install from {url}, found {installs}"
+    installs = re.findall(r'%pip install -q "git\+(\S+?)@(\S+?)"', source)
+    wanted = [(url, course.info().tag)]
+    assert installs == wanted, f"set-up cell of {chapter} should install {wanted} (repository, tag), found {installs}"
     assert "env.budget()" in source and "env.device()" in source

@@ -1,9 +1,12 @@
 """Files derived from the course registry (src/vitcourse/course.toml), written or checked.
 
-    python -m tools.derived            # write _toc.yml, _config.yml's repository, pyproject's version
+    python -m tools.derived            # write _toc.yml, _config.yml's repository, pyproject's version,
+                                       # the publishing workflow's branch, each chapter's set-up stamp
     python -m tools.derived --check    # exit 1 when one of them is stale
 
-``python3.11 tasks.py sync`` runs this together with the notebook sync and the release.
+The stamp (``tools.setup_cell``) is the link to the reading page and the head of the set-up cell in
+every chapter's text source: the install pinned to the release, the version check. ``python3.11
+tasks.py sync`` runs this first, then the notebook sync and the release.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pathlib
 import re
 import sys
 
+from tools import setup_cell
 from vitcourse import course
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -57,12 +61,27 @@ def pyproject(text: str) -> str:
     return _replace(text, r'^(version = ")([^"]*)(")$', course.info().version, "pyproject.toml version")
 
 
+WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+
+
+def workflow(text: str) -> str:
+    """The publishing workflow, run on pushes to the registry's branch."""
+    return _replace(text, r"^(    branches: \[)([^\]]*)(\])$", course.info().branch, f"{WORKFLOW.name} branches")
+
+
 def expected() -> dict[pathlib.Path, str]:
-    return {
+    read = lambda path: path.read_text(encoding="utf-8")
+    files = {
         ROOT / "_toc.yml": toc(),
-        ROOT / "_config.yml": config((ROOT / "_config.yml").read_text(encoding="utf-8")),
-        ROOT / "pyproject.toml": pyproject((ROOT / "pyproject.toml").read_text(encoding="utf-8")),
+        ROOT / "_config.yml": config(read(ROOT / "_config.yml")),
+        ROOT / "pyproject.toml": pyproject(read(ROOT / "pyproject.toml")),
+        WORKFLOW: workflow(read(WORKFLOW)),
     }
+    for chapter in course.chapters():
+        source = ROOT / chapter.source
+        if source.is_file():
+            files[source] = setup_cell.stamp(read(source), chapter)
+    return files
 
 
 def update(path: pathlib.Path, text: str, check: bool = False) -> bool:

@@ -169,7 +169,8 @@ module = "{module_name}"
 
 
 def setup_cell() -> str:
-    """Chapter 1's set-up cell, as text: every chapter installs and configures the same way."""
+    """Chapter 1's set-up cell, as text: every chapter installs and configures the same way (the
+    chapter's own link to its reading page is added by the stamp of ``tools.derived``)."""
     first = ROOT / course.chapters()[0].source
     text = first.read_text(encoding="utf-8")
     start = text.index("\n# %%\n") + 1
@@ -205,8 +206,8 @@ def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path
     with course.REGISTRY.open("a", encoding="utf-8") as registry:
         registry.write(ENTRY.format(id=chapter_id, title=title, module_name=module_name))
     course._registry.cache_clear()
+    derived.sync()  # the table of contents, and the new source's set-up stamp and reading link
     notebooks.sync([ROOT / chapter.source])
-    derived.sync()
     return [ROOT / p for p in files]
 
 

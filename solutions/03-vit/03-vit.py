@@ -22,11 +22,25 @@
 #
 # 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 3 — The encoder and a complete ViT](https://vit-from-scratch.github.io/vit-course/book/03-vit.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import math
 import time
@@ -359,10 +373,10 @@ from vitcourse.convert import from_timm
 if "google.colab" in sys.modules or BUDGET == "full":
     import timm
     try:
-        dino = from_timm(timm.create_model("vit_small_patch16_224.dino", pretrained=True)).eval()
+        dino = from_timm(timm.create_model("vit_small_patch16_224.dino", pretrained=True)).eval().to(DEVICE)
         photo = data.photo("chelsea", 224)
         mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-        viz.show_attention(photo, analysis.cls_attention(dino, ((photo - mean) / std)[None])[0])
+        viz.show_attention(photo, analysis.cls_attention(dino, ((photo - mean) / std)[None].to(DEVICE))[0].cpu())
     except Exception as exc:
         print(f"The DINO checkpoint could not be loaded ({type(exc).__name__}); the digits maps above stand in for it.")
 else:

@@ -22,11 +22,25 @@
 # Hidden checks compare your code with the course's reference (`vitcourse.models.deit`) and with timm's
 # DeiT on random inputs. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 4 — DeiT: learning from a CNN teacher](https://vit-from-scratch.github.io/vit-course/book/04-deit.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import math
 import warnings
@@ -259,7 +273,8 @@ class DistillationLoss(nn.Module):
 class FixedTeacher(nn.Module):
     def __init__(self, logits):
         super().__init__()
-        self.logits, self.scale = logits, nn.Parameter(torch.ones(()))
+        self.register_buffer("logits", logits)   # a buffer: it moves with the module, like the teacher's weights
+        self.scale = nn.Parameter(torch.ones(()))
     def forward(self, x):
         return self.logits * self.scale
 
@@ -406,9 +421,9 @@ print("train", tuple(xtr.shape), "test", tuple(xte.shape))
 # %%
 # SmallCNN, trained for 300 steps on digits shifted by up to 2 px (vitcourse.experiments.deit.train_teacher)
 def accuracy(logits, y):
-    return (logits.argmax(1) == y).float().mean().item()
+    return (logits.argmax(1).cpu() == y).float().mean().item()
 
-teacher = train_teacher(xtr, ytr, seed=0, device="cpu")
+teacher = train_teacher(xtr, ytr, seed=0, device=DEVICE)
 with torch.no_grad():
     print(f"teacher test accuracy: {accuracy(teacher(xte), yte):.3f}")
 
@@ -468,7 +483,8 @@ if BUDGET == "full":
 else:
     cfg, vit = {"device": "cpu"}, SMALL
 with torch.no_grad():
-    print(f"teacher: clean {accuracy(teacher(xte), yte):.3f} | cut-out {accuracy(teacher(xte_cut), yte):.3f}")
+    print(f"teacher: clean {accuracy(teacher(xte), yte):.3f} | "
+          f"cut-out {accuracy(teacher(xte_cut), yte):.3f}")
 print(f"{'kind':<5} {'head':<5} {'acc clean':>9} {'agree clean':>11} {'acc cut':>8} {'agree cut':>9}")
 for kind in ("none", "soft", "hard"):
     student = train_student(make_student(vit), teacher, kind, xtr, ytr, loss_cls=DistillationLoss, **cfg)

@@ -28,11 +28,25 @@
 # Each exercise is followed by a visible check. Hidden checks compare your code with the course's
 # reference implementation (`vitcourse.models.dino`) on random inputs. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 5 — DINO: self-distillation with no labels](https://vit-from-scratch.github.io/vit-course/book/05-dino.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import copy
 import math
@@ -647,10 +661,10 @@ if BUDGET == "full":
         from vitcourse.convert import from_timm
 
         official = timm.create_model("vit_small_patch16_224.dino", pretrained=True)
-        dino_vits = from_timm(official).eval()
+        dino_vits = from_timm(official).eval().to(DEVICE)
         cat = data.photo("chelsea", 224)
         mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-        attn = analysis.cls_attention(dino_vits, ((cat - mean) / std)[None])[0]   # (6 heads, 14, 14), last block
+        attn = analysis.cls_attention(dino_vits, ((cat - mean) / std)[None].to(DEVICE))[0].cpu()   # (6 heads, 14, 14), last block
         viz.show_attention(cat, attn)
         plt.show()
     except Exception as exc:  # no network, or no weights: say so in one line

@@ -18,11 +18,25 @@
 # at its reconstructions, and measure how much the encoder saves by skipping the masked patches.
 # 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 6 — MAE: masked autoencoders](https://vit-from-scratch.github.io/vit-course/book/06-mae.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import time
 import torch
@@ -47,7 +61,8 @@ print(env.describe())
 # - `mask` `(B, N)`: **1 for a removed patch**, 0 for a kept one, in the image's order;
 # - `ids_restore` `(B, N)`: the permutation that undoes the shuffle (`argsort` of the shuffle).
 #
-# Use `torch.rand(B, N, generator=generator)` for the noise so the graded test can reproduce your draw;
+# Use `torch.rand(B, N, generator=generator)` for the noise so the graded test can reproduce your draw,
+# and move it to the tokens' device (the generator lives on the CPU; the tokens may be on a GPU);
 # `tensor.gather` picks rows by index.
 #
 # ### Exercise 1 — `random_masking` (5 points)
@@ -58,11 +73,11 @@ def random_masking(tokens, mask_ratio, generator=None):
     ### BEGIN SOLUTION
     B, N, D = tokens.shape
     len_keep = int(N * (1 - mask_ratio))
-    noise = torch.rand(B, N, generator=generator)
+    noise = torch.rand(B, N, generator=generator).to(tokens.device)
     ids_shuffle = noise.argsort(dim=1)
     ids_restore = ids_shuffle.argsort(dim=1)
     visible = tokens.gather(1, ids_shuffle[:, :len_keep, None].expand(-1, -1, D))
-    mask = torch.ones(B, N)
+    mask = torch.ones(B, N, device=tokens.device)
     mask[:, :len_keep] = 0
     return visible, mask.gather(1, ids_restore), ids_restore
     ### END SOLUTION
@@ -260,9 +275,9 @@ checks.check_true(last < first / 2, f"the loss should at least halve in 150 step
 
 # %%
 steps = 600 if BUDGET == "tiny" else 5000
-pretrain(model, digits, steps=steps, seed=1, device="cpu")   # more training, from where the check left off
+pretrain(model, digits, steps=steps, seed=1, device=DEVICE)   # more training, from where the check left off
 test_digits = data.digits(16, "test").tensors[0][:6]
-model.eval()
+model.cpu().eval()   # the pictures are made on the CPU
 with torch.no_grad():
     _, pred, mask = model(test_digits, 0.75, generator=torch.Generator().manual_seed(0))
 viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% masked", "reconstruction"));
@@ -276,15 +291,19 @@ viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% ma
 
 # %%
 big = ref.MAE(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12 if BUDGET == "full" else 4,
-              num_heads=6, decoder_embed_dim=128, decoder_depth=1).eval()
-x = torch.rand(8, 3, 224, 224)
+              num_heads=6, decoder_embed_dim=128, decoder_depth=1).eval().to(DEVICE)
+x = torch.rand(8, 3, 224, 224, device=DEVICE)
 times = {}
 with torch.no_grad():
     for ratio in [0.0, 0.5, 0.75, 0.9]:
         big.forward_encoder(x, ratio)
         runs = []
         for _ in range(3):
-            start = time.perf_counter(); big.forward_encoder(x, ratio); runs.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            big.forward_encoder(x, ratio)
+            if DEVICE.type == "cuda":
+                torch.cuda.synchronize()   # a GPU runs asynchronously: wait for it before reading the clock
+            runs.append(time.perf_counter() - start)
         times[ratio] = sorted(runs)[1]
 for ratio, t in times.items():
     print(f"mask ratio {ratio:.2f}: {1 + int(196 * (1 - ratio)):>3} tokens, {t * 1e3:7.1f} ms, speed-up {times[0.0] / t:.2f}x")

@@ -15,11 +15,25 @@
 # shifted windows, patch merging and the forward pass of a shifted block, and watch information cross
 # window borders. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 7 — Swin: windows and hierarchy](https://vit-from-scratch.github.io/vit-course/book/07-swin.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import torch
 from torch import nn

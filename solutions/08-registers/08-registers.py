@@ -29,11 +29,25 @@
 #
 # Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
 
+# %% [markdown]
+# This notebook is the exercise of [Chapter 8 — Registers: where artifact tokens come from](https://vit-from-scratch.github.io/vit-course/book/08-registers.html)
+# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
+# the course library).
+
 # %%
-# Set-up: on Colab this installs the course library; everywhere it picks the device and run budget.
+# Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
+# Everywhere: check the release, then pick the device and the run budget.
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "vitcourse @ git+https://github.com/vit-from-scratch/vit-course"
+    print("Installing the course library vitcourse 0.2.0 ...")
+    # %pip install -q "git+https://github.com/vit-from-scratch/vit-course@v0.2.0"
+try:
+    from vitcourse import env
+except ImportError:
+    raise SystemExit("The course library is not installed: on Colab check the internet connection and run this "
+                     "cell again; elsewhere install it with pip install "
+                     '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
+env.check_version("0.2.0")
 
 import torch
 import torch.nn.functional as F
@@ -501,7 +515,7 @@ else:
     setting, n_train, steps = {}, 600, 100
 xtr, ytr, _ = digit_pairs(n_train, seed=0)
 xte, yte, ink = digit_pairs(500, seed=1, split="test")
-models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device="cpu") for R in (0, 4)}
+models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device=DEVICE) for R in (0, 4)}
 
 # %%
 norms = {}

@@ -5,4 +5,6 @@ figures (``viz``), explorers (``widgets``), FLOP counting (``flops``), weight co
 torchvision (``convert``) and the check helpers used by the notebooks (``checks``).
 """
 
-__version__ = "0.1.0"
+from vitcourse.course import info as _info
+
+__version__ = _info().version  # the release, from the course registry (course.toml)

@@ -24,6 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 REGISTRY = pathlib.Path(__file__).with_name("course.toml")
 ID_PATTERN = re.compile(r"^(\d\d)-([a-z][a-z0-9]*(?:-[a-z0-9]+)*)$")
+GITHUB = re.compile(r"^https://github\.com/([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)/([A-Za-z0-9._-]+?)(?:\.git)?/?$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class Chapter:
     def module_file(self) -> str:
         return f"src/vitcourse/models/{self.module_name}.py"
 
+    @property
+    def page_html(self) -> str:
+        """The reading page in the built site, relative to its root."""
+        return f"book/{self.id}.html"
+
 
 @dataclass(frozen=True)
 class Course:
@@ -80,6 +86,26 @@ class Course:
     repository: str
     branch: str
     version: str
+    site: str = ""  # where the book is published; empty: the repository's GitHub Pages
+
+    @property
+    def github(self) -> tuple[str, str] | None:
+        """(owner, name) of a github.com repository, else None."""
+        found = GITHUB.match(self.repository)
+        return (found[1], found[2]) if found else None
+
+    @property
+    def site_url(self) -> str:
+        """The published book, ending with ``/``: ``site``, or GitHub Pages for a github.com repository."""
+        if self.site:
+            return self.site.rstrip("/") + "/"
+        if self.github is None:
+            raise ValueError(f"{REGISTRY.name}: the repository {self.repository} is not on github.com, so the "
+                             "book's address cannot be derived; set `site = \"https://...\"` under [course]")
+        owner, name = self.github
+        if name.lower() == f"{owner.lower()}.github.io":  # a user or organisation site is served at the root
+            return f"https://{owner.lower()}.github.io/"
+        return f"https://{owner.lower()}.github.io/{name}/"
 
     @property
     def tag(self) -> str:
@@ -100,7 +126,7 @@ def _registry() -> dict:
 def info() -> Course:
     """The course's identity: title, repository URL, branch and version."""
     c = _registry()["course"]
-    return Course(c["title"], c["repository"], c["branch"], c["version"])
+    return Course(c["title"], c["repository"], c["branch"], c["version"], c.get("site", ""))
 
 
 def book() -> dict:

@@ -6,11 +6,13 @@
 - ``photo``: scikit-image's bundled photographs (Chelsea the cat, the astronaut, coffee, ...) for
   patch grids, crops and attention pictures.
 - ``cifar10``: torchvision's CIFAR-10 when it can be downloaded; otherwise one clear line and the
-  digits in CIFAR's shape instead.
+  digits in CIFAR's shape instead. ``VITCOURSE_OFFLINE=1`` skips the attempt (the test suite sets it:
+  a failed name lookup alone can take seconds).
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -116,6 +118,8 @@ def cifar10(root: str | pathlib.Path = "~/.cache/vitcourse", train: bool = True,
 
     root = pathlib.Path(root).expanduser()
     try:
+        if os.environ.get("VITCOURSE_OFFLINE") == "1":
+            raise ConnectionError("VITCOURSE_OFFLINE=1")
         return torchvision.datasets.CIFAR10(root, train=train, transform=transform, download=True)
     except Exception as exc:  # noqa: BLE001 - any download failure falls back
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

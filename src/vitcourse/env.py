@@ -6,7 +6,11 @@ Every chapter's set-up cell calls ``device()`` and ``budget()``:
   Experiments shrink to seconds.
 - ``"full"``: on a GPU. Heavy experiments run only here.
 
-``VITCOURSE_BUDGET=tiny|full`` overrides the choice.
+``VITCOURSE_BUDGET=tiny|full`` overrides the choice. ``VITCOURSE_MAX_STEPS=N`` caps every training
+loop of the library and the notebooks at N steps (``steps``): the course's smoke test runs the `full`
+budget's code that way on a CPU.
+
+The set-up cell also calls ``check_version`` with the release its notebook came from.
 """
 
 from __future__ import annotations
@@ -49,6 +53,35 @@ def budget() -> str:
     if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("CI"):
         return "tiny"
     return "full" if torch.cuda.is_available() else "tiny"
+
+
+def max_steps() -> int | None:
+    """The cap of ``VITCOURSE_MAX_STEPS`` on every training loop, or None (no cap)."""
+    value = os.environ.get("VITCOURSE_MAX_STEPS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"VITCOURSE_MAX_STEPS={value!r}: use a positive whole number of steps, or unset it.")
+    return int(value)
+
+
+def steps(n: int) -> int:
+    """How many steps a loop meant to run ``n`` steps runs: ``n``, or the cap of ``max_steps()``."""
+    cap = max_steps()
+    return n if cap is None else min(n, cap)
+
+
+def check_version(expected: str) -> bool:
+    """True when the installed ``vitcourse`` is release ``expected``; otherwise says so in one line."""
+    from vitcourse import __version__, course
+
+    if __version__ == expected:
+        return True
+    install = f"git+{course.info().repository}@v{expected}"
+    print(f"This notebook comes with vitcourse {expected} but {__version__} is installed: on Colab restart the "
+          f"session (Runtime > Restart session) and run this cell again, elsewhere run "
+          f'pip install "{install}" (or use the notebooks of release {__version__}).')
+    return False
 
 
 def grading_seed() -> int:

@@ -5,10 +5,13 @@ constant), shows a progress bar, uses CUDA and mixed precision when there is a G
 ``History`` for plots. It reads batches from a DataLoader, or from ``RandomBatches``: a fixed number
 of random batches drawn from tensors, optionally augmented. The progress bar writes to stdout, never
 stderr: nbgrader counts a test cell that writes to stderr as failed.
+``VITCOURSE_MAX_STEPS`` (``vitcourse.env.steps``) caps the steps of ``fit`` and the batches of
+``evaluate``: the course's smoke test runs the `full` budget that way on a CPU.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -19,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vitcourse import env
 from vitcourse.env import seed_everything
 
 __all__ = ["History", "RandomBatches", "fit", "evaluate", "SCHEDULES"]
@@ -98,7 +102,7 @@ def evaluate(model: nn.Module, loader, device=None) -> float:
     was_training = model.training
     model.eval()
     correct = total = 0
-    for x, y in loader:
+    for x, y in itertools.islice(loader, env.max_steps()):  # every batch, unless VITCOURSE_MAX_STEPS caps them
         pred = _logits(model(x.to(device))).argmax(dim=1)
         correct += (pred.cpu() == y).sum().item()
         total += len(y)
@@ -127,6 +131,7 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     loss_fn = loss_fn or (lambda out, y, x: F.cross_entropy(_logits(out), y))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
+    total = env.steps(total)
     scheduler = _schedule(schedule, optimizer, lr, total, warmup_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history, step, start = History(), 0, time.perf_counter()

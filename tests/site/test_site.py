@@ -46,6 +46,33 @@ def test_student_notebooks_have_a_colab_button_and_no_outputs(built_site):
             assert "cell_output" not in html, f"{page}: the student notebook should be shown unexecuted"
 
 
+LAUNCH = "Launch interactive content"  # the theme's launch (Colab) button group
+
+
+@pytest.mark.slow
+def test_launch_buttons_only_where_colab_can_open_the_file(built_site):
+    """Colab opens .ipynb files: the reading pages (.md, executed at build) get no launch button."""
+    for page in toc_files():
+        html = (built_site / f"{page}.html").read_text()
+        assert (LAUNCH in html) == page.startswith("notebooks/"), f"{page}: launch button {LAUNCH in html}"
+
+
+@pytest.mark.slow
+def test_reading_pages_and_exercises_link_to_each_other(built_site):
+    from vitcourse import course
+
+    info = course.info()
+    for chapter in course.chapters():
+        notebook = chapter.student_notebook.removesuffix(".ipynb")
+        reading = (built_site / chapter.page_html).read_text()
+        assert f'href="../{notebook}.html"' in reading, f"{chapter.page_html} does not link to its exercise"
+        colab = f"https://colab.research.google.com/github/{'/'.join(info.github)}/blob/{info.branch}/"
+        assert f'href="{colab}{chapter.student_notebook}"' in reading, f"{chapter.page_html}: no Colab link"
+        exercise = (built_site / f"{notebook}.html").read_text()
+        # An absolute address: the link must work in Colab too.
+        assert f'href="{info.site_url}{chapter.page_html}"' in exercise, f"{notebook} does not link to its reading page"
+
+
 @pytest.mark.slow
 def test_scripts_are_served_by_the_site(built_site):
     for page in toc_files():

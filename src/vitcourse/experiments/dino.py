@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vitcourse import env
 from vitcourse.augment import MultiCrop
 from vitcourse.models.dino import (
     DINOHead,
@@ -135,7 +136,7 @@ def train_dino(
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {"loss": [], "teacher_entropy": [], "marginal_entropy": [], "kl": []}
     start = time.perf_counter()
-    for step in tqdm(range(steps), disable=not progress, file=sys.stdout, desc="DINO", leave=False):
+    for step in tqdm(range(env.steps(steps)), disable=not progress, file=sys.stdout, desc="DINO", leave=False):
         x = images[torch.randint(len(images), (batch,), generator=g)].to(device)
         views = crops(x, generator=g)
         for group in opt.param_groups:

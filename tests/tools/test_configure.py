@@ -1,0 +1,115 @@
+"""`python3.11 tasks.py configure` makes the course an instructor's own in one step.
+
+Runs in a copy of the tree (the files git knows, as they are now), never in the repository itself:
+every student notebook must then install the library from the new repository, pinned to the release,
+link to the new site, and the book's launch configuration and publishing workflow must follow.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from jupyter_book.config import yaml_to_sphinx
+from sphinx_book_theme.header_buttons.launch import _split_repo_url
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+NEW = "https://github.com/someone/my-vit-course"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("course")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.split()
+    for rel in listed:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
+
+
+def _run(tree, *cmd, timeout=900):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
+    return subprocess.run([sys.executable, *cmd], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _registry(tree):
+    code = "from vitcourse import course; import json; i = course.info(); " \
+           "print(json.dumps([i.version, i.site_url, [(c.id, c.page_html) for c in course.chapters()]]))"
+    done = _run(tree, "-c", code)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def configured(tree):
+    done = _run(tree, "-m", "tools.configure", "--repository", NEW + ".git", "--branch", "teach")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "git tag v" in done.stdout  # the next step is printed
+    return tree
+
+
+def _setup_source(notebook: pathlib.Path) -> str:
+    nb = json.loads(notebook.read_text())
+    return "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+
+
+@pytest.mark.slow
+def test_every_student_notebook_installs_from_the_new_repository(configured):
+    version, site, chapters = _registry(configured)
+    assert site == "https://someone.github.io/my-vit-course/"
+    for chapter_id, page in chapters:
+        notebook = configured / "notebooks" / chapter_id / f"{chapter_id}.ipynb"
+        setup = _setup_source(notebook)
+        assert f'%pip install -q "git+{NEW}@v{version}"' in setup, (chapter_id, setup[:600])
+        assert f"]({site}{page})" in notebook.read_text(), f"{chapter_id}: no link to its reading page"
+        assert "vit-from-scratch" not in notebook.read_text(), f"{chapter_id} still names the old repository"
+
+
+@pytest.mark.slow
+def test_launch_buttons_and_workflow_follow(configured):
+    config = yaml.safe_load((configured / "_config.yml").read_text())
+    assert config["repository"] == {**config["repository"], "url": NEW, "branch": "teach"}
+    # What Jupyter Book hands to sphinx-book-theme, and the Colab URL the theme makes of it.
+    theme = yaml_to_sphinx(config)[0]["html_theme_options"]
+    org, repo = _split_repo_url(theme["repository_url"])
+    colab = theme["launch_buttons"]["colab_url"].rstrip("/")
+    path = f"{theme.get('path_to_docs', '').strip('/')}notebooks/03-vit/03-vit.ipynb"
+    button = f"{colab}/github/{org}/{repo}/blob/{theme['repository_branch']}/{path}"
+    assert button == "https://colab.research.google.com/github/someone/my-vit-course/blob/teach/notebooks/03-vit/03-vit.ipynb"
+    workflow = yaml.safe_load((configured / ".github" / "workflows" / "book.yml").read_text())
+    assert workflow[True]["push"]["branches"] == ["teach"]
+
+
+@pytest.mark.slow
+def test_everything_derived_is_in_sync_after_configure(configured):
+    for check in (("-m", "tools.derived", "--check"), ("-m", "tools.notebooks", "sync", "--check")):
+        done = _run(configured, *check)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--repository", "github.com/x/y"], "web address"),
+    (["--repository", "https://gitlab.com/x/y"], "github.com only"),
+    (["--repository", NEW, "--branch", "bad branch"], "not a git branch name"),
+])
+def test_bad_settings_are_refused(tree, args, message):
+    done = _run(tree, "-m", "tools.configure", *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_rewrite_changes_only_the_course_table():
+    import tomllib
+
+    from tools import configure
+
+    text = (REPO / "src" / "vitcourse" / "course.toml").read_text()
+    new = tomllib.loads(configure.rewrite(text, {"repository": NEW, "site": "https://books.example.org/vit/"}))
+    old = tomllib.loads(text)
+    assert new["course"] == {**old["course"], "repository": NEW, "site": "https://books.example.org/vit/"}
+    assert new["chapters"] == old["chapters"] and new["book"] == old["book"]
