@@ -452,9 +452,11 @@ for _ in range(3):
     checks.check_true(torch.equal(find_artifact_tokens(f, threshold=t), n > t), "explicit threshold")
 n = 10 + torch.randn(4, 250, generator=g)   # norms; two tokens placed at 5 and 7 robust standard deviations
 n[0, 0] = n[1, 0] = n.flatten().median()
-med = n.flatten().median(); sd = 1.4826 * (n.flatten() - med).abs().median()
+med = n.flatten().median()
+sd = 1.4826 * (n.flatten() - med).abs().median()
 n[0, 0], n[1, 0] = med + 5 * sd, med + 7 * sd
-want = torch.zeros(4, 250, dtype=torch.bool); want[1, 0] = True
+want = torch.zeros(4, 250, dtype=torch.bool)
+want[1, 0] = True
 checks.check_true(torch.equal(find_artifact_tokens(n), want),
                   "a token 5 robust standard deviations above the median must not be flagged, one at 7 must",
                   hint="threshold = median + 6 * 1.4826 * MAD")
@@ -472,7 +474,8 @@ checks.check_true(torch.equal(find_artifact_tokens(n), ref.find_artifact_tokens(
                   "with two images whose norms sit at different levels the mask differs from the reference",
                   hint="take the median and the MAD of all the norms of the batch together, not per image")
 n = 10 + torch.rand(4, 250, generator=g)   # no tail: every clean token far below any cut-off tried
-med = n.flatten().median(); sd = 1.4826 * (n.flatten() - med).abs().median()
+med = n.flatten().median()
+sd = 1.4826 * (n.flatten() - med).abs().median()
 n[2, 7], n[3, 0] = med + 4.5 * sd, med + 7 * sd
 for k in (3.0, 4.0, 8.0):
     checks.check_true(torch.equal(find_artifact_tokens(n, k=k), ref.find_artifact_tokens(n, k=k)),
@@ -541,9 +544,11 @@ for col in range(2):   # bottom row: the first two canvases, seen by each model
         axes[1, 2 * col + j].imshow(a.reshape(6, 6).numpy(), cmap="magma")
         axes[1, 2 * col + j].set_title(f"image {col}, R={R}", fontsize=9)
 for ax in axes.flat:
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
 plt.suptitle("top: test canvases; bottom: CLS attention over the 6x6 patches, last block")
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+plt.show()
 
 
 # %% [markdown]
@@ -582,7 +587,7 @@ if BUDGET == "full":
             flagged = find_artifact_tokens(n)
             plot_norm_map(n[0], (37, 37), ax=ax, title=f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged")
         plt.show()
-    except Exception as exc:  # no network or no weights: say so, do not fail the notebook
+    except Exception as exc:  # noqa: BLE001 - no network or no weights: say so, do not fail the notebook
         print(f"Could not load DINOv2 weights ({type(exc).__name__}); this part needs internet access.")
 else:
     print("Budget 'tiny': the DINOv2 comparison runs in the 'full' budget (a GPU with internet access).")
