@@ -1,13 +1,19 @@
-"""``python -m autograder``: the instructor's grading tool (see book/instructor-guide.md).
+"""``autograder`` (or ``python -m autograder``): the instructor's grading tool (book/instructor-guide.md).
 
-    python -m autograder init ~/grading/fall                  # workspace, SQLite gradebook
-    python -m autograder init DIR --db postgresql://user@host/vit   # any SQLAlchemy URL
-    cd ~/grading/fall        # (or pass -w DIR to every command)
-    python -m autograder collect downloads.zip --roster roster.csv
-    python -m autograder grade 01-patches --jobs 2
-    python -m autograder feedback 01-patches
-    python -m autograder export
-    python -m autograder repair 01-patches   # repair and flag only, no grading
+    autograder init ~/grading/fall                       # workspace, SQLite gradebook
+    autograder init DIR --db postgresql://user@host/vit  # any SQLAlchemy URL
+    cd ~/grading/fall        # (or pass -w DIR, or set AUTOGRADER_WORKSPACE)
+    autograder collect downloads.zip --roster roster.csv
+    autograder grade 01-patches --jobs 2
+    autograder grade 01-patches --shard 3/8              # one machine's share of a large class
+    autograder merge                                     # shard results into the workspace
+    autograder feedback 01-patches
+    autograder export
+    autograder repair 01-patches                         # repair and flag only, no grading
+
+Exit status: 0 when all went well; 1 when a submission needs a person before the grades are final
+(its grading crashed, its file is unreadable, or a notebook could not be placed); 2 when the
+command could not do its work (the message says what to fix).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import json
 import os
 import sys
 
+from autograder.errors import GraderError
 from autograder.workspace import Workspace
+
+NEEDS_A_PERSON, FAILED = 1, 2
 
 
 def _ws(args) -> Workspace:
@@ -34,13 +43,8 @@ def _ws(args) -> Workspace:
     return ws
 
 
-def _check_assignment(ws: Workspace, name: str) -> None:
-    if name not in ws.assignments():
-        raise SystemExit(f"unknown assignment {name!r}; the course has {ws.assignments()}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autograder", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-w", "--workspace", help="grading workspace (default: $AUTOGRADER_WORKSPACE or .)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,16 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("assignment")
     q.add_argument("--jobs", type=int, default=1, help="students graded in parallel (processes)")
     q.add_argument("--student", action="append", help="only this student (repeatable)")
+    q.add_argument("--shard", default=None, help="I/N: grade only shard I of N into shards/ (then `merge`)")
     q.add_argument("--timeout", type=int, default=None, help="seconds per cell (saved in the workspace)")
     q.add_argument("--memory-mb", type=int, default=None, help="MiB per kernel (saved in the workspace)")
 
-    sub.add_parser("export", help="grades CSV and the needs-a-human report")
-    args = p.parse_args(argv)
+    q = sub.add_parser("merge", help="copy shard results (grade --shard) into the workspace")
+    q.add_argument("folders", nargs="*", help="shard folders (default: every one under DIR/shards)")
 
+    sub.add_parser("export", help="grades CSV and the needs-a-human report")
+    return p
+
+
+def run(args) -> int:
     if args.command == "init":
-        from autograder.workspace import REPO, KERNEL_MEMORY_MB
         from autograder import settings
-        ws = Workspace.create(args.dir, args.course or REPO, args.db,
+        from autograder.workspace import KERNEL_MEMORY_MB
+        ws = Workspace.create(args.dir, args.course, args.db,
                               args.timeout or settings.CELL_TIMEOUT_S, args.memory_mb or KERNEL_MEMORY_MB)
         print(f"workspace {ws.root}\n  course   {ws.course}\n  gradebook {ws.db_url}\n"
               f"  assignments {', '.join(ws.assignments())}")
@@ -87,28 +97,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collected {len(report['collected'])} submission(s)")
         for item in report["duplicates"]:
             print(f"  older copy skipped: {item['file']} ({item['why']})")
+        for item in report["skipped"]:
+            print(f"  skipped: {item['file']} ({item['why']})")
         for item in report["unplaced"]:
             print(f"  NOT PLACED: {item['file']} ({item['why']})")
-        return 0
+        return NEEDS_A_PERSON if report["unplaced"] else 0
     if args.command in ("repair", "flags"):
-        _check_assignment(ws, args.assignment)
         from autograder.grade import repair_only
         for s, r in repair_only(ws, args.assignment).items():
             if args.command == "flags":
-                for f in r["flags"]:
+                for f in r.flags:
                     print(f"{s}: {f}")
             else:
-                print(f"{s}: {r['status']} " + json.dumps(r.get("repair", r.get("detail")), sort_keys=True))
-                for f in r["flags"]:
+                what = r.detail if r.status == "corrupt" else json.dumps(r.repair.__dict__, sort_keys=True)
+                print(f"{s}: {r.status} {what}")
+                for f in r.flags:
                     print(f"  FLAG {f}")
         return 0
     if args.command == "grade":
-        _check_assignment(ws, args.assignment)
-        from autograder.grade import grade
-        grade(ws, args.assignment, jobs=args.jobs, students=args.student)
+        from autograder.grade import Shard, grade
+        try:
+            shard = Shard.parse(args.shard) if args.shard else None
+        except ValueError as e:
+            raise GraderError(str(e)) from None
+        records = grade(ws, args.assignment, jobs=args.jobs, students=args.student, shard=shard)
+        bad = [r for r in records.values() if r.status in ("crashed", "corrupt")]
+        if bad:
+            print(f"{len(bad)} submission(s) not graded: " + ", ".join(f"{r.student} ({r.status})" for r in bad),
+                  file=sys.stderr)
+        return NEEDS_A_PERSON if bad else 0
+    if args.command == "merge":
+        from autograder.merge import merge
+        merged = merge(ws, args.folders or None)
+        print(f"merged {sum(map(len, merged.values()))} submission(s) into {ws.db_url}")
         return 0
     if args.command == "feedback":
-        _check_assignment(ws, args.assignment)
         from autograder.feedback import feedback
         files = feedback(ws, args.assignment)
         print(f"{len(files)} feedback file(s) under {ws.root / 'feedback'}")
@@ -118,7 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         for path in export(ws):
             print(f"wrote {path}")
         return 0
-    return 1
+    return FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except GraderError as e:
+        print(f"autograder {args.command}: error: {e}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        print("interrupted; run the command again (grading starts over for the students it had)", file=sys.stderr)
+        return FAILED
 
 
 if __name__ == "__main__":

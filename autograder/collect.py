@@ -9,19 +9,22 @@ Two sources:
 - an LMS zip of such files (read in place, never extracted over anything).
 
 File names are mapped to chapters leniently: ``Copy of 05-dino.ipynb``, ``05-dino (2).ipynb``,
-``05_dino.ipynb`` and ``05-DINO.ipynb`` all mean ``05-dino``. Files that cannot be placed are
-reported. The files collected are byte copies checked by hash; the source is only read.
+``05_dino.ipynb`` and ``05-DINO.ipynb`` all mean ``05-dino``. Notebooks that cannot be placed are
+reported as ``unplaced`` (the command line then exits with status 1); other files are ``skipped``.
+The files collected are byte copies checked by hash; the source is only read.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import pathlib
 import re
 import shutil
 import tempfile
 import zipfile
 
+from autograder.errors import GraderError
 from autograder.workspace import Workspace, sha256
 
 
@@ -52,8 +55,14 @@ def chapter_for(name: str, assignments: list[str]) -> str | None:
 def read_roster(path: str | pathlib.Path) -> dict[str, str]:
     """{alias (id, name or email, lower case): student_id}."""
     aliases = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+    if not pathlib.Path(path).is_file():
+        raise GraderError(f"roster {path} not found; pass --roster with the CSV of the class")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not {"student_id", "id"} & set(reader.fieldnames or []):
+            raise GraderError(f"roster {path} has no student_id column (columns: {reader.fieldnames}); "
+                              "add one, e.g. the LMS login of each student")
+        for row in reader:
             sid = (row.get("student_id") or row.get("id") or "").strip()
             if not sid:
                 continue
@@ -87,7 +96,11 @@ def _copy_number(name: str) -> int:
 def collect(ws: Workspace, source: str | pathlib.Path, roster: str | pathlib.Path) -> dict:
     """Collect ``source`` (folder or .zip) into ``ws``. Returns the intake report."""
     source = pathlib.Path(source)
+    if not source.exists():
+        raise GraderError(f"{source} not found; pass the LMS zip or the folder of downloaded notebooks")
     if source.suffix.lower() == ".zip":
+        if not zipfile.is_zipfile(source):
+            raise GraderError(f"{source} is not a readable zip file; download it again from the LMS")
         with tempfile.TemporaryDirectory() as tmp:
             with zipfile.ZipFile(source) as z:
                 for info in z.infolist():
@@ -105,13 +118,13 @@ def _collect_folder(ws: Workspace, folder: pathlib.Path, roster_path, label: str
     roster = read_roster(roster_path)
     assignments = ws.assignments()
     placed: dict[str, list[pathlib.Path]] = {}
-    unplaced = []
+    unplaced, skipped = [], []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
         if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
             continue
         if path.suffix.lower() != ".ipynb":
-            unplaced.append({"file": str(rel), "why": "not a notebook"})
+            skipped.append({"file": str(rel), "why": "not a notebook"})
             continue
         student = _student_for(rel, roster)
         chapter = chapter_for(rel.name, assignments)
@@ -141,14 +154,14 @@ def _collect_folder(ws: Workspace, folder: pathlib.Path, roster_path, label: str
         shutil.copyfile(chosen, dest)
         digest = sha256(chosen)
         if sha256(dest) != digest:
-            raise RuntimeError(f"copy of {chosen} does not hash like the original")
+            raise GraderError(f"the copy of {chosen} does not hash like the original (disk full or "
+                              f"failing?); free space under {ws.root} and collect again")
         dest.chmod(0o444)
         manifest[key] = {"file": f"{key}/{chosen.name}", "sha256": digest,
                          "source": f"{label}:{chosen.relative_to(folder)}"}
         collected.append(key)
     ws.write_manifest(manifest)
-    report = {"collected": collected, "unplaced": unplaced, "duplicates": duplicates}
+    report = {"collected": collected, "unplaced": unplaced, "skipped": skipped, "duplicates": duplicates}
     out = ws.root / "reports" / "collect.json"
-    import json
     out.write_text(json.dumps(report, indent=1) + "\n")
     return report

@@ -1,55 +1,45 @@
 """Exports: the grades CSV and the list of submissions that need a human.
 
-``exports/grades.csv``: one row per student and chapter (score, max, status), then one ``TOTAL``
-row per student; a roster student who handed nothing in for a graded chapter has status ``missing``.
-``exports/needs_human.csv``: every submission that was flagged, repaired, timed out, hit the memory
-limit, crashed or could not be read, with the reasons.
+``exports/grades.csv``: one row per student and assignment (score, max, status), then one ``TOTAL``
+row per student. Scores come from the gradebook, so grades written by other graders sharing it
+(a PostgreSQL gradebook) and changes made by hand in nbgrader's formgrader are included; this
+workspace's reports add the status of the submissions it graded. A student known to the workspace
+or the gradebook who handed nothing in for a graded assignment gets status ``missing``, score 0.
+``exports/needs_human.csv``: every submission this workspace graded that was flagged, repaired,
+timed out, hit the memory limit, crashed or could not be read, with the reasons.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 
+from autograder import gradebook
+from autograder.record import Submission
 from autograder.workspace import Workspace
-
-
-def reasons(record: dict) -> list[str]:
-    out = []
-    if record["status"] == "corrupt":
-        out.append(f"unreadable file: {record.get('detail', '')}")
-    if record["status"] == "crashed":
-        out.append(f"crashed: {record.get('detail', '')}")
-    out += [f"flagged: {f}" for f in record.get("flags", [])]
-    rep = record.get("repair") or {}
-    if rep.get("repaired"):
-        bits = [f"{k} matched by {v}" for k, v in rep.get("answers", {}).items() if v != "grade_id"]
-        bits += [f"test cell {t} restored" for t in rep.get("tests_restored", [])]
-        bits += [f"test cell {t} was edited" for t in rep.get("tests_edited", [])]
-        bits += [f"{t} changed type" for t in rep.get("type_changed", [])]
-        if rep.get("extra_cells_kept"):
-            bits.append(f"{rep['extra_cells_kept']} added code cell(s) kept")
-        out.append("repaired: " + "; ".join(bits))
-    if record.get("timeouts"):
-        out.append("timed out in " + ", ".join(record["timeouts"]))
-    if record.get("memory_errors"):
-        out.append("memory limit hit in " + ", ".join(record["memory_errors"]))
-    return out
 
 
 def export(ws: Workspace) -> tuple[str, str]:
     """Write the two CSV files; returns their paths."""
-    records = []
-    for path in sorted((ws.root / "reports").glob("*/*.json")):
-        records.append(json.loads(path.read_text()))
-    # A roster student with nothing collected for a graded chapter gets a row too (score 0).
-    graded = {r["assignment"]: r.get("max_score", 0.0) for r in records}
-    have = {(r["student"], r["assignment"]) for r in records}
-    for student in ws.students():
-        for assignment, max_score in sorted(graded.items()):
-            if (student, assignment) not in have:
-                records.append({"student": student, "assignment": assignment, "status": "missing",
-                                "score": 0.0, "max_score": max_score})
+    records = {(r.student, r.assignment): r for r in
+               (Submission.load(p) for p in sorted((ws.root / "reports").glob("*/*.json")))}
+    rows: dict[tuple[str, str], Submission] = {}
+    for sc in gradebook.scores(ws.db_url):
+        mine = records.get((sc.student, sc.assignment))
+        if mine is None:  # graded by someone else sharing the gradebook
+            mine = Submission(sc.student, sc.assignment, status="graded")
+        if mine.status == "graded":  # the gradebook has the last word (formgrader edits included)
+            mine.score = sc.score
+        mine.max_score = sc.max_score
+        rows[(sc.student, sc.assignment)] = mine
+    for key, r in records.items():
+        rows.setdefault(key, r)  # corrupt files have no gradebook entry
+    graded = {a: r.max_score for (_, a), r in rows.items()}
+    students = set(ws.students()) | set(gradebook.student_ids(ws.db_url)) | {s for s, _ in rows}
+    for student in students:
+        for assignment, max_score in graded.items():
+            rows.setdefault((student, assignment), Submission(student, assignment, status="missing",
+                                                              max_score=max_score))
+
     out_dir = ws.root / "exports"
     out_dir.mkdir(exist_ok=True)
     grades, human = out_dir / "grades.csv", out_dir / "needs_human.csv"
@@ -57,21 +47,18 @@ def export(ws: Workspace) -> tuple[str, str]:
     with grades.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student", "assignment", "score", "max_score", "status", "needs_human"])
-        for r in sorted(records, key=lambda r: (r["student"], r["assignment"])):
-            score, max_score = float(r.get("score", 0.0)), float(r.get("max_score", 0.0))
-            w.writerow([r["student"], r["assignment"], f"{score:g}", f"{max_score:g}", r["status"],
-                        "yes" if reasons(r) else "no"])
-            t = totals.setdefault(r["student"], [0.0, 0.0])
-            t[0] += score
-            t[1] += max_score
+        for (student, assignment), r in sorted(rows.items()):
+            w.writerow([student, assignment, f"{r.score:g}", f"{r.max_score:g}", r.status,
+                        "yes" if r.reasons() else "no"])
+            t = totals.setdefault(student, [0.0, 0.0])
+            t[0] += r.score
+            t[1] += r.max_score
         for student, (score, max_score) in sorted(totals.items()):
             w.writerow([student, "TOTAL", f"{score:g}", f"{max_score:g}", "", ""])
     with human.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student", "assignment", "status", "score", "reasons"])
-        for r in sorted(records, key=lambda r: (r["student"], r["assignment"])):
-            why = reasons(r)
-            if why:
-                w.writerow([r["student"], r["assignment"], r["status"], f"{float(r.get('score', 0)):g}",
-                            " | ".join(why)])
+        for (student, assignment), r in sorted(rows.items()):
+            if r.reasons():
+                w.writerow([student, assignment, r.status, f"{r.score:g}", " | ".join(r.reasons())])
     return str(grades), str(human)

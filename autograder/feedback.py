@@ -13,15 +13,16 @@ import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from autograder.cells import without_hidden_tests
+from autograder.errors import NbgraderFailed
 from autograder.workspace import Workspace
 
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
 PLACEHOLDER = "# (hidden tests: run by the grader, not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def hide(source: str) -> str:
-    return HIDDEN.sub(PLACEHOLDER, source)
+    return without_hidden_tests(source, PLACEHOLDER)
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -38,8 +39,10 @@ class HideHiddenTests(NbGraderPreprocessor):
 
 def feedback(ws: Workspace, assignment: str) -> list[str]:
     """Write ``feedback/STUDENT/ASSIGNMENT/ASSIGNMENT.html`` for every graded student."""
+    ws.check_assignment(assignment)
     done = ws.nbgrader(["generate_feedback", assignment, "--force", "--log-level=WARN"],
                        log=ws.root / "reports" / assignment / "generate_feedback.log")
     if done.returncode:
-        raise RuntimeError(f"nbgrader generate_feedback failed:\n{done.stderr[-3000:]}")
+        raise NbgraderFailed(f"nbgrader generate_feedback {assignment} failed (grade it first?):\n"
+                             f"{done.stderr[-3000:]}")
     return sorted(str(p.relative_to(ws.root)) for p in (ws.root / "feedback").glob(f"*/{assignment}/*.html"))

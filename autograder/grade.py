@@ -1,73 +1,104 @@
-"""Grade one assignment for every collected student: repair, flag, autograde in parallel, merge.
+"""Grade one assignment: repair, flag, autograde in parallel, copy the results into one gradebook.
 
-nbgrader's gradebook is one database, SQLite by default, and several ``nbgrader autograde``
-processes writing one SQLite file lose or duplicate rows under contention. So each of the ``jobs``
-workers grades its share of the students in a private folder with a private SQLite gradebook
-(a copy of the assignment's cells), and the parent process alone writes the results into the
-workspace's gradebook, student by student: a regrade replaces a student's submission whole.
+nbgrader's gradebook is one database, and several ``nbgrader autograde`` processes writing one
+SQLite file lose or duplicate rows. So each of the ``jobs`` workers grades its share of the students
+in a private folder with a private SQLite gradebook (a copy of a template that holds the assignment
+and nothing else), and this process alone copies their results into the target gradebook, student by
+student, under the gradebook's lock: a regrade replaces a student's submission whole.
 
-Per student, ``reports/ASSIGNMENT/STUDENT.json`` records: status (graded, corrupt, crashed),
-score, repair report, flags, timed-out and out-of-memory cells, and cell errors.
+The target is the workspace (its gradebook, ``reports/``, ``autograded/``), or with ``shard`` a
+shard folder ``shards/ASSIGNMENT/I-of-N/`` with its own SQLite gradebook, which ``merge`` later
+copies into the workspace: shards can run at the same time on several machines that share the
+workspace folder (or get a copy of it and send the shard folder back).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
+import hashlib
 import pathlib
 import shutil
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+from autograder import cells, gradebook
 from autograder import flags as flagging
 from autograder import repair as repairing
+from autograder.errors import NothingToGrade, OriginalsChanged
+from autograder.record import Submission
 from autograder.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based): a stable share of the class, by a hash of the id."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            i, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: write I/N, e.g. 1/4 for the first of four shards") from None
+        if not 1 <= i <= n:
+            raise ValueError(f"--shard {text!r}: I must be between 1 and N")
+        return cls(i, n)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+    def holds(self, student: str) -> bool:
+        """A student's shard depends on the id alone: adding students never moves the others."""
+        return int(hashlib.sha256(student.encode()).hexdigest(), 16) % self.count == self.index - 1
+
+
+@dataclass
+class Target:
+    """Where results go: a gradebook and the folder holding ``reports/`` and ``autograded/``."""
+
+    root: pathlib.Path
+    db_url: str
+
+    def report(self, assignment: str, student: str) -> pathlib.Path:
+        return self.root / "reports" / assignment / f"{student}.json"
+
+
+def shard_target(ws: Workspace, assignment: str, shard: Shard) -> Target:
+    root = ws.root / "shards" / assignment / shard.name
+    return Target(root, f"sqlite:///{root / 'gradebook.db'}")
 
 
 def students_for(ws: Workspace, assignment: str) -> list[str]:
     return sorted(k.split("/")[0] for k in ws.manifest() if k.split("/")[1] == assignment)
 
 
-def prepare(ws: Workspace, assignment: str, student: str, release: pathlib.Path) -> dict:
+def prepare(ws: Workspace, assignment: str, student: str, release: dict) -> Submission:
     """Repair the student's original into ``submitted/`` and scan it for flags."""
     entry = ws.manifest()[f"{student}/{assignment}"]
     original = ws.root / "originals" / entry["file"]
     dest = ws.root / "submitted" / student / assignment / f"{assignment}.ipynb"
     shutil.rmtree(dest.parent, ignore_errors=True)
-    record = {"student": student, "assignment": assignment, "original": entry["file"],
-              "status": "pending", "flags": [], "timeouts": [], "memory_errors": [], "errors": {}}
+    record = Submission(student, assignment, original=entry["file"])
     try:
-        record["repair"] = repairing.repair_file(original, release, dest)
+        fixed, record.repair = repairing.repair_file(original, release, dest)
     except (ValueError, UnicodeError) as e:
-        record["status"] = "corrupt"
-        record["detail"] = f"{entry['file']}: {e}"
+        record.status, record.detail = "corrupt", f"{entry['file']}: {e}"
         return record
     (dest.parent / "timestamp.txt").write_text(
         dt.datetime.fromtimestamp(original.stat().st_mtime, dt.timezone.utc).isoformat())
-    rel = repairing.load_json(release)
-    fixed = repairing.load_json(dest)
-    targets = {repairing._meta(c).get("grade_id"): flagging.defined_names(repairing._src(c))
-               for c in rel["cells"] if repairing.is_answer(c)}
-    student_cells, context = [], []
-    for c in fixed["cells"]:
-        gid = repairing._meta(c).get("grade_id")
-        if c.get("cell_type") != "code":
-            continue
-        if gid in targets:
-            student_cells.append((gid, repairing._src(c), targets[gid]))
-        elif not repairing._meta(c):
-            student_cells.append(("added cell", repairing._src(c), set()))
-        else:
-            context.append(repairing._src(c))
-    record["flags"] = flagging.scan(student_cells, context)
+    record.flags = flagging.flag_notebook(fixed, release)
     return record
 
 
 def _worker(ws: Workspace, assignment: str, students: list[str], folder: pathlib.Path,
-            template_db: pathlib.Path) -> dict:
+            template_db: pathlib.Path) -> dict[str, str]:
     """Autograde ``students`` in ``folder`` with a private gradebook; returns {student: error}."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -79,16 +110,13 @@ def _worker(ws: Workspace, assignment: str, students: list[str], folder: pathlib
     log = folder / "autograde.log"
     done = ws.nbgrader(["autograde", assignment, "--log-level=INFO"], cwd=folder, log=log)
     text = log.read_text()
-    failed = {}
-    for s in students:
-        if f"for student '{s}'" in text:
-            failed[s] = _error_for(text, s)
+    failed = {s: _error_for(text) for s in students if f"for student '{s}'" in text}
     if done.returncode and not failed:
         failed = {s: "nbgrader autograde failed: " + done.stderr[-500:] for s in students}
     return failed
 
 
-def _error_for(log: str, student: str) -> str:
+def _error_for(log: str) -> str:
     if "DeadKernelError" in log or "Kernel died" in log:
         return "the kernel died while running the notebook (os._exit, a crash or the OS killed it)"
     if "UnresponsiveKernelError" in log or "became unresponsive" in log:
@@ -96,145 +124,115 @@ def _error_for(log: str, student: str) -> str:
     return "nbgrader could not grade this notebook; see autograde.log"
 
 
-def merge(ws: Workspace, assignment: str, worker_db: pathlib.Path, students: list[str]) -> None:
-    """Copy the students' submissions from a worker's gradebook into the workspace gradebook."""
-    import warnings
-
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own autoflush noise
-    with Gradebook(f"sqlite:///{worker_db}") as src, Gradebook(ws.db_url) as dst:
-        for s in students:
-            try:
-                sub = src.find_submission(assignment, s)
-            except MissingEntry:
-                continue
-            dst.update_or_create_student(s)
-            try:
-                dst.remove_submission(assignment, s)
-            except MissingEntry:
-                pass
-            dst.add_submission(assignment, s, timestamp=sub.timestamp)
-            for nb in sub.notebooks:
-                dnb = dst.find_submission_notebook(nb.name, assignment, s)
-                dnb.flagged = nb.flagged
-                for g in nb.grades:
-                    dg = dst.find_grade(g.name, nb.name, assignment, s)
-                    dg.auto_score, dg.manual_score = g.auto_score, g.manual_score
-                    dg.extra_credit, dg.needs_manual_grade = g.extra_credit, g.needs_manual_grade
-                for cm in nb.comments:
-                    dc = dst.find_comment(cm.name, nb.name, assignment, s)
-                    dc.auto_comment, dc.manual_comment = cm.auto_comment, cm.manual_comment
-            dst.db.commit()
-
-
-def inspect_autograded(path: pathlib.Path, record: dict) -> None:
-    """Fill timeouts, memory errors, cell errors and per-cell scores from the graded notebook."""
-    nb = json.loads(path.read_text())
-    for c in nb["cells"]:
-        gid = repairing._meta(c).get("grade_id")
+def inspect_autograded(path: pathlib.Path, record: Submission) -> None:
+    """Fill timeouts, memory errors and cell errors from the graded notebook."""
+    for c in cells.read(path)["cells"]:
+        gid = cells.grade_id(c)
         for out in c.get("outputs", []):
             if out.get("output_type") != "error":
                 continue
             ename, evalue = out.get("ename", ""), str(out.get("evalue", ""))
             label = gid or "ungraded cell"
             if ename == "CellTimeoutError":
-                record["timeouts"].append(label)
-            elif ename == "MemoryError" or "can't allocate memory" in evalue or "Cannot allocate memory" in evalue:
-                record["memory_errors"].append(label)
+                record.timeouts.append(label)
+            elif ename == "MemoryError" or "allocate memory" in evalue:
+                record.memory_errors.append(label)
             if gid:
-                record["errors"][gid] = f"{ename}: {evalue}"[:300]
-
-
-def scores(ws: Workspace, assignment: str, student: str) -> tuple[float, float, dict]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(ws.db_url) as gb:
-        max_score = gb.find_assignment(assignment).max_score
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return 0.0, max_score, {}
-        cells = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
-        return sub.score, max_score, cells
+                record.errors[gid] = f"{ename}: {evalue}"[:300]
 
 
 def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | None = None,
-          log=print) -> dict[str, dict]:
-    """Grade ``assignment`` for ``students`` (default: all collected). Returns {student: record}."""
+          shard: Shard | None = None, log=print) -> dict[str, Submission]:
+    """Grade ``assignment`` for ``students`` (default: all collected; with ``shard``, only its share).
+    Returns {student: record}. Raises ``GraderError`` subclasses for problems of the whole run."""
     t0 = time.time()
+    ws.check_assignment(assignment)
     known = students_for(ws, assignment)
-    students = [s for s in (students or known) if s in known]
-    if not students:
-        raise SystemExit(f"no collected submissions for {assignment}; run `collect` first")
-    release = ws.release(assignment)  # also syncs the gradebook's copy of the assignment
-    reports = ws.root / "reports" / assignment
-    reports.mkdir(parents=True, exist_ok=True)
-    records = {s: prepare(ws, assignment, s, release) for s in students}
-    todo = [s for s in students if records[s]["status"] == "pending"]
+    unknown = sorted(set(students or []) - set(known))
+    if unknown:
+        raise NothingToGrade(f"no collected submission of {assignment} for {', '.join(unknown)}; "
+                             "check the id or run `collect` first")
+    chosen = [s for s in (students or known) if shard is None or shard.holds(s)]
+    if not chosen:
+        where = f" in shard {shard}" if shard else ""
+        raise NothingToGrade(f"no collected submissions of {assignment}{where}; run `collect` first")
+    run = ws.root / ".grading" / assignment / (shard.name if shard else "all")
+    shutil.rmtree(run, ignore_errors=True)
+    template = run / "template.db"
+    release = cells.read(ws.release(assignment, folder=run / "template", db_url=f"sqlite:///{template}"))
+    records = {s: prepare(ws, assignment, s, release) for s in chosen}
+    todo = [s for s in chosen if records[s].status == "pending"]
 
-    # template gradebook: the assignment's cells and nothing else
-    grading = ws.root / ".grading" / assignment
-    shutil.rmtree(grading, ignore_errors=True)
-    grading.mkdir(parents=True)
-    template = grading / "template.db"
-    tfolder = grading / "template"
-    tfolder.mkdir()
-    ws.write_nbgrader_config(tfolder, f"sqlite:///{template}")
-    done = ws.nbgrader(["generate_assignment", assignment, "--force", "--log-level=WARN"], cwd=tfolder,
-                       log=grading / "template.log")
-    if done.returncode:
-        raise RuntimeError(f"could not build the template gradebook:\n{done.stderr[-2000:]}")
-
+    target = shard_target(ws, assignment, shard) if shard else Target(ws.root, ws.db_url)
     jobs = max(1, min(jobs, len(todo) or 1))
     chunks = [todo[k::jobs] for k in range(jobs)]
-    with ThreadPoolExecutor(jobs) as pool:  # threads only wait on nbgrader processes
-        futures = [pool.submit(_worker, ws, assignment, chunk, grading / f"worker{k}", template)
+    with ThreadPoolExecutor(jobs + 1) as pool:  # threads only wait on nbgrader processes
+        if shard is None:  # meanwhile the workspace gradebook learns the assignment (for the copy)
+            synced = pool.submit(ws.release, assignment)
+        elif not (target.root / "gradebook.db").exists():
+            target.root.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, target.root / "gradebook.db")
+        futures = [pool.submit(_worker, ws, assignment, chunk, run / f"worker{k}", template)
                    for k, chunk in enumerate(chunks) if chunk]
-        failures = [f.result() for f in futures]
-    # one writer: merge worker gradebooks into the workspace gradebook, then record
-    for k, chunk in enumerate(chunks):
-        if not chunk:
-            continue
-        folder = grading / f"worker{k}"
-        merge(ws, assignment, folder / "gradebook.db", chunk)
-        shutil.copyfile(folder / "autograde.log", reports / f"autograde-worker{k}.log")
-        for s in chunk:
-            target = ws.root / "autograded" / s / assignment
-            shutil.rmtree(target, ignore_errors=True)
-            produced = folder / "autograded" / s / assignment
-            if s in failures[k] or not produced.exists():
-                records[s]["status"] = "crashed"
-                records[s]["detail"] = failures[k].get(s, "no graded notebook was produced")
-                continue
-            shutil.copytree(produced, target)
-            records[s]["status"] = "graded"
-            inspect_autograded(target / f"{assignment}.ipynb", records[s])
-    for s in students:
-        r = records[s]
-        r["score"], r["max_score"], r["cells"] = scores(ws, assignment, s)
-        if r["status"] != "graded":
-            r["score"] = 0.0
-        (reports / f"{s}.json").write_text(json.dumps(r, indent=1, sort_keys=True) + "\n")
+        failures = {s: why for f in futures for s, why in f.result().items()}
+        if shard is None:
+            synced.result()
+
+    graded_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    with gradebook.lock(target.db_url):
+        for k, chunk in enumerate(chunks):
+            if chunk:
+                gradebook.copy_submissions(f"sqlite:///{run / f'worker{k}' / 'gradebook.db'}", target.db_url,
+                                           assignment, chunk)
+        corrupt = [s for s in chosen if records[s].status == "corrupt"]
+        gradebook.copy_submissions(f"sqlite:///{template}", target.db_url, assignment, corrupt)  # removes
+        _collect_results(ws, assignment, run, chunks, failures, records, target)
+        by_student = {sc.student: sc for sc in gradebook.scores(target.db_url, assignment)}
+        max_score = gradebook.max_scores(target.db_url).get(assignment, 0.0)
+        for s, r in records.items():
+            r.graded_at, r.shard, r.max_score = graded_at, str(shard or ""), max_score
+            if s in by_student:
+                r.cells = by_student[s].cells
+                r.score = by_student[s].score if r.status == "graded" else 0.0
+            r.save(target.report(assignment, s))
     problems = ws.verify_originals()
     if problems:
-        raise RuntimeError("originals changed during grading:\n" + "\n".join(problems))
-    elapsed = time.time() - t0
-    log(f"graded {assignment}: {len(students)} submissions, jobs={jobs}, {elapsed:.1f} s")
-    for s in students:
-        r = records[s]
-        notes = [r["status"]] + (["repaired"] if r.get("repair", {}).get("repaired") else []) \
-            + (["FLAGGED"] if r["flags"] else []) + (["timeout"] if r["timeouts"] else []) \
-            + (["memory"] if r["memory_errors"] else [])
-        log(f"  {s:20s} {r['score']:6.1f} / {r.get('max_score', 0):.0f}  {', '.join(notes)}")
+        raise OriginalsChanged("originals changed during grading (restore them from the LMS download):\n"
+                               + "\n".join(problems))
+    log(f"graded {assignment}{f' shard {shard}' if shard else ''}: {len(chosen)} submissions, "
+        f"jobs={jobs}, {time.time() - t0:.1f} s")
+    for s, r in records.items():
+        notes = [r.status] + (["repaired"] if r.repair and r.repair.repaired else []) \
+            + (["FLAGGED"] if r.flags else []) + (["timeout"] if r.timeouts else []) \
+            + (["memory"] if r.memory_errors else []) + ([r.detail] if r.detail else [])
+        log(f"  {s:20s} {r.score:6.1f} / {r.max_score:.0f}  {', '.join(notes)}")
     return records
 
 
-def repair_only(ws: Workspace, assignment: str) -> dict[str, dict]:
-    """Repair and flag without grading (``python -m autograder repair``)."""
-    release = ws.release(assignment)
-    out = {}
-    for s in students_for(ws, assignment):
-        out[s] = prepare(ws, assignment, s, release)
-    return out
+def _collect_results(ws, assignment, run, chunks, failures, records, target: Target) -> None:
+    """Graded notebooks and logs from the workers into the target; statuses into the records."""
+    logs = target.root / "reports" / assignment
+    logs.mkdir(parents=True, exist_ok=True)
+    for k, chunk in enumerate(chunks):
+        if not chunk:
+            continue
+        folder = run / f"worker{k}"
+        shutil.copyfile(folder / "autograde.log", logs / f"autograde-worker{k}.log")
+        for s in chunk:
+            dest = target.root / "autograded" / s / assignment
+            shutil.rmtree(dest, ignore_errors=True)
+            produced = folder / "autograded" / s / assignment
+            if s in failures or not produced.exists():
+                records[s].status = "crashed"
+                records[s].detail = failures.get(s, "no graded notebook was produced")
+                continue
+            shutil.copytree(produced, dest)
+            records[s].status = "graded"
+            inspect_autograded(dest / f"{assignment}.ipynb", records[s])
+
+
+def repair_only(ws: Workspace, assignment: str) -> dict[str, Submission]:
+    """Repair and flag without grading (``autograder repair``)."""
+    ws.check_assignment(assignment)
+    release = cells.read(ws.release(assignment))
+    return {s: prepare(ws, assignment, s, release) for s in students_for(ws, assignment)}

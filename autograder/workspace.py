@@ -4,12 +4,13 @@ Layout of ``DIR`` after ``python -m autograder init DIR``::
 
     workspace.json        settings: course folder (holds solutions/), gradebook URL, limits
     nbgrader_config.py    nbgrader settings (so plain ``nbgrader`` commands also work in DIR)
-    source -> COURSE/solutions   (symlink; nbgrader reads the sources from here)
+    source/ASSIGNMENT -> COURSE/solutions/ASSIGNMENT   (symlinks; nbgrader reads the sources here)
     originals/STUDENT/ASSIGNMENT/FILE   collected files, byte copies, never written again
     manifest.json         where each original came from and its sha256
     release/              fresh nbgrader release, the reference for repair
     submitted/            repaired notebooks (what nbgrader grades)
     autograded/ feedback/ reports/ exports/
+    shards/ASSIGNMENT/I-of-N/   what ``grade --shard I/N`` produced, until ``merge`` copies it in
     gradebook.db          default gradebook (SQLite)
 """
 
@@ -19,14 +20,47 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
-from autograder import settings
+from autograder import gradebook, settings
+from autograder.errors import GraderError, NbgraderFailed, NotAWorkspace, UnknownAssignment
 
 REPO = pathlib.Path(settings.REPO_ROOT)
 KERNEL_MEMORY_MB = 6000  # torch (CUDA build) maps ~3 GB of address space at import
+
+
+def default_course() -> pathlib.Path:
+    """The course repository: ``$AUTOGRADER_COURSE``, the repository this tool sits in, or the
+    current folder, whichever holds ``solutions/`` first."""
+    for candidate in (os.environ.get("AUTOGRADER_COURSE"), REPO, os.getcwd()):
+        if candidate and (pathlib.Path(candidate) / "solutions").is_dir():
+            return pathlib.Path(candidate).resolve()
+    raise GraderError("no course repository found: pass --course PATH (the folder that holds solutions/) "
+                      "or set AUTOGRADER_COURSE")
+
+
+def course_assignments(course: str | os.PathLike) -> list[str]:
+    """Assignment ids of a course: every ``solutions/ID/`` that holds ``ID.ipynb`` (or only its
+    jupytext text source ``ID.py``)."""
+    src = pathlib.Path(course) / "solutions"
+    return sorted(d.name for d in src.iterdir()
+                  if (d / f"{d.name}.ipynb").is_file() or (d / f"{d.name}.py").is_file())
+
+
+def source_notebook(course: str | os.PathLike, assignment: str) -> dict:
+    """The source notebook (solutions and hidden tests) of an assignment, as JSON."""
+    folder = pathlib.Path(course) / "solutions" / assignment
+    if (folder / f"{assignment}.ipynb").is_file():
+        return json.loads((folder / f"{assignment}.ipynb").read_text())
+    try:
+        import jupytext
+    except ModuleNotFoundError:
+        raise GraderError(f"{folder} has only the text source {assignment}.py; install jupytext "
+                          "(pip install jupytext) to grade it") from None
+    return json.loads(jupytext.writes(jupytext.read(folder / f"{assignment}.py"), fmt="ipynb"))
 
 
 @dataclass
@@ -39,24 +73,28 @@ class Workspace:
 
     # ---------------------------------------------------------------- creation and loading
     @classmethod
-    def create(cls, root: str | os.PathLike, course: str | os.PathLike = REPO, db_url: str | None = None,
+    def create(cls, root: str | os.PathLike, course: str | os.PathLike | None = None, db_url: str | None = None,
                cell_timeout_s: int = settings.CELL_TIMEOUT_S,
-               kernel_memory_mb: int = KERNEL_MEMORY_MB) -> "Workspace":
+               kernel_memory_mb: int = KERNEL_MEMORY_MB) -> Workspace:
         root = pathlib.Path(root).resolve()
-        course = pathlib.Path(course).resolve()
-        if root == REPO or REPO in root.parents:
-            raise SystemExit(f"{root} is inside the repository; put the grading workspace elsewhere "
-                             "(student work must never end up in a commit)")
+        course = pathlib.Path(course).resolve() if course else default_course()
+        for repo in {REPO, course}:
+            if root == repo or repo in root.parents:
+                raise GraderError(f"{root} is inside the repository {repo}; put the grading workspace "
+                                  "elsewhere (student work must never end up in a commit)")
         if not (course / "solutions").is_dir():
-            raise SystemExit(f"{course} has no solutions/ folder; --course must be the course repository")
+            raise GraderError(f"{course} has no solutions/ folder; --course must be the course repository")
         root.mkdir(parents=True, exist_ok=True)
-        ws = cls(root, str(course), db_url or f"sqlite:///{root / 'gradebook.db'}",
-                 cell_timeout_s, kernel_memory_mb)
+        db_url = gradebook.normalise(db_url) if db_url else f"sqlite:///{root / 'gradebook.db'}"
+        ws = cls(root, str(course), db_url, cell_timeout_s, kernel_memory_mb)
+        gradebook.check(ws.db_url)  # a wrong URL fails here, not in the middle of grading
         ws.save()
         link = root / "source"
-        if link.is_symlink() or link.exists():
+        if link.is_symlink():
             link.unlink()
-        link.symlink_to(course / "solutions", target_is_directory=True)
+        link.mkdir(exist_ok=True)
+        for assignment in course_assignments(course):
+            ws.link_source(assignment)
         for sub in ["originals", "release", "submitted", "autograded", "feedback", "reports", "exports"]:
             (root / sub).mkdir(exist_ok=True)
         if not ws.manifest_path.exists():
@@ -66,12 +104,12 @@ class Workspace:
         return ws
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> "Workspace":
+    def load(cls, root: str | os.PathLike) -> Workspace:
         root = pathlib.Path(root).resolve()
         path = root / "workspace.json"
         if not path.exists():
-            raise SystemExit(f"{root} is not a grading workspace (no workspace.json); run "
-                             f"`python -m autograder init {root}` first")
+            raise NotAWorkspace(f"{root} is not a grading workspace (no workspace.json); run "
+                                f"`autograder init {root}` first, or pass -w DIR")
         data = json.loads(path.read_text())
         data.pop("root", None)
         return cls(root=root, **data)
@@ -87,8 +125,31 @@ class Workspace:
         return self.root / "manifest.json"
 
     def assignments(self) -> list[str]:
-        src = pathlib.Path(self.course) / "solutions"
-        return sorted(d.name for d in src.iterdir() if (d / f"{d.name}.ipynb").is_file())
+        return course_assignments(self.course)
+
+    def link_source(self, assignment: str) -> None:
+        """``source/ASSIGNMENT``: a link to the course's folder, or (for a text-only source) a
+        folder with the notebook converted from it, rewritten each time."""
+        folder = pathlib.Path(self.course) / "solutions" / assignment
+        target = self.root / "source" / assignment
+        if (folder / f"{assignment}.ipynb").is_file():
+            if target.is_symlink() and target.resolve() == folder.resolve():
+                return  # already linked (shards running at once all get here)
+            if target.is_symlink():
+                target.unlink()
+            shutil.rmtree(target, ignore_errors=True)
+            target.symlink_to(folder, target_is_directory=True)
+        else:
+            if target.is_symlink():
+                target.unlink()
+            target.mkdir(parents=True, exist_ok=True)
+            tmp = target / f".{assignment}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(source_notebook(self.course, assignment)))
+            tmp.replace(target / f"{assignment}.ipynb")
+
+    def check_assignment(self, name: str) -> None:
+        if name not in self.assignments():
+            raise UnknownAssignment(f"unknown assignment {name!r}; the course has {', '.join(self.assignments())}")
 
     def manifest(self) -> dict:
         """{"STUDENT/ASSIGNMENT": {"file": relative path under originals/, "sha256", "source"}}"""
@@ -162,6 +223,11 @@ class Workspace:
     def nbgrader(self, args: list[str], cwd: pathlib.Path | None = None,
                  log: pathlib.Path | None = None) -> subprocess.CompletedProcess:
         """Run ``nbgrader ARGS`` in ``cwd`` (default: the workspace), output kept in ``log``."""
+        import importlib.util
+
+        if importlib.util.find_spec("nbgrader") is None:
+            raise GraderError("nbgrader is not installed in this Python; install the grader's extra: "
+                              "pip install 'vitcourse[grader]'")
         cmd = [sys.executable, "-m", "nbgrader", *args]
         done = subprocess.run(cmd, cwd=cwd or self.root, env=self.env(), capture_output=True, text=True)
         if log is not None:
@@ -169,13 +235,22 @@ class Workspace:
             log.write_text(f"$ {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
         return done
 
-    def release(self, assignment: str) -> pathlib.Path:
-        """Generate ``release/ASSIGNMENT`` from the source and register it in the gradebook."""
-        done = self.nbgrader(["generate_assignment", assignment, "--force", "--log-level=WARN"],
-                             log=self.root / "reports" / assignment / "generate_assignment.log")
+    def release(self, assignment: str, folder: pathlib.Path | None = None, db_url: str | None = None) -> pathlib.Path:
+        """Generate ``FOLDER/release/ASSIGNMENT`` (default: the workspace's) from the source and
+        register the assignment in the gradebook ``db_url`` (default: the workspace's)."""
+        folder, db_url = folder or self.root, db_url or self.db_url
+        self.link_source(assignment)
+        if folder != self.root:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.write_nbgrader_config(folder, db_url)
+        log = (self.root / "reports" / assignment if folder == self.root else folder) / "generate_assignment.log"
+        with gradebook.lock(db_url):
+            done = self.nbgrader(["generate_assignment", assignment, "--force", "--log-level=WARN"],
+                                 cwd=folder, log=log)
         if done.returncode:
-            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{done.stderr[-3000:]}")
-        return self.root / "release" / assignment / f"{assignment}.ipynb"
+            raise NbgraderFailed(f"nbgrader generate_assignment {assignment} failed (log: {log}):\n"
+                                 f"{done.stderr[-3000:]}")
+        return folder / "release" / assignment / f"{assignment}.ipynb"
 
 
 def sha256(path: str | os.PathLike) -> str:

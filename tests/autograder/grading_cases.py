@@ -1,45 +1,47 @@
 """Student submissions for the robustness suite, built from a chapter's source and release.
 
 Every case is a notebook (or raw bytes) a student could plausibly hand in, with the outcome the
-grader must produce. ``cases_for`` returns {student id: Case}.
+grader must produce. Nothing here knows a chapter by name: the cases are derived from the
+notebooks' nbgrader cells, so a new chapter is covered as soon as it exists.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import copy
+import importlib
+import importlib.util
 import inspect
 import json
-import re
+import pathlib
+import pkgutil
+import sys
 from dataclasses import dataclass, field
 
-MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
+from autograder import cells, exercises, flags
 
 
 @dataclass
 class Case:
     content: bytes
     filename: str
-    expect_score: float | None = None           # exact total, None: not checked
+    expect_score: float | None = None  # exact total, None: not checked
     expect_status: str = "graded"
     expect_zero_cells: set = field(default_factory=set)  # graded cells that must score 0
-    expect_flag: str | None = None             # substring of a flag
+    expect_flags: list[str] = field(default_factory=list)  # substrings, each in some flag
     expect_timeout: bool = False
     expect_memory: bool = False
     expect_repaired: bool | None = None
 
 
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def answers(source: dict) -> dict[str, str]:
     """{grade id: the solution code as a student would write it (markers removed)}."""
-    return {meta(c)["grade_id"]: MARKER.sub("", "".join(c["source"]))
-            for c in source["cells"] if meta(c).get("solution") and not meta(c).get("grade")}
+    return {gid: cells.solution_code(c) for gid, c in cells.answers(source).items()}
 
 
 def points(release: dict) -> dict[str, float]:
-    return {meta(c)["grade_id"]: float(meta(c)["points"]) for c in release["cells"] if meta(c).get("grade")}
+    return {gid: cells.points(c) for gid, c in cells.tests(release).items()}
 
 
 def filled(release: dict, source: dict, which=None, replace: dict | None = None) -> dict:
@@ -47,7 +49,7 @@ def filled(release: dict, source: dict, which=None, replace: dict | None = None)
     nb = copy.deepcopy(release)
     sol = answers(source)
     for c in nb["cells"]:
-        gid = meta(c).get("grade_id")
+        gid = cells.grade_id(c)
         if gid in sol and (which is None or gid in which):
             c["source"] = sol[gid]
         if replace and gid in replace:
@@ -60,96 +62,250 @@ def dump(nb: dict) -> bytes:
 
 
 def find(nb: dict, gid: str) -> int:
-    return next(i for i, c in enumerate(nb["cells"]) if meta(c).get("grade_id") == gid)
+    return next(i for i, c in enumerate(nb["cells"]) if cells.grade_id(c) == gid)
 
 
-def robustness_cases(name: str, source: dict, release: dict, bugs: dict, reference: tuple[str, str]) -> dict[str, "Case"]:
-    """Generic cases for one chapter. ``bugs``: {label: ({function name: buggy fn}, {cells that fail})};
-    ``reference``: (answer id, code importing the reference for it), e.g.
-    ``("patchify", "from vitcourse.models.patches import patchify")``."""
-    pts = points(release)
-    total = sum(pts.values())
-    sol = answers(source)
-    answer_ids = list(sol)
-    tests = [c for c in release["cells"] if meta(c).get("grade")]
-    first_test = meta(tests[0])["grade_id"]
-    second_test = meta(tests[1])["grade_id"]
-    first_answer, second_answer = answer_ids[0], answer_ids[1]
+def code_cell(text: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": text}
+
+
+# ------------------------------------------------------------------ cases every chapter gets
+def basic_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
+    """Solution, release, a partial submission (exact score) and a corrupt file."""
     fn = f"{name}.ipynb"
-    full = filled(release, source)
-    cases: dict[str, Case] = {}
-    cases["solution"] = Case(dump(full), fn, expect_score=total, expect_repaired=False)
-    cases["release"] = Case(dump(release), fn, expect_score=0.0, expect_repaired=False)
-    # partly solved: the first answer only; exactly the points of the test cells that pass then
-    part = filled(release, source, which={first_answer})
-    cases["partial"] = Case(dump(part), fn, expect_score=pts[first_test])
+    full = dump(filled(release, source))
+    ids = list(answers(source))
+    # first answer only: exactly the points of the test cells before the second answer cell
+    second = find(release, ids[1]) if len(ids) > 1 else len(release["cells"])
+    partial_points = sum(cells.points(c) for c in release["cells"][:second])
+    return {
+        "solution": Case(full, fn, expect_score=cells.total_points(release), expect_repaired=False),
+        "release": Case(dump(release), fn, expect_score=0.0, expect_repaired=False),
+        "partial": Case(dump(filled(release, source, which={ids[0]})), fn, expect_score=partial_points),
+        "corrupt": Case(full[: len(full) // 2], fn, expect_status="corrupt", expect_score=0.0),
+    }
 
-    for k, (label, (overrides, must_fail)) in enumerate(sorted(bugs.items())):
-        if any(b.__qualname__ != b.__name__ for b in overrides.values()):
-            continue  # made by a factory: no standalone source to paste into a cell
-        replace = {}
-        for fname, bug in overrides.items():
-            gid = next(g for g, s in sol.items() if re.search(rf"^(def|class) {fname}\b", s, re.M))
-            replace[gid] = replace.get(gid, sol[gid]) + "\n\n" + inspect.getsource(bug) + \
-                f"\n{fname} = {bug.__name__}\n"
-        cases[f"bug{k:02d}"] = Case(dump(filled(release, source, replace=replace)), fn,
-                                    expect_zero_cells=set(must_fail))
 
-    stripped = copy.deepcopy(full)
-    for c in stripped["cells"]:
+def _stripped(nb: dict) -> dict:
+    for c in nb["cells"]:
         c["metadata"] = {}
-    cases["stripped"] = Case(dump(stripped), fn, expect_score=total, expect_repaired=True)
+    return nb
 
-    edited = copy.deepcopy(full)
-    edited["cells"][find(edited, second_test)]["source"] = "# I do not like this test\npass\n"
-    del edited["cells"][find(edited, first_test)]
-    cases["tests-edited"] = Case(dump(edited), fn, expect_score=total, expect_repaired=True)
 
-    md = copy.deepcopy(full)
-    cell = md["cells"][find(md, second_answer)]
+def _tests_edited(nb: dict) -> dict:
+    """The first test cell deleted, the second emptied of its checks."""
+    ids = list(cells.tests(nb))
+    nb["cells"][find(nb, ids[1])]["source"] = "# I do not like this test\npass\n"
+    del nb["cells"][find(nb, ids[0])]
+    return nb
+
+
+def _to_markdown(nb: dict, gid: str) -> dict:
+    cell = nb["cells"][find(nb, gid)]
     cell["cell_type"] = "markdown"
     cell.pop("outputs", None)
     cell.pop("execution_count", None)
-    cases["to-markdown"] = Case(dump(md), fn, expect_score=total, expect_repaired=True)
+    return nb
 
-    ins = copy.deepcopy(full)
-    i = find(ins, first_answer)
-    ins["cells"][i:i] = [
-        {"cell_type": "markdown", "metadata": {}, "source": "My notes before the exercise."},
-        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": "MY_HELPER_CONSTANT = 3\nprint('a cell I added')"},
-    ]
-    ins["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                         "source": "print(MY_HELPER_CONSTANT)"})
-    cases["inserted"] = Case(dump(ins), fn, expect_score=total, expect_repaired=True)
 
-    cases["renamed"] = Case(dump(full), f"Copy of {name} (2).ipynb", expect_score=total)
-    cases["corrupt"] = Case(dump(full)[: len(dump(full)) // 2], fn, expect_status="corrupt", expect_score=0.0)
+def _inserted(nb: dict, gid: str) -> dict:
+    i = find(nb, gid)
+    nb["cells"][i:i] = [{"cell_type": "markdown", "metadata": {}, "source": "My notes before the exercise."},
+                        code_cell("MY_HELPER_CONSTANT = 3\nprint('a cell I added')")]
+    nb["cells"].append(code_cell("print(MY_HELPER_CONSTANT)"))
+    return nb
+
+
+def structural_cases(name: str, source: dict, release: dict, separate: bool) -> dict[str, Case]:
+    """Damaged but complete solutions: each must get full marks, repaired. ``separate``: one student
+    per kind of damage; else one student with all of them (one grading run instead of five)."""
+    fn, total = f"{name}.ipynb", cells.total_points(release)
+    full = filled(release, source)
+    ids = list(answers(source))
+    if not separate:
+        nb = _inserted(_to_markdown(_tests_edited(copy.deepcopy(full)), ids[1]), ids[0])
+        return {"mangled": Case(dump(_stripped(nb)), f"Copy of {name} (2).ipynb", expect_score=total,
+                                expect_repaired=True)}
+    return {
+        "stripped": Case(dump(_stripped(copy.deepcopy(full))), fn, expect_score=total, expect_repaired=True),
+        "tests-edited": Case(dump(_tests_edited(copy.deepcopy(full))), fn, expect_score=total, expect_repaired=True),
+        "to-markdown": Case(dump(_to_markdown(copy.deepcopy(full), ids[1])), fn, expect_score=total,
+                            expect_repaired=True),
+        "inserted": Case(dump(_inserted(copy.deepcopy(full), ids[0])), fn, expect_score=total, expect_repaired=True),
+        "renamed": Case(dump(full), f"Copy of {name} (2).ipynb", expect_score=total),
+    }
+
+
+def hostile_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
+    """Expensive misbehaviour: a loop, 8 GB, os._exit, 50 MB of output, warnings on stderr."""
+    fn, total = f"{name}.ipynb", cells.total_points(release)
+    sol = answers(source)
+    first = next(iter(sol))
+    full = filled(release, source)
 
     def with_prefix(code: str) -> dict:
-        return filled(release, source, replace={first_answer: code + "\n" + sol[first_answer]})
+        return filled(release, source, replace={first: code + "\n" + sol[first]})
 
     def appended(code: str) -> dict:
         nb = copy.deepcopy(full)
-        nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                            "source": code})
+        nb["cells"].append(code_cell(code))
         return nb
 
-    cases["infinite-loop"] = Case(dump(appended("while True:\n    pass")), fn,
-                                  expect_score=total, expect_timeout=True)
-    # 8 GB of address space, never touched: the machine would grant it; the kernel's limit refuses
-    cases["huge-alloc"] = Case(dump(appended("import torch\n_big = torch.empty(2_000_000_000)")), fn,
-                               expect_score=total, expect_memory=True)
-    cases["os-exit"] = Case(dump(with_prefix("import os\nos._exit(0)")), fn,
-                            expect_status="crashed", expect_score=0.0)
-    cases["big-print"] = Case(dump(with_prefix("print('x' * 50_000_000)")), fn, expect_score=total)
-    noisy = sol[first_answer] + "\nimport sys, warnings\nwarnings.warn('this API is deprecated', " \
+    noisy = sol[first] + "\nimport sys, warnings\nwarnings.warn('this API is deprecated', " \
         "DeprecationWarning, stacklevel=1)\nsys.stderr.write('Warning: something noisy\\n')\n"
-    cases["stderr-warning"] = Case(dump(filled(release, source, replace={first_answer: noisy})), fn,
-                                   expect_score=total)
-    cheat = "import torch\ntorch.allclose = lambda *args, **kwargs: True\n" + sol[first_answer]
-    cases["monkeypatch"] = Case(dump(filled(release, source, replace={first_answer: cheat})), fn,
-                                expect_flag="torch.allclose")
-    ref = filled(release, source, replace={reference[0]: reference[1]})
-    cases["reference"] = Case(dump(ref), fn, expect_flag="the reference")
-    return cases
+    return {
+        "infinite-loop": Case(dump(appended("while True:\n    pass")), fn, expect_score=total, expect_timeout=True),
+        # 8 GB of address space, never touched: the machine would grant it; the kernel's limit refuses
+        "huge-alloc": Case(dump(appended("import torch\n_big = torch.empty(2_000_000_000)")), fn,
+                           expect_score=total, expect_memory=True),
+        "os-exit": Case(dump(with_prefix("import os\nos._exit(0)")), fn, expect_status="crashed", expect_score=0.0),
+        "big-print": Case(dump(with_prefix("print('x' * 50_000_000)")), fn, expect_score=total),
+        "stderr-warning": Case(dump(filled(release, source, replace={first: noisy})), fn, expect_score=total),
+    }
+
+
+# ------------------------------------------------------------------ flags
+def reference_for(names: set[str]) -> tuple[str, str] | None:
+    """(exercise name, ``vitcourse.models`` module) of the first exercise the library implements."""
+    import vitcourse.models as models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"vitcourse.models.{info.name}")
+        for name in sorted(names):
+            if inspect.getmodule(getattr(module, name, None)) is module:
+                return name, module.__name__
+    return None
+
+
+def loophole_answers(release: dict) -> dict[str, tuple[str, str]]:
+    """{answer id: (code that lets the reference do the work, expected flag text)} for the answers
+    that subclass a reference class or are handed a reference object (see ``autograder.flags``)."""
+    ex = exercises.exercises(release)
+    code = [cells.source(c) for c in release["cells"] if c.get("cell_type") == "code"]
+    trees = [t for t in map(exercises.parse, code) if t]
+    names = exercises.Names(trees)
+    out = {}
+    for gid, cell in cells.answers(release).items():
+        tree = exercises.parse(cells.source(cell))
+        if tree is None:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(exercises.is_reference(names.resolve(b)) for b in node.bases):
+                for m in node.body:
+                    if isinstance(m, ast.FunctionDef) and m.name in ex.methods.get(node.name, ()):
+                        args = ", ".join(a.arg for a in m.args.args[1:])
+                        m.body = ast.parse(f"return super().{m.name}({args})").body
+                out[gid] = (ast.unparse(tree), "super().")
+            elif isinstance(node, ast.FunctionDef) and node.name in ex.handed:
+                params = [a.arg for a in node.args.args]
+                held = next(p for i, p in enumerate(params) if i in ex.handed[node.name] or p in ex.handed[node.name])
+                node.body = ast.parse(f"return {held}({', '.join(p for p in params if p != held)})").body
+                out[gid] = (ast.unparse(tree), "the reference object it is handed")
+    return out
+
+
+def cheat_cases(name: str, source: dict, release: dict, cheap: bool) -> dict[str, Case]:
+    """Submissions that must be flagged. ``cheap``: one student, the release with every cheat at
+    once (the other answers are stubs, so it runs in seconds); else one complete solution per cheat."""
+    fn = f"{name}.ipynb"
+    sol = answers(source)
+    cheats: dict[str, tuple[str, str]] = dict(loophole_answers(release))
+    by_name = {n: gid for gid in sol if gid not in cheats for n in exercises.exercises(
+        {"cells": [cells.answers(release)[gid]]}).names}
+    found = reference_for(set(by_name))
+    if found:
+        cheats[by_name[found[0]]] = (f"from {found[1]} import {found[0]}\n", "the reference")
+    patch = code_cell("import torch\ntorch.allclose = lambda *args, **kwargs: True\n")
+    if cheap:
+        nb = filled(release, source, which=set(), replace={gid: code for gid, (code, _) in cheats.items()})
+        nb["cells"].append(patch)
+        return {"cheater": Case(dump(nb), fn, expect_flags=[f for _, f in cheats.values()] + ["torch.allclose"])}
+    out = {}
+    for k, (gid, (code, flag)) in enumerate(sorted(cheats.items())):
+        out["reference" if flag == "the reference" else f"loophole{k}"] = Case(
+            dump(filled(release, source, replace={gid: code})), fn, expect_flags=[flag])
+    nb = filled(release, source)
+    nb["cells"].insert(find(nb, next(iter(sol))) + 1, patch)
+    out["monkeypatch"] = Case(dump(nb), fn, expect_flags=["torch.allclose"])
+    return out
+
+
+# ------------------------------------------------------------------ plausible bugs from a chapter's tests
+def plausible_bugs(test_file: pathlib.Path) -> dict[str, tuple[dict, set]]:
+    """{label: ({function name: buggy function}, {graded cells that must fail})} read from every
+    ``*BUGS`` dict of a chapter test module, in whatever shape it has; {} if it cannot be read."""
+    if not test_file.exists():
+        return {}
+    sys.path.insert(0, str(test_file.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bugs_{test_file.stem}", test_file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception:  # noqa: BLE001 (a test module being restructured must not break this suite)
+        return {}
+    finally:
+        sys.path.remove(str(test_file.parent))
+    out = {}
+    for var, table in vars(module).items():
+        if not (var.endswith("BUGS") and isinstance(table, dict)):
+            continue
+        for label, entry in table.items():
+            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict):
+                overrides, must_fail = entry
+            elif isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], str):
+                overrides, must_fail = {entry[0]: entry[1]}, entry[2]
+            else:
+                continue
+            if isinstance(must_fail, (set, frozenset)) and must_fail and all(
+                    inspect.isfunction(f) and f.__qualname__ == f.__name__ != "<lambda>" for f in overrides.values()):
+                out[f"{var}: {label}"] = (overrides, set(must_fail))
+    return out
+
+
+def _bound_names(nb: dict) -> set[str]:
+    names = set(dir(builtins))
+    for c in nb["cells"]:
+        tree = exercises.parse(cells.source(c)) if c.get("cell_type") == "code" else None
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {a.asname or a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return names
+
+
+def bug_case(name: str, source: dict, release: dict, bugs: dict) -> dict[str, Case]:
+    """The first bug (sorted by label) that can be pasted into its answer cell as it is: a plain
+    function whose globals the notebook defines, and that does not use the reference (which would
+    be flagged). It must lose the cells its test says. The answers after it are left as stubs."""
+    sol, bound = answers(source), _bound_names(source)
+    for _, (overrides, must_fail) in sorted(bugs.items()):
+        replace = {}
+        for fname, bug in overrides.items():
+            gid = next((g for g, s in sol.items() if f"def {fname}(" in s), None)
+            if gid is None or not set(inspect.getclosurevars(bug).globals) <= bound:
+                break
+            pasted = inspect.getsource(bug) + f"\n{fname} = {bug.__name__}\n"
+            replace[gid] = replace.get(gid, sol[gid]) + "\n\n" + pasted
+        else:
+            # the answers up to the buggy one: later cells fail fast instead of training for nothing
+            ids = list(sol)
+            upto = set(ids[: max(ids.index(g) for g in replace) + 1])
+            nb = filled(release, source, which=upto, replace=replace)
+            if must_fail <= set(points(release)) and not flags.flag_notebook(nb, release):
+                return {"bug": Case(dump(nb), f"{name}.ipynb", expect_zero_cells=must_fail)}
+    return {}
+
+
+def write_class(folder: pathlib.Path, cases: dict[str, Case]) -> tuple[pathlib.Path, pathlib.Path]:
+    """Downloads (one sub-folder per student) and a roster for ``cases``; returns (downloads, roster)."""
+    downloads = folder / "downloads"
+    for student, case in cases.items():
+        path = downloads / student / case.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(case.content)
+    roster = folder / "roster.csv"
+    roster.write_text("student_id\n" + "".join(f"{s}\n" for s in cases))
+    return downloads, roster

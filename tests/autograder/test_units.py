@@ -11,12 +11,15 @@ import zipfile
 import pytest
 
 from autograder import collect as intake
-from autograder.flags import scan
+from autograder.cells import nbgrader as meta
+from autograder.errors import GraderError
 from autograder.repair import repair
 from autograder.workspace import Workspace
-from grading_cases import answers, dump, filled, meta
+
+from grading_cases import answers, dump, filled
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CHAPTERS = ["01-patches", "05-dino", "07-swin"]
 
 
@@ -47,7 +50,7 @@ def test_repair_intact_notebook_changes_nothing():
     source, release = _source_and_release()
     full = filled(release, source)
     fixed, report = repair(full, release)
-    assert not report["repaired"]
+    assert not report.repaired
     assert [c["source"] for c in fixed["cells"]] == [c["source"] for c in full["cells"]]
 
 
@@ -71,11 +74,11 @@ def test_repair_stripped_moved_retyped_and_inserted_cells():
     assert by_id["softmax"]["source"] == sol["softmax"] and by_id["softmax"]["cell_type"] == "code"
     assert by_id["relu"]["source"] == sol["relu"]
     assert "relu: visible" in by_id["test_relu"]["source"]       # the release's test cell
-    assert report["type_changed"] == ["softmax"] and report["tests_edited"] == ["test_relu"]
-    assert report["extra_cells_kept"] == 1 and report["repaired"]
+    assert report.type_changed == ["softmax"] and report.tests_edited == ["test_relu"]
+    assert report.extra_cells_kept == 1 and report.repaired
     assert [c["source"] for c in fixed["cells"]].index("HELPER = 1") < \
         [meta(c).get("grade_id") for c in fixed["cells"]].index("relu")
-    assert set(report["answers"]) == {"relu", "softmax", "patchify"}
+    assert set(report.answers) == {"relu", "softmax", "patchify"}
 
 
 def test_repair_deleted_answer_keeps_the_stub():
@@ -85,29 +88,8 @@ def test_repair_deleted_answer_keeps_the_stub():
     for c in student["cells"]:
         c["metadata"] = {}
     fixed, report = repair(student, release)
-    assert report["answers"]["softmax"].startswith("missing")
-    assert report["answers"]["patchify"] != "missing"
-
-
-@pytest.mark.parametrize("code, flagged", [
-    ("import torch\ntorch.allclose = lambda *a, **k: True", "torch.allclose"),
-    ("import torch as T\nT.testing.assert_close = print", "T.testing.assert_close"),
-    ("from vitcourse import checks\nchecks.check_close = lambda *a, **k: None", "checks.check_close"),
-    ("setattr(torch, 'allclose', lambda *a: True)", "setattr"),
-    ("import builtins\nbuiltins.print = None", "builtins.print"),
-    ("from vitcourse.models.patches import patchify", "the reference"),
-    ("import vitcourse.models.patches as P\ndef patchify(x, p):\n    return P.patchify(x, p)", "the reference"),
-    ("from vitcourse.models import patches\npatchify = patches.patchify", "the reference"),
-    ("def patchify(x, p):\n    x.data = x.data\n    return x", None),
-    ("from vitcourse.models.patches import unpatchify\ndef patchify(x, p):\n    return x", None),
-    ("def patchify(x, p):\n    torch.manual_seed(0)\n    return x", None),
-])
-def test_flags(code, flagged):
-    flags = scan([("patchify", code, {"patchify"})], ["import torch\nfrom vitcourse import checks"])
-    if flagged is None:
-        assert flags == []
-    else:
-        assert any(flagged in f for f in flags), flags
+    assert report.answers["softmax"].startswith("missing")
+    assert report.answers["patchify"] != "missing"
 
 
 def test_collect_copies_and_reports(tmp_path):
@@ -126,13 +108,14 @@ def test_collect_copies_and_reports(tmp_path):
     assert ws.manifest()["ann/toy"]["file"] == "ann/toy/ann_1_3_toy (2).ipynb"
     assert [d["file"] for d in report["duplicates"]] == ["ann_1_2_Copy of toy.ipynb"]
     assert sorted(u["file"] for u in report["unplaced"]) == ["ann_1_4_other.ipynb", "zed_1_2_toy.ipynb"]
+    assert report["skipped"] == []
     assert ws.verify_originals() == []
     assert hashlib.sha256((tmp_path / "lms.zip").read_bytes()).hexdigest() == before
     assert not (tmp_path / "evil_toy.ipynb").exists()
 
 
 def test_workspace_refuses_the_repository():
-    with pytest.raises(SystemExit, match="inside the repository"):
+    with pytest.raises(GraderError, match="inside the repository"):
         Workspace.create(pathlib.Path(__file__).parent / "ws-here")
 
 
@@ -149,3 +132,84 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
     assert not (tmp_path / "ws" / "gradebook.db").exists()
     with Gradebook(url) as gb:
         assert gb.find_assignment("toy").max_score == 10
+
+
+# ------------------------------------------------------------------ cells, records, the command line
+def test_cells_read_nbgrader_metadata():
+    from autograder import cells
+
+    source, release = _source_and_release()
+    assert [cells.kind(c) for c in source["cells"][:5]] == ["markdown", "code", "markdown", "solution", "test"]
+    assert list(cells.answers(source)) == ["relu", "softmax", "patchify"]
+    assert {g: cells.points(c) for g, c in cells.tests(source).items()} == \
+        {"test_relu": 2.0, "test_softmax": 3.0, "test_patchify": 5.0}
+    assert cells.total_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
+    assert "BEGIN SOLUTION" not in cells.solution_code(cells.answers(source)["relu"])
+    broken = {"cell_type": "code", "source": ["x = 1\n", "y = 2"], "metadata": {"nbgrader": "lost"}}
+    assert cells.kind(broken) == "code" and cells.source(broken) == "x = 1\ny = 2" and cells.points(broken) == 0.0
+
+
+def test_submission_record_round_trip(tmp_path):
+    from autograder.record import Submission
+    from autograder.repair import RepairReport
+
+    r = Submission("ann", "toy", status="graded", score=7.0, max_score=10.0, cells={"test_relu": 2.0},
+                   repair=RepairReport(answers={"relu": "position"}, repaired=True), flags=["relu: monkeypatch"])
+    r.save(tmp_path / "ann.json")
+    back = Submission.load(tmp_path / "ann.json")
+    assert back == r and isinstance(back.repair, RepairReport)
+    assert back.reasons() == ["flagged: relu: monkeypatch", "repaired: relu matched by position"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "ws"
+    return Workspace.create(root, FIXTURE)
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["grade", "05-dino"], 2, "unknown assignment '05-dino'; the course has toy"),
+    (["grade", "toy", "--student", "zed"], 2, "no collected submission of toy for zed"),
+    (["grade", "toy", "--shard", "3/2"], 2, "--shard '3/2': I must be between 1 and N"),
+    (["collect", "nowhere.zip", "--roster", "r.csv"], 2, "nowhere.zip not found"),
+    (["feedback", "nothing"], 2, "unknown assignment 'nothing'"),
+])
+def test_command_line_errors_are_one_line(workspace, capsys, argv, status, message):
+    from autograder.cli import main
+
+    assert main(["-w", str(workspace.root), *argv]) == status
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_collect_exits_1_when_a_notebook_cannot_be_placed(workspace, tmp_path, capsys):
+    from autograder.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ann_toy.ipynb").write_text("{}")
+    (tmp_path / "in" / "zed_toy.ipynb").write_text("{}")
+    (tmp_path / "in" / "ann_notes.txt").write_text("hello")
+    (tmp_path / "roster.csv").write_text("student_id\nann\n")
+    collect = ["-w", str(workspace.root), "collect", str(tmp_path / "in"), "--roster"]
+    assert main([*collect, str(tmp_path / "roster.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "NOT PLACED: zed_toy.ipynb" in out and "skipped: ann_notes.txt (not a notebook)" in out
+    (tmp_path / "bad.csv").write_text("name\nann\n")
+    assert main([*collect, str(tmp_path / "bad.csv")]) == 2
+    assert "has no student_id column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("chapter", sorted(p.parent.name for p in (REPO / "solutions").glob("*/*.ipynb")))
+def test_feedback_hides_every_hidden_test_of_the_course(chapter):
+    """The feedback preprocessor's rewrite, on every test cell of every chapter's source."""
+    from autograder import cells
+    from autograder.feedback import PLACEHOLDER, hide
+
+    source = json.loads((REPO / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+    hidden = [c for c in cells.tests(source).values() if "BEGIN HIDDEN TESTS" in cells.source(c)]
+    assert hidden
+    for cell in hidden:
+        shown = hide(cells.source(cell))
+        assert "HIDDEN TESTS" not in shown.replace(PLACEHOLDER, "") and PLACEHOLDER in shown
+        visible = cells.source(cell).split("### BEGIN HIDDEN TESTS")[0]
+        assert shown.startswith(visible.rstrip(" \t"))

@@ -65,7 +65,7 @@ def test_full_cycle_from_the_guide(tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         if argv[3] == "collect":
             assert "collected 2 submission(s)" in done.stdout
-            assert "NOT PLACED: bob_1002_2003_notes.txt" in done.stdout
+            assert "skipped: bob_1002_2003_notes.txt (not a notebook)" in done.stdout
 
     ws = home / "grading" / "vit-course"
     rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(open(ws / "exports/grades.csv"))}

@@ -36,7 +36,8 @@ def test_equal_true_raises():
     fails_with(lambda: checks.check_equal(196, 197, name="tokens"), "tokens: expected 197, got 196")
     fails_with(lambda: checks.check_true(False, "no CLS"), "no CLS")
     checks.check_raises(lambda: int("x"), ValueError)
-    fails_with(lambda: checks.check_raises(lambda: None, ValueError, name="patchify"), "patchify should raise ValueError, but raised nothing")
+    fails_with(lambda: checks.check_raises(lambda: None, ValueError, name="patchify"),
+               "patchify should raise ValueError, but raised nothing")
     fails_with(lambda: checks.check_raises(lambda: 1 / 0, ValueError), "ZeroDivisionError")
     fails_with(lambda: checks.check_raises(lambda: int("x"), ValueError, match="patch"), "does not mention")
 

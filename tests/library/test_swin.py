@@ -6,8 +6,14 @@ import torch
 import torchvision
 
 from vitcourse.convert import from_timm, from_torchvision
-from vitcourse.models.swin import (SwinBlock, SwinTransformer, relative_position_index, shifted_window_mask,
-                                   window_partition, window_reverse)
+from vitcourse.models.swin import (
+    SwinBlock,
+    SwinTransformer,
+    relative_position_index,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
 
 
 def perturb(model):

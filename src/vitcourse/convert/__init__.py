@@ -1,7 +1,7 @@
-"""Load timm and torchvision models into the course's reference models.
+"""Load timm, torchvision and Hugging Face models into the course's reference models.
 
-``from_timm(model)`` and ``from_torchvision(model)`` read the configuration from the source model,
-build the equivalent course model and copy the weights. The same code loads real pretrained
+``from_timm(model)``, ``from_torchvision(model)`` and ``from_transformers(model)`` read the
+configuration from the source model, build the equivalent course model and copy the weights. The same code loads real pretrained
 checkpoints (on Colab) and the randomly initialised models the tests use offline.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["from_timm", "from_torchvision", "load_checked"]
+__all__ = ["from_timm", "from_torchvision", "from_transformers", "load_checked"]
 
 
 def from_timm(model: nn.Module) -> nn.Module:
-    """A course model equal to a timm ViT/DeiT/DINOv2 (``vitcourse.models.vit.ViT``) or Swin."""
+    """A course model equal to a timm ViT/DeiT/DINOv2/CLIP/SigLIP (``vitcourse.models.vit.ViT``) or Swin."""
     kind = type(model).__name__
     if kind in ("VisionTransformer", "VisionTransformerDistilled"):
         from vitcourse.convert.vit import vit_from_timm
@@ -38,6 +38,17 @@ def from_torchvision(model: nn.Module) -> nn.Module:
 
         return swin_from_torchvision(model)
     raise TypeError(f"no conversion for torchvision's {kind}; supported: VisionTransformer, SwinTransformer")
+
+
+def from_transformers(model: nn.Module) -> nn.Module:
+    """A course ViT equal to a Hugging Face ``ViTModel``, ``Dinov2Model`` or ``CLIPVisionModel``.
+
+    Only the model object is read (its config and state dict), so the course library does not depend
+    on ``transformers``; see ``vitcourse.convert.transformers`` for what is compared.
+    """
+    from vitcourse.convert.transformers import from_transformers as convert
+
+    return convert(model)
 
 
 def load_checked(model: nn.Module, state_dict: dict) -> nn.Module:

@@ -13,16 +13,55 @@ from vitcourse.convert import load_checked
 from vitcourse.models.vit import ViT
 
 
+def _timm_options(model: nn.Module) -> dict:
+    """The course ViT options that reproduce a timm VisionTransformer; unsupported layers raise ValueError."""
+    block = model.blocks[0]
+    if model.global_pool not in ("token", "avg", "map"):
+        raise ValueError(f"global_pool={model.global_pool!r} is not supported (use 'token', 'avg' or 'map')")
+    if getattr(model, "pos_embed", None) is None:
+        raise ValueError("this timm model has no learned position embedding (pos_embed=''), which the course ViT needs")
+    if getattr(model, "pool_include_prefix", False):
+        raise ValueError("pool_include_prefix=True is not supported: the course ViT pools patch tokens only")
+    for name, layer in (("qk_norm", getattr(block.attn, "q_norm", None)), ("scale_attn_norm", getattr(block.attn, "norm", None)),
+                        ("scale_mlp_norm", getattr(block.mlp, "norm", None)), ("embed_norm_layer", model.patch_embed.norm)):
+        if not isinstance(layer, (nn.Identity, type(None))):
+            raise ValueError(f"this timm model uses {name}, which the course ViT does not have")
+    if block.attn.proj.bias is None:
+        raise ValueError("proj_bias=False is not supported by the course ViT")
+    use_fc_norm = not isinstance(model.fc_norm, nn.Identity)
+    final = model.fc_norm if use_fc_norm else model.norm
+    if not isinstance(final, nn.LayerNorm):
+        raise ValueError("final_norm=False (no LayerNorm after the blocks) is not supported by the course ViT")
+    act = block.mlp.act
+    if isinstance(act, nn.GELU) and act.approximate == "none":
+        act_layer = "gelu"
+    elif type(act).__name__ == "QuickGELU":
+        act_layer = "quick_gelu"
+    else:
+        raise ValueError(f"activation {act!r} is not supported (use exact GELU or QuickGELU)")
+    pool = getattr(model, "attn_pool", None)
+    if model.global_pool == "map" and (
+            pool.latent.shape[1] != 1 or pool.pos_embed is not None or pool.mlp is None or pool.pool != "token"
+            or not isinstance(pool.q, nn.Linear) or not isinstance(pool.k_norm, nn.Identity)):
+        raise ValueError("only the standard attention-pooling head (one latent query, with q projection and "
+                             "MLP, no position embedding or qk_norm) is supported")
+    return dict(
+        pre_norm=not isinstance(model.norm_pre, nn.Identity),
+        fc_norm=use_fc_norm,
+        norm_eps=final.eps,
+        act_layer=act_layer,
+        init_values=1e-5 if hasattr(getattr(block, "ls1", None), "gamma") else None,  # gamma is copied below
+    )
+
+
 def vit_from_timm(model: nn.Module) -> ViT:
-    """Build a ``ViT`` with the configuration of a timm VisionTransformer(Distilled) and copy its weights."""
+    """Build a ``ViT`` with the configuration of a timm VisionTransformer(Distilled) and copy its weights.
+
+    Covers timm's ViT, DeiT, DINOv2 (registers, LayerScale), CLIP (``pre_norm``, QuickGELU, LayerNorm
+    eps 1e-5) and SigLIP (no class token, ``global_pool='map'``) image towers, and any ``fc_norm`` choice.
+    """
     blocks = model.blocks
     block = blocks[0]
-    if model.global_pool not in ("token", "avg"):
-        raise ValueError(f"global_pool={model.global_pool!r} is not supported (use 'token' or 'avg')")
-    for name in ("norm_pre", "attn_pool"):
-        if not isinstance(getattr(model, name, None), (nn.Identity, type(None))):
-            raise ValueError(f"this timm model has a {name} layer, which the course ViT does not have")
-    has_layer_scale = hasattr(getattr(block, "ls1", None), "gamma")  # its values are copied below
     head = model.head if isinstance(model.head, nn.Linear) else None
     ours = ViT(
         img_size=model.patch_embed.img_size,
@@ -39,7 +78,7 @@ def vit_from_timm(model: nn.Module) -> ViT:
         distilled=getattr(model, "dist_token", None) is not None,
         global_pool=model.global_pool,
         no_embed_class=model.no_embed_class,
-        init_values=1e-5 if has_layer_scale else None,
+        **_timm_options(model),
     )
     return load_checked(ours, dict(model.state_dict()))
 

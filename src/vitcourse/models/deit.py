@@ -89,13 +89,14 @@ class DistillationLoss(nn.Module):
             teacher.eval()
             teacher.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "DistillationLoss":
+    def train(self, mode: bool = True) -> DistillationLoss:
         super().train(mode)
         if self.teacher is not None:
             self.teacher.eval()  # the teacher is a fixed function: no dropout, frozen BN statistics
         return self
 
-    def forward(self, inputs: torch.Tensor, outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                labels: torch.Tensor) -> torch.Tensor:
         dist_logits = None
         if not isinstance(outputs, torch.Tensor):
             outputs, dist_logits = outputs

@@ -6,13 +6,20 @@
 - mean pooling over patch tokens: ``global_pool="avg"``;
 - DeiT: ``distilled=True`` (a distillation token after CLS and a second head);
 - DINOv2-style: ``num_registers=R`` register tokens, ``no_embed_class=True`` (position embeddings on
-  patches only) and ``init_values`` (LayerScale).
+  patches only) and ``init_values`` (LayerScale);
+- CLIP image towers: ``pre_norm=True`` (a LayerNorm before the blocks, and no bias in the patch
+  embedding), ``norm_eps=1e-5`` and, for OpenAI's checkpoints, ``act_layer="quick_gelu"``;
+- SigLIP image towers: ``class_token=False, global_pool="map"`` (attention pooling with one learned
+  query, ``vitcourse.models.pooling.AttentionPoolLatent``);
+- ``fc_norm`` says where the final LayerNorm sits: on every token before pooling (``False``) or on
+  the pooled vector (``True``); ``None`` picks timm's default (after pooling only for ``"avg"``).
 
 Token order inside the model: ``[cls, dist, reg_1 .. reg_R, patch_1 .. patch_N]`` (the prefix tokens
 that exist), as in timm; ``add_prefix_tokens`` builds it. Numerical details that equivalence with
-timm/torchvision depends on: qkv reshaped as (B, N, 3, heads, head_dim), LayerNorm eps 1e-6, exact
-(erf) GELU. ``digits_vit()`` is the small ViT the course trains on the 16 px digits. Attention maps
-of any block: ``vitcourse.analysis.attention_maps``.
+timm/torchvision depends on: qkv reshaped as (B, N, 3, heads, head_dim), LayerNorm eps (1e-6 in timm's
+ViTs, 1e-5 in CLIP, 1e-12 in Hugging Face's ViT), exact (erf) GELU unless QuickGELU is asked for.
+``digits_vit()`` is the small ViT the course trains on the 16 px digits. Attention maps of any block:
+``vitcourse.analysis.attention_maps``.
 """
 
 from __future__ import annotations
@@ -22,9 +29,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitcourse.models.patches import PatchEmbed
+from vitcourse.models.pooling import AttentionPoolLatent
 from vitcourse.models.position import interpolate_pos_embed, pool
 
-__all__ = ["Attention", "Mlp", "LayerScale", "Block", "ViT", "add_prefix_tokens", "DIGITS_VIT", "digits_vit"]
+__all__ = ["Attention", "Mlp", "QuickGELU", "LayerScale", "Block", "ViT", "add_prefix_tokens", "DIGITS_VIT",
+           "digits_vit"]
+
+ACT_LAYERS = ("gelu", "quick_gelu")
+GLOBAL_POOLS = ("token", "avg", "map")
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x): the sigmoid approximation of GELU that OpenAI's CLIP was trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def activation(name: str) -> nn.Module:
+    """``"gelu"`` (exact, erf) or ``"quick_gelu"``."""
+    if name not in ACT_LAYERS:
+        raise ValueError(f"act_layer={name!r}: use one of {ACT_LAYERS}")
+    return nn.GELU() if name == "gelu" else QuickGELU()
 
 
 class Attention(nn.Module):
@@ -58,12 +84,12 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU -> Linear. (B, N, D) -> (B, N, D)."""
+    """Linear -> GELU (or QuickGELU) -> Linear. (B, N, D) -> (B, N, D)."""
 
-    def __init__(self, in_features: int, hidden_features: int) -> None:
+    def __init__(self, in_features: int, hidden_features: int, act_layer: str = "gelu") -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
+        self.act = activation(act_layer)
         self.fc2 = nn.Linear(hidden_features, in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,14 +112,14 @@ class Block(nn.Module):
 
     def __init__(
         self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-        init_values: float | None = None,
+        init_values: float | None = None, norm_eps: float = 1e-6, act_layer: str = "gelu",
     ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias)
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer)
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,8 +153,9 @@ class ViT(nn.Module):
     """Vision Transformer. Images (B, C, H, W) -> logits (B, num_classes).
 
     ``forward_features`` returns all tokens, (B, T, D) with T = num_prefix_tokens + N, after the final
-    norm (with ``global_pool="avg"`` the norm comes after pooling instead, as in timm). Inputs of another size (a multiple of the patch size) are accepted:
-    the patch part of the position embedding is resized to the new grid (bicubic, as timm).
+    norm (unless the norm comes after pooling, ``fc_norm``, as in timm for ``global_pool="avg"``).
+    Inputs of another size (a multiple of the patch size) are accepted: the patch part of the
+    position embedding is resized to the new grid (bicubic, as timm).
     With ``distilled=True`` the model returns ``(cls_logits, dist_logits)`` in training mode and
     their average in eval mode, as DeiT does.
     """
@@ -150,10 +177,15 @@ class ViT(nn.Module):
         global_pool: str = "token",
         no_embed_class: bool = False,
         init_values: float | None = None,
+        pre_norm: bool = False,
+        fc_norm: bool | None = None,
+        norm_eps: float = 1e-6,
+        act_layer: str = "gelu",
     ) -> None:
         super().__init__()
-        if global_pool not in ("token", "avg"):
-            raise ValueError(f"global_pool={global_pool!r}: use 'token' (CLS) or 'avg' (mean of patch tokens)")
+        if global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"global_pool={global_pool!r}: use 'token' (CLS), 'avg' (mean of patch tokens) "
+                             "or 'map' (attention pooling)")
         if global_pool == "token" and not class_token:
             raise ValueError("global_pool='token' reads the class token: set class_token=True or global_pool='avg'")
         self.num_classes = num_classes
@@ -161,7 +193,8 @@ class ViT(nn.Module):
         self.no_embed_class = no_embed_class
         self.embed_dim = embed_dim
         self.num_registers = num_registers
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        # As in timm (and CLIP), a model with a pre-norm has no bias in its patch embedding.
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, bias=not pre_norm)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
         self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dim)) if num_registers else None
@@ -169,12 +202,16 @@ class ViT(nn.Module):
         # Position embeddings cover the prefix tokens too, unless no_embed_class (DINOv2: patches only).
         num_pos = self.patch_embed.num_patches + (0 if no_embed_class else self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(torch.randn(1, num_pos, embed_dim) * 0.02)
+        self.norm_pre = nn.LayerNorm(embed_dim, eps=norm_eps) if pre_norm else nn.Identity()
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values) for _ in range(depth)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, norm_eps, act_layer) for _ in range(depth)
         )
-        # As in timm: with mean pooling the final norm is applied after pooling (fc_norm).
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6) if global_pool == "token" else nn.Identity()
-        self.fc_norm = nn.LayerNorm(embed_dim, eps=1e-6) if global_pool == "avg" else nn.Identity()
+        # The final norm goes on every token, or (fc_norm, timm's default for mean pooling) on the pooled vector.
+        use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
+        self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.attn_pool = (AttentionPoolLatent(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, Mlp, act_layer)
+                          if global_pool == "map" else None)
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=norm_eps) if use_fc_norm else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
         self.head_dist = (nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()) if distilled else None
         self._init_weights()
@@ -201,7 +238,7 @@ class ViT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> tokens (B, T, D) after the final norm."""
         grid = (x.shape[-2] // self.patch_embed.patch_size, x.shape[-1] // self.patch_embed.patch_size)
-        x = self._pos_embed(self.patch_embed(x), grid)
+        x = self.norm_pre(self._pos_embed(self.patch_embed(x), grid))
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
@@ -211,7 +248,14 @@ class ViT(nn.Module):
         if self.head_dist is not None:
             cls_logits, dist_logits = self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
             return (cls_logits, dist_logits) if self.training else (cls_logits + dist_logits) / 2
-        return self.head(self.fc_norm(pool(tokens, self.global_pool, self.num_prefix_tokens)))
+        return self.head(self.pool(tokens))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, D): the class token, the mean of the patch tokens or their attention
+        pooling, then ``fc_norm`` (an identity unless the final norm comes after pooling)."""
+        if self.global_pool == "map":
+            return self.fc_norm(self.attn_pool(tokens[:, self.num_prefix_tokens:]))
+        return self.fc_norm(pool(tokens, self.global_pool, self.num_prefix_tokens))
 
     def forward(self, x: torch.Tensor):
         return self.forward_head(self.forward_features(x))

@@ -1,0 +1,166 @@
+"""The nbgrader gradebook: open it with clear errors, lock it, copy submissions between gradebooks.
+
+Grading never lets two processes write one gradebook at once: workers grade into private SQLite
+files, and one process copies their results into the target gradebook (the workspace's, or a
+shard's) under ``lock``. The lock is a file lock next to a SQLite file and a PostgreSQL advisory
+lock on a server, so several graders (machines, people) can share one PostgreSQL gradebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+import sys
+import warnings
+from dataclasses import dataclass
+
+from autograder.errors import GradebookError
+
+LOCK_KEY = 0x76697467  # PostgreSQL advisory lock id of this tool ("vitg")
+
+
+def normalise(url: str) -> str:
+    """``postgresql://...`` with the driver that is installed (psycopg 3, else psycopg2): SQLAlchemy's
+    default driver for the bare scheme differs between versions."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    for driver in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(driver) is not None:
+            return url.replace("postgresql://", f"postgresql+{driver}://", 1)
+    return url
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (a malformed URL is reported by the caller)
+        return url.split("@")[-1]
+
+
+@contextlib.contextmanager
+def open_gradebook(url: str):
+    """nbgrader's ``Gradebook`` for ``url``; a missing driver or server becomes a ``GradebookError``."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning, SQLAlchemyError
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own autoflush noise
+    bin_dir = os.path.dirname(sys.executable)  # a new gradebook runs the `alembic` command from PATH
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    try:
+        gb = Gradebook(url)
+    except ModuleNotFoundError as e:
+        raise GradebookError(f"the gradebook {shown(url)} needs the Python package {e.name!r}; install it "
+                             "(for PostgreSQL: pip install psycopg2-binary)") from None
+    except (SQLAlchemyError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GradebookError(f"cannot open the gradebook {shown(url)}: {first}; check that the database "
+                             "server runs and the URL (--db) is right") from None
+    try:
+        yield gb
+    finally:
+        gb.close()
+
+
+def check(url: str) -> None:
+    """Open the gradebook once: creates nbgrader's tables in a new database, or raises."""
+    with open_gradebook(url):
+        pass
+
+
+@contextlib.contextmanager
+def lock(url: str):
+    """Hold the gradebook's write lock (waits for other grading commands)."""
+    if url.startswith("sqlite:///"):
+        path = pathlib.Path(url[len("sqlite:///"):] + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    elif url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+        engine.dispose()
+    else:
+        yield
+
+
+def copy_submissions(src_url: str, dst_url: str, assignment: str, students: list[str]) -> None:
+    """Make ``dst`` hold exactly ``src``'s submission of each student (none if ``src`` has none).
+
+    A student's old submission in ``dst`` is removed first, so a regrade replaces it whole and
+    nothing is ever doubled. ``dst`` must already know the assignment (``generate_assignment``)."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(src_url) as src, open_gradebook(dst_url) as dst:
+        for s in students:
+            with contextlib.suppress(MissingEntry):
+                dst.remove_submission(assignment, s)
+            try:
+                sub = src.find_submission(assignment, s)
+            except MissingEntry:
+                dst.db.commit()
+                continue
+            dst.update_or_create_student(s)
+            dst.add_submission(assignment, s, timestamp=sub.timestamp)
+            for nb in sub.notebooks:
+                dnb = dst.find_submission_notebook(nb.name, assignment, s)
+                dnb.flagged = nb.flagged
+                for g in nb.grades:
+                    dg = dst.find_grade(g.name, nb.name, assignment, s)
+                    dg.auto_score, dg.manual_score = g.auto_score, g.manual_score
+                    dg.extra_credit, dg.needs_manual_grade = g.extra_credit, g.needs_manual_grade
+                for cm in nb.comments:
+                    dc = dst.find_comment(cm.name, nb.name, assignment, s)
+                    dc.auto_comment, dc.manual_comment = cm.auto_comment, cm.manual_comment
+            dst.db.commit()
+
+
+@dataclass
+class Score:
+    student: str
+    assignment: str
+    score: float
+    max_score: float
+    cells: dict[str, float | None]
+
+
+def scores(url: str, assignment: str | None = None) -> list[Score]:
+    """Every submission in the gradebook (of ``assignment``, or of all assignments)."""
+    with open_gradebook(url) as gb:
+        out = []
+        for a in gb.assignments:
+            if assignment is not None and a.name != assignment:
+                continue
+            for sub in a.submissions:
+                cells = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+                out.append(Score(sub.student.id, a.name, float(sub.score), float(a.max_score), cells))
+        return out
+
+
+def max_scores(url: str) -> dict[str, float]:
+    with open_gradebook(url) as gb:
+        return {a.name: float(a.max_score) for a in gb.assignments}
+
+
+def student_ids(url: str) -> list[str]:
+    with open_gradebook(url) as gb:
+        return sorted(s.id for s in gb.students)
