@@ -87,14 +87,7 @@ def tower_differences() -> dict:
     """Max abs difference between each source model and its course ViT (random init, perturbed weights)."""
     import timm
 
-    from vitcourse.convert import from_timm, from_transformers
-
-    def perturb(model):
-        g = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn(p.shape, generator=g) * 0.02)
-        return model.eval()
+    from vitcourse.convert import from_timm, from_transformers, perturb
 
     diffs = {}
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))

@@ -9,17 +9,8 @@ import timm
 import torch
 import torchvision
 
-from vitcourse.convert import from_timm, from_torchvision, load_checked
+from vitcourse.convert import from_timm, from_torchvision, load_checked, perturb
 from vitcourse.models.vit import ViT
-
-
-def perturb(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return model.eval()
-
 
 TIMM = [
     ("vit_tiny_patch16_224", {}),

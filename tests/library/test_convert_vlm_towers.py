@@ -8,9 +8,8 @@ models are built from small configs, offline. The tolerance is 1e-5 (max abs dif
 import pytest
 import timm
 import torch
-from library.test_convert_vit import perturb
 
-from vitcourse.convert import from_timm, from_transformers, load_checked
+from vitcourse.convert import from_timm, from_transformers, load_checked, perturb
 from vitcourse.models.vit import ViT
 
 

@@ -5,7 +5,7 @@ import timm
 import torch
 import torchvision
 
-from vitcourse.convert import from_timm, from_torchvision
+from vitcourse.convert import from_timm, from_torchvision, perturb
 from vitcourse.models.swin import (
     SwinBlock,
     SwinTransformer,
@@ -14,14 +14,6 @@ from vitcourse.models.swin import (
     window_partition,
     window_reverse,
 )
-
-
-def perturb(model):
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return model.eval()
 
 
 @pytest.mark.parametrize("source,convert", [

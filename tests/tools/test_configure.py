@@ -6,11 +6,7 @@ link to the new site, and the book's launch configuration and publishing workflo
 """
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -21,34 +17,17 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 NEW = "https://github.com/someone/my-vit-course"
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("course")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.split()
-    for rel in listed:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    return dest
-
-
-def _run(tree, *cmd, timeout=900):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
-    return subprocess.run([sys.executable, *cmd], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _registry(tree):
+def _registry(run_in):
     code = "from vitcourse import course; import json; i = course.info(); " \
            "print(json.dumps([i.version, i.site_url, [(c.id, c.page_html) for c in course.chapters()]]))"
-    done = _run(tree, "-c", code)
+    done = run_in("-c", code)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
-def configured(tree):
-    done = _run(tree, "-m", "tools.configure", "--repository", NEW + ".git", "--branch", "teach")
+def configured(tree, run_in):
+    done = run_in("-m", "tools.configure", "--repository", NEW + ".git", "--branch", "teach")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "git tag v" in done.stdout  # the next step is printed
     return tree
@@ -60,8 +39,8 @@ def _setup_source(notebook: pathlib.Path) -> str:
 
 
 @pytest.mark.slow
-def test_every_student_notebook_installs_from_the_new_repository(configured):
-    version, site, chapters = _registry(configured)
+def test_every_student_notebook_installs_from_the_new_repository(configured, run_in):
+    version, site, chapters = _registry(run_in)
     assert site == "https://someone.github.io/my-vit-course/"
     for chapter_id, page in chapters:
         notebook = configured / "notebooks" / chapter_id / f"{chapter_id}.ipynb"
@@ -87,9 +66,9 @@ def test_launch_buttons_and_workflow_follow(configured):
 
 
 @pytest.mark.slow
-def test_everything_derived_is_in_sync_after_configure(configured):
+def test_everything_derived_is_in_sync_after_configure(configured, run_in):
     for check in (("-m", "tools.derived", "--check"), ("-m", "tools.notebooks", "sync", "--check")):
-        done = _run(configured, *check)
+        done = run_in(*check)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -98,8 +77,8 @@ def test_everything_derived_is_in_sync_after_configure(configured):
     (["--repository", "https://gitlab.com/x/y"], "github.com only"),
     (["--repository", NEW, "--branch", "bad branch"], "not a git branch name"),
 ])
-def test_bad_settings_are_refused(tree, args, message):
-    done = _run(tree, "-m", "tools.configure", *args)
+def test_bad_settings_are_refused(tree, run_in, args, message):
+    done = run_in("-m", "tools.configure", *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 

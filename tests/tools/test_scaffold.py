@@ -3,37 +3,16 @@
 Runs in a copy of the tree (the files git knows, as they are now), never in the repository itself.
 """
 
-import os
 import pathlib
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("course")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.split()
-    for rel in listed:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    return dest
-
-
-def _run(tree, *cmd, timeout=600):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
-    return subprocess.run([sys.executable, *cmd], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.slow
-def test_new_chapter_has_every_part_and_passes_its_tests(tree):
-    done = _run(tree, "-m", "tools.scaffold", "99-dummy", "A dummy chapter", "dummy")
+def test_new_chapter_has_every_part_and_passes_its_tests(tree, run_in):
+    done = run_in("-m", "tools.scaffold", "99-dummy", "A dummy chapter", "dummy")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "99-dummy has every part" in done.stdout
     for part in ("solutions/99-dummy/99-dummy.py", "solutions/99-dummy/99-dummy.ipynb",
@@ -45,14 +24,14 @@ def test_new_chapter_has_every_part_and_passes_its_tests(tree):
     intro = tree / "book" / "intro.md"
     intro.write_text(intro.read_text().replace(
         "\n\nEach chapter has", "\n99. **A dummy chapter** — a scaffolded example.\n\nEach chapter has", 1))
-    tests = _run(tree, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "tests/test_layout.py",
+    tests = run_in("-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "tests/test_layout.py",
                  "tests/chapters/test_99_dummy.py", "-o", "addopts=")
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
 
 
-def test_existing_or_malformed_ids_are_refused(tree):
+def test_existing_or_malformed_ids_are_refused(tree, run_in):
     for args, message in ((["01-patches", "Again", "patches"], "already in"),
                           (["9-x", "Bad", "x"], "use NN-name"),
                           (["98-bad", "Bad", "not-a-module"], "not a Python module name")):
-        done = _run(tree, "-m", "tools.scaffold", *args)
+        done = run_in("-m", "tools.scaffold", *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr

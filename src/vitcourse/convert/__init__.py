@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["from_timm", "from_torchvision", "from_transformers", "load_checked"]
+__all__ = ["from_timm", "from_torchvision", "from_transformers", "load_checked", "perturb"]
 
 
 def from_timm(model: nn.Module) -> nn.Module:
@@ -65,3 +65,18 @@ def load_checked(model: nn.Module, state_dict: dict) -> nn.Module:
         raise KeyError(f"checkpoint entry {extra[0]!r} has no place in the model")
     model.load_state_dict(state_dict)
     return model
+
+
+def perturb(model: nn.Module, std: float = 0.02, seed: int = 0) -> nn.Module:
+    """Add seeded Gaussian noise to every parameter, in place; returns the model in eval mode.
+
+    A randomly initialised model holds exact zeros and ones (biases, LayerNorm, LayerScale) behind which
+    a wrong weight mapping can hide; conversions are checked on perturbed models.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p) * std)
+    return model.eval()
