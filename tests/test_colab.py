@@ -49,7 +49,7 @@ ARTIFACTS = REPO / "artifacts" / "colab"
 # ipywidgets 7.7.1 and widgetsnbextension 3.6, installed from WHEELS.
 PREINSTALLED = ["torch", "torchvision", "numpy", "matplotlib", "scikit-learn", "scikit-image", "timm", "tqdm",
                 "huggingface_hub", "safetensors", "PyYAML", "pillow", "ipykernel", "notebook",
-                "jupyterlab_widgets"]
+                "jupyterlab_widgets", "einops"]
 FROM_WHEELS = ["ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython-genutils==0.2.0"]
 WHEELS = pathlib.Path(os.environ.get("VITCOURSE_WHEELS", pathlib.Path(sys.prefix) / "wheels"))
 # The kernel of a Colab runtime has imported google.colab before the first cell runs.

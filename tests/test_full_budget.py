@@ -99,18 +99,19 @@ def test_solution_models_stay_on_one_device(chapter):
 def test_a_mask_built_on_the_cpu_is_caught():
     """The mistake chapter 7's own answer once made: the shifted-window mask built on the CPU."""
     ns = run_of(course.chapter("07-swin")).namespace
+    torch, SwinBlock = ns["torch"], ns["SwinBlock"]
     window_partition, window_reverse, mask_of = ns["window_partition"], ns["window_reverse"], ns["shifted_window_mask"]
 
-    def block_forward_mask_on_cpu(block, x):
-        B, H, W, C = x.shape
-        M, s = block.window_size, block.shift_size
-        y = ns["torch"].roll(block.norm1(x), shifts=(-s, -s), dims=(1, 2))
-        windows = block.attn(window_partition(y, M).reshape(-1, M * M, C), mask_of(H, W, M, s))
-        y = ns["torch"].roll(window_reverse(windows.reshape(-1, M, M, C), M, H, W), shifts=(s, s), dims=(1, 2))
-        return x + y + block.mlp(block.norm2(x + y))
+    class MaskOnCpu(SwinBlock):
+        def forward(self, x):
+            B, H, W, C = x.shape
+            M, s = self.window_size, self.shift_size
+            y = torch.roll(self.norm1(x), shifts=(-s, -s), dims=(1, 2))
+            windows = self.attn(window_partition(y, M).reshape(-1, M * M, C), mask_of(H, W, M, s))
+            y = torch.roll(window_reverse(windows.reshape(-1, M, M, C), M, H, W), shifts=(s, s), dims=(1, 2))
+            return x + y + self.mlp(self.norm2(x + y))
 
-    block = ns["ref"].SwinBlock(8, 2, window_size=4, shift_size=2)
-    x = ns["torch"].randn(1, 8, 8, 8)
-    block_forward_mask_on_cpu(block, x)  # runs on the CPU
-    assert on_meta(block_forward_mask_on_cpu, block, x).startswith(DeviceMismatch.__name__)
-    assert on_meta(ns["swin_block_forward"], block, x) is None
+    x = torch.randn(1, 8, 8, 8)
+    MaskOnCpu(8, 2, window_size=4, shift_size=2)(x)  # runs on the CPU
+    assert on_meta(MaskOnCpu(8, 2, window_size=4, shift_size=2), x).startswith(DeviceMismatch.__name__)
+    assert on_meta(SwinBlock(8, 2, window_size=4, shift_size=2), x) is None

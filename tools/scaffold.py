@@ -18,9 +18,10 @@ import keyword
 import pathlib
 import subprocess
 import sys
+import textwrap
 
 from tools import derived, layout, notebooks
-from vitcourse import course
+from vitcourse import course, env
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,8 @@ SOURCE = '''# %% [markdown]
 # **You will**
 #
 # 1. compute the norm of every token (`token_norms`).
+#
+{imports}
 #
 # Each exercise is followed by a visible check. Hidden checks run when your notebook is graded.
 # {points} points in all.
@@ -186,7 +189,8 @@ def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path
         raise ValueError("the title must not contain double quotes")
     chapter = course.Chapter(chapter_id, title, module_name)
     values = dict(id=chapter.id, number=chapter.number, title=title, module=chapter.module,
-                  points=chapter.points, notebook=chapter.source_notebook, setup=setup_cell())
+                  points=chapter.points, notebook=chapter.source_notebook, setup=setup_cell(),
+                  imports="\n".join("# " + line for line in textwrap.wrap(env.allowed_imports_sentence(), 104)))
     files = {
         chapter.module_file: MODULE.format(**values),
         chapter.source: SOURCE.format(**values),

@@ -14,13 +14,15 @@
 # 4. count the multiply-accumulates of a whole ViT forward pass (`vit_macs`) and check the count against
 #    PyTorch's own FLOP counter.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Each exercise is followed by a visible check. Hidden checks run when your notebook is graded: they
 # compare your code with the course's reference implementation on random inputs, with every argument
 # varied (sizes, channels, non-square images), and check that a result keeps its input's `dtype` and
 # that your code also runs on PyTorch's `meta` device, which stands in for a GPU here: a tensor created
 # without `device=...` lands on the CPU and cannot be mixed with the input. 20 points in all.
-#
-# You may use Python's standard library, `torch`, `numpy`, `math` and `einops`.
 
 # %% [markdown]
 # This notebook is the exercise of [Chapter 1 — Images as token sequences](https://vit-from-scratch.github.io/vit-course/book/01-patches.html)

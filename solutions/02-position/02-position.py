@@ -18,8 +18,12 @@
 #
 # Hidden checks run when your notebook is graded: they compare your code with the course's reference on
 # random inputs with every argument varied (widths, grids that are not square, prefix tokens, batch
-# sizes), check dtypes, and run your module on PyTorch's `meta` device, which stands in for a GPU. You
-# may use Python's standard library, `torch`, `numpy`, `math` and `einops`. 20 points in all.
+# sizes), check dtypes, and run your module on PyTorch's `meta` device, which stands in for a GPU.
+# 20 points in all.
+#
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
 
 # %% [markdown]
 # This notebook is the exercise of [Chapter 2 — Position and the class token](https://vit-from-scratch.github.io/vit-course/book/02-position.html)

@@ -16,6 +16,10 @@
 # 4. make it overfit one batch (a test every model should pass before real training), train it on the
 #    digits and look at what its class token attends to.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # 20 points in all.
 
 # %% [markdown]

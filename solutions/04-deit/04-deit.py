@@ -15,6 +15,10 @@
 # 4. train a small CNN teacher on the digits and the same ViT three ways, and measure which head
 #    agrees with the teacher.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Hidden checks compare your code with the course's reference (`vitcourse.models.deit`) and with timm's
 # DeiT on random inputs. 20 points in all.
 

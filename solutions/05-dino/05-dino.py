@@ -21,6 +21,10 @@
 # 6. pretrain a small network on handwritten digits without labels and check, with a nearest-neighbour
 #    classifier, that its features beat the same network at random initialisation.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Each exercise is followed by a visible check. Hidden checks compare your code with the course's
 # reference implementation (`vitcourse.models.dino`) on random inputs. 20 points in all.
 

@@ -9,6 +9,10 @@
 #   placeholder tokens; a small decoder receives the encoded patches plus a learned *mask token* at every
 #   hidden position and predicts the pixels.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # **You will** write the masking (`random_masking`), the encoder and decoder passes of an MAE
 # (`forward_encoder`, `forward_decoder`) and the loss (`mae_loss`), train a small MAE on the digits, look
 # at its reconstructions, and measure how much the encoder saves by skipping the masked patches.

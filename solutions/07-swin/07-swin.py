@@ -7,6 +7,10 @@
 # a pyramid of feature maps, like a CNN's. The course's `vitcourse.models.swin.SwinTransformer` equals
 # timm's and torchvision's Swin-T to the last bit; here you build its distinctive parts.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # **You will** write `window_partition` / `window_reverse`, the relative position index, the mask of the
 # shifted windows, patch merging and the forward pass of a shifted block, and watch information cross
 # window borders. 20 points in all.
@@ -50,6 +54,9 @@ print(env.describe())
 # sequence of $M^2$ tokens. `window_reverse(windows, M, H, W)` puts them back.
 #
 # ### Exercise 1 — `window_partition` and `window_reverse` (4 points)
+#
+# The hidden checks use maps that are not square, several window sizes (1 to 7), batch sizes and channel
+# counts, and float64 maps: nothing may assume $H = W$ or a particular $M$, and the dtype stays the input's.
 
 # %% nbgrader={"grade": false, "grade_id": "windows", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def window_partition(x, window_size):
@@ -57,7 +64,7 @@ def window_partition(x, window_size):
     ### BEGIN SOLUTION
     B, H, W, C = x.shape
     M = window_size
-    x = x.reshape(B, H // M, M, W // M, M, C).permute(0, 1, 3, 2, 4, 5)
+    x = x.reshape(B, H // M, M, W // M, M, C).permute(0, 1, 3, 2, 4, 5)  # (B, H/M, W/M, M, M, C)
     return x.reshape(-1, M, M, C)
     ### END SOLUTION
 
@@ -66,7 +73,7 @@ def window_reverse(windows, window_size, H, W):
     """(B * nW, M, M, C) -> (B, H, W, C)."""
     ### BEGIN SOLUTION
     M, C = window_size, windows.shape[-1]
-    x = windows.reshape(-1, H // M, W // M, M, M, C).permute(0, 1, 3, 2, 4, 5)
+    x = windows.reshape(-1, H // M, W // M, M, M, C).permute(0, 1, 3, 2, 4, 5)  # (B, H/M, M, W/M, M, C)
     return x.reshape(-1, H, W, C)
     ### END SOLUTION
 
@@ -76,17 +83,23 @@ x = torch.randn(2, 8, 12, 3)
 w = window_partition(x, 4)
 checks.check_shape(w, (12, 4, 4, 3), name="window_partition of (2, 8, 12, 3) with M=4")
 checks.check_close(w[1], x[0, :4, 4:8], name="window 1 of image 0", hint="windows in row-major order: window 1 is right of window 0")
+checks.check_close(w[3], x[0, 4:8, :4], name="window 3 of image 0",
+                   hint="an 8 x 12 map holds 2 rows of 3 windows: window 3 starts the second row")
 checks.check_close(window_reverse(w, 4, 8, 12), x, name="window_reverse(window_partition(x))")
 print("windows: visible checks passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed())
-for _ in range(3):
-    M = int(torch.randint(1, 5, (1,), generator=g))
-    h, w_ = (int(v) for v in torch.randint(1, 4, (2,), generator=g))
-    x = torch.randn(2, h * M, w_ * M, 3, generator=g)
-    checks.check_close(window_partition(x, M), ref.window_partition(x, M), name=f"window_partition, M={M}")
-    win = ref.window_partition(x, M)
-    checks.check_close(window_reverse(win, M, h * M, w_ * M), x, name=f"window_reverse, M={M}")
+for B, rows, cols, M, C in [(1, 2, 3, 4, 3), (3, 3, 1, 2, 5), (2, 1, 2, 7, 4), (2, 2, 2, 1, 2), (1, 3, 2, 3, 1)]:
+    H, W = rows * M, cols * M
+    x = torch.randn(B, H, W, C, generator=g)
+    want = ref.window_partition(x, M)
+    checks.check_close(window_partition(x, M), want, name=f"window_partition of {tuple(x.shape)}, M={M}")
+    checks.check_close(window_reverse(want, M, H, W), x, name=f"window_reverse back to {tuple(x.shape)}, M={M}",
+                       hint="H is the height (rows), W the width (columns)")
+x = torch.randn(2, 6, 8, 3, generator=g, dtype=torch.float64)
+checks.check_equal(window_partition(x, 2).dtype, torch.float64, name="dtype of window_partition of a float64 map",
+                   hint="keep the input's dtype: reshape and permute do")
+checks.check_close(window_partition(x, 2), ref.window_partition(x, 2), atol=1e-12, name="window_partition in float64")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -101,15 +114,15 @@ for _ in range(3):
 #
 # ### Exercise 2 — `relative_position_index` (4 points)
 #
-# Return a `(M*M, M*M)` integer tensor.
+# Return a `(M*M, M*M)` tensor of integers (it indexes the bias table, `table[index]`), for any $M \ge 1$.
 
 # %% nbgrader={"grade": false, "grade_id": "rel_index", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def relative_position_index(window_size):
     ### BEGIN SOLUTION
     M = window_size
     ys, xs = torch.meshgrid(torch.arange(M), torch.arange(M), indexing="ij")
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
-    dy = ys[:, None] - ys[None, :] + M - 1
+    ys, xs = ys.reshape(-1), xs.reshape(-1)  # (M*M,) coordinates of the tokens, row-major
+    dy = ys[:, None] - ys[None, :] + M - 1  # (M*M, M*M), in [0, 2M-2]
     dx = xs[:, None] - xs[None, :] + M - 1
     return dy * (2 * M - 1) + dx
     ### END SOLUTION
@@ -118,29 +131,36 @@ def relative_position_index(window_size):
 # %% nbgrader={"grade": true, "grade_id": "test_rel_index", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 idx = relative_position_index(2)
 checks.check_shape(idx, (4, 4), name="relative_position_index(2)")
+checks.check_true(not idx.dtype.is_floating_point and idx.dtype != torch.bool,
+                  f"relative_position_index must hold integers (it indexes the bias table), got {idx.dtype}",
+                  hint="build it from torch.arange, which gives int64")
 checks.check_equal(int(idx[0, 0]), 4, name="index of a token with itself for M=2 (the centre of the 3x3 table)")
 checks.check_equal(int(idx[0, 1]), 3, name="index(query (0,0), key (0,1)): dy=0, dx=-1",
                    hint="(dy + M - 1) * (2M - 1) + (dx + M - 1), with dy = y_query - y_key")
 print("relative_position_index: visible checks passed")
 ### BEGIN HIDDEN TESTS
-for M in (3, 4, 7):
-    checks.check_equal(relative_position_index(M), ref.relative_position_index(M), name=f"relative_position_index({M})")
+for M in (1, 3, 4, 7):
+    idx = relative_position_index(M)
+    checks.check_true(not idx.dtype.is_floating_point and idx.dtype != torch.bool,
+                      f"relative_position_index({M}) must hold integers, got {idx.dtype}")
+    checks.check_equal(idx.long(), ref.relative_position_index(M), name=f"relative_position_index({M})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 3. Shifted windows and their mask
 #
-# Every second block shifts the window grid by $s = \lfloor M/2 \rfloor$. Rather than padding, Swin rolls the
-# map by $-s$ in both directions (`torch.roll`), partitions as usual, and rolls back by $+s$ after
+# Every second block shifts the window grid by $s$, usually $\lfloor M/2 \rfloor$. Rather than padding, Swin
+# rolls the map by $-s$ in both directions (`torch.roll`), partitions as usual, and rolls back by $+s$ after
 # attention. The windows at the bottom and right edges then contain tokens that were far apart in the
 # image (they wrapped around). A mask stops them from attending to each other: label the rolled map's
-# pixels by 9 regions — rows `[0, H-M)`, `[H-M, H-s)`, `[H-s, H)` times the same for columns — and give
-# `-100` to every pair of tokens in one window with different labels, `0` otherwise.
+# pixels by 9 regions — rows `[0, H-M)`, `[H-M, H-s)`, `[H-s, H)` times the same for columns (with $W$) —
+# and give `-100` to every pair of tokens in one window with different labels, `0` otherwise.
 #
 # ### Exercise 3 — `shifted_window_mask` (4 points)
 #
-# Return `(nW, M*M, M*M)` floats for an `height x width` map (one image). Use your `window_partition` on a
-# `(1, H, W, 1)` map of region labels.
+# Return `(nW, M*M, M*M)` float32 values for an `height x width` map (one image) and any shift
+# $0 < s < M$. Use your `window_partition` on a `(1, H, W, 1)` map of region labels. The hidden checks
+# use maps that are not square and shifts other than $M/2$.
 
 # %% nbgrader={"grade": false, "grade_id": "mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def shifted_window_mask(height, width, window_size, shift):
@@ -152,7 +172,7 @@ def shifted_window_mask(height, width, window_size, shift):
         for cols in (slice(0, -M), slice(-M, -shift), slice(-shift, None)):
             region[:, rows, cols, :] = label
             label += 1
-    labels = window_partition(region, M).reshape(-1, M * M)
+    labels = window_partition(region, M).reshape(-1, M * M)  # (nW, M*M)
     return (labels[:, None, :] != labels[:, :, None]).float() * -100.0
     ### END SOLUTION
 
@@ -160,66 +180,121 @@ def shifted_window_mask(height, width, window_size, shift):
 # %% nbgrader={"grade": true, "grade_id": "test_mask", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 mask = shifted_window_mask(8, 8, 4, 2)
 checks.check_shape(mask, (4, 16, 16), name="shifted_window_mask(8, 8, 4, 2)")
+checks.check_equal(mask.dtype, torch.float32, name="dtype of the mask", hint="0 and -100 as float32, e.g. (labels differ).float() * -100")
 checks.check_true(bool((mask[0] == 0).all()), "the top-left window holds one region only: its mask must be all zeros")
 checks.check_true(bool((mask[3] != 0).any()), "the bottom-right window mixes 4 regions: some pairs must be masked")
 checks.check_equal(int((mask[3] == 0).sum()), 4 * 16, name="unmasked pairs in the bottom-right window (4 regions of 4 tokens)")
 print("shifted_window_mask: visible checks passed")
 ### BEGIN HIDDEN TESTS
-for H, W, M, s in [(14, 14, 7, 3), (8, 12, 4, 2), (12, 6, 3, 1)]:
-    checks.check_equal(shifted_window_mask(H, W, M, s), ref.shifted_window_mask(H, W, M, s),
-                       name=f"shifted_window_mask({H}, {W}, {M}, {s})")
+for H, W, M, s in [(14, 14, 7, 3), (8, 12, 4, 2), (12, 6, 3, 1), (8, 8, 4, 1), (12, 8, 4, 3), (6, 9, 3, 2)]:
+    got = shifted_window_mask(H, W, M, s)
+    checks.check_equal(got.dtype, torch.float32, name=f"dtype of shifted_window_mask({H}, {W}, {M}, {s})")
+    checks.check_close(got, ref.shifted_window_mask(H, W, M, s), atol=1e-6, name=f"shifted_window_mask({H}, {W}, {M}, {s})",
+                       hint="regions from the shift s given (not M // 2), rows from the height, columns from the width")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 4. A shifted block
 #
-# The forward pass of a block with shift $s$: `norm1`, roll by $(-s, -s)$, partition into windows,
-# window attention with the mask, reverse, roll by $(+s, +s)$, residual; then `norm2`, MLP, residual.
+# The forward pass of a block with shift $s$: `norm1`, roll by $(-s, -s)$, partition into windows, window
+# attention with the mask, reverse, roll by $(+s, +s)$, residual; then `norm2`, MLP, residual. With $s = 0$
+# there is no roll and no mask.
 #
-# ### Exercise 4 — `swin_block_forward` (4 points)
+# ### Exercise 4 — `SwinBlock.forward` (4 points)
 #
-# `block` is a `vitcourse.models.swin.SwinBlock` (attributes `norm1`, `attn`, `norm2`, `mlp`,
-# `window_size`, `shift_size`); `block.attn(windows, mask)` takes `(B*nW, M*M, C)` and a mask or `None`.
-# Use your functions from above; the mask must be on the device of `x` (on a GPU, a mask built on the CPU
-# fails).
+# `__init__` is written for you: `norm1`, `attn`, `norm2`, `mlp`, `window_size`, `shift_size`. `attn` is the
+# course's `WindowAttention` (multi-head attention inside each window, with the relative position bias of
+# section 2): `self.attn(windows, mask)` takes windows as token sequences `(B*nW, M*M, C)` and a mask
+# `(nW, M*M, M*M)` or `None`. Write `forward` with your functions from above.
+#
+# The checks copy your block's weights into the course's `SwinBlock` and compare the outputs, on maps that
+# are not square, with several window sizes, shifts (not only $M/2$), batch sizes, and in float64. They also
+# run your block on PyTorch's `meta` device, which has shapes but no data: a tensor created inside `forward`
+# lives on the CPU unless you say otherwise, and fails there as it would on a GPU. Put the mask on the
+# device of `x` (`.to(x.device)`, or `.to(x)` for its device and dtype).
+
+# %%
+from vitcourse.models.swin import WindowAttention   # attention inside each window, with the relative position bias
+from vitcourse.models.vit import Mlp                 # Linear -> GELU -> Linear, as in chapter 3
 
 # %% nbgrader={"grade": false, "grade_id": "block", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def swin_block_forward(block, x):
-    """(B, H, W, C) -> (B, H, W, C)."""
-    ### BEGIN SOLUTION
-    B, H, W, C = x.shape
-    M, s = block.window_size, block.shift_size
-    y = block.norm1(x)
-    if s:
-        y = torch.roll(y, shifts=(-s, -s), dims=(1, 2))
-    mask = shifted_window_mask(H, W, M, s).to(x.device) if s else None
-    windows = block.attn(window_partition(y, M).reshape(-1, M * M, C), mask)
-    y = window_reverse(windows.reshape(-1, M, M, C), M, H, W)
-    if s:
-        y = torch.roll(y, shifts=(s, s), dims=(1, 2))
-    x = x + y
-    return x + block.mlp(block.norm2(x))
-    ### END SOLUTION
+class SwinBlock(nn.Module):
+    """Pre-norm block with (shifted) window attention. (B, H, W, C) -> (B, H, W, C)."""
+
+    def __init__(self, dim, num_heads, window_size=7, shift_size=0, mlp_ratio=4.0):
+        super().__init__()
+        self.window_size, self.shift_size = window_size, shift_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window_size, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        B, H, W, C = x.shape
+        M, s = self.window_size, self.shift_size
+        y = self.norm1(x)
+        if s:
+            y = torch.roll(y, shifts=(-s, -s), dims=(1, 2))
+        mask = shifted_window_mask(H, W, M, s).to(x) if s else None  # on x's device, in x's dtype
+        windows = window_partition(y, M).reshape(-1, M * M, C)  # (B*nW, M*M, C)
+        windows = self.attn(windows, mask).reshape(-1, M, M, C)
+        y = window_reverse(windows, M, H, W)  # (B, H, W, C)
+        if s:
+            y = torch.roll(y, shifts=(s, s), dims=(1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+        ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_block", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+def reference_with_weights_of(mine, *args, **kwargs):
+    """The course's SwinBlock(*args, **kwargs), holding the weights of your block."""
+    theirs = ref.SwinBlock(*args, **kwargs)
+    missing = theirs.load_state_dict(mine.state_dict(), strict=False).missing_keys
+    checks.check_true(not missing, f"your SwinBlock has no {missing}",
+                      hint="keep the layers that __init__ creates, under their names")
+    return theirs
+
+
 torch.manual_seed(0)
+x = torch.randn(2, 8, 8, 16)
 for shift in (0, 2):
-    block = ref.SwinBlock(16, 2, window_size=4, shift_size=shift).eval()
-    x = torch.randn(2, 8, 8, 16)
+    mine = SwinBlock(16, 2, window_size=4, shift_size=shift)
+    theirs = reference_with_weights_of(mine, 16, 2, window_size=4, shift_size=shift)
     with torch.no_grad():
-        checks.check_close(swin_block_forward(block, x), block(x), atol=1e-5, name=f"block with shift {shift}",
+        checks.check_close(mine(x), theirs(x), atol=1e-5, name=f"SwinBlock with shift {shift}",
                            hint="roll by -shift before attention and by +shift after")
-print("swin_block_forward: visible checks passed")
+print("SwinBlock: visible checks passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(env.grading_seed())
-for H, W, M, s in [(12, 12, 4, 2), (14, 7, 7, 3), (6, 9, 3, 1)]:
-    block = ref.SwinBlock(12, 3, window_size=M, shift_size=s).eval()
+g = torch.Generator().manual_seed(env.grading_seed() + 3)
+for B, H, W, M, s, dim, heads, double in [(2, 12, 12, 4, 2, 12, 3, False), (1, 14, 7, 7, 3, 8, 2, False),
+                                          (3, 6, 9, 3, 1, 6, 2, False), (2, 8, 12, 4, 1, 8, 4, False),
+                                          (1, 7, 7, 7, 0, 8, 1, False), (2, 12, 8, 4, 2, 8, 2, True)]:
+    mine = SwinBlock(dim, heads, window_size=M, shift_size=s, mlp_ratio=2.0)
     with torch.no_grad():
-        for p in block.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.1)
-        x = torch.randn(1, H, W, 12, generator=g)
-        checks.check_close(swin_block_forward(block, x), block(x), atol=1e-4, name=f"block {H}x{W}, M={M}, shift={s}")
+        for p in mine.parameters():   # norms that are not the identity, a bias table that is not ~0
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    theirs = reference_with_weights_of(mine, dim, heads, window_size=M, shift_size=s, mlp_ratio=2.0)
+    x = torch.randn(B, H, W, dim, generator=g)
+    if double:
+        mine, theirs, x = mine.double(), theirs.double(), x.double()
+    name = f"SwinBlock on {tuple(x.shape)} ({x.dtype}), M={M}, shift={s}"
+    with torch.no_grad():
+        out = mine(x)
+        checks.check_equal(out.dtype, x.dtype, name=f"dtype of the output of {name}")
+        checks.check_close(out, theirs(x), atol=1e-4, name=name,
+                           hint="use self.shift_size and self.window_size; norm1 before attention, norm2 before the MLP; "
+                                "each residual adds the block's input to its branch")
+meta_block = SwinBlock(8, 2, window_size=4, shift_size=2).to("meta")
+try:
+    out, error = meta_block(torch.empty(2, 8, 12, 8, device="meta")), None
+except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+    out, error = None, f"{type(exc).__name__}: {exc}"
+checks.check_true(error is None, f"your SwinBlock fails on the meta device ({error})",
+                  hint="a tensor created inside forward is on the CPU: build the mask on x's device, "
+                       "shifted_window_mask(...).to(x.device)")
+checks.check_shape(out, (2, 8, 12, 8), name="SwinBlock on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -230,6 +305,9 @@ for H, W, M, s in [(12, 12, 4, 2), (14, 7, 7, 3), (6, 9, 3, 1)]:
 # axis), apply `LayerNorm(4C)` and a `Linear(4C, 2C, bias=False)`. The grid halves, the channels double.
 #
 # ### Exercise 5 — `PatchMerging` (4 points)
+#
+# The hidden checks use maps that are not square, several batch sizes and channel counts, and PyTorch's
+# `meta` device.
 
 # %% nbgrader={"grade": false, "grade_id": "merging", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class PatchMerging(nn.Module):
@@ -242,7 +320,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x):
         ### BEGIN SOLUTION
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)  # (B, H/2, W/2, 4C)
         return self.reduction(self.norm(x))
         ### END SOLUTION
 
@@ -259,20 +337,33 @@ checks.check_close(mine(x), theirs(x), atol=1e-5, name="PatchMerging vs the refe
                    hint="concatenate the four neighbours in the official order, not with a plain reshape")
 print("PatchMerging: visible checks passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(env.grading_seed())
-mine, theirs = PatchMerging(6), ref.PatchMerging(6)
-with torch.no_grad():
-    for p in mine.parameters():
-        p.copy_(torch.randn(p.shape, generator=g))
-theirs.load_state_dict(mine.state_dict())
-x = torch.randn(3, 8, 10, 6, generator=g)
-checks.check_close(mine(x), theirs(x), atol=1e-4, name="PatchMerging on (3, 8, 10, 6)")
+g = torch.Generator().manual_seed(env.grading_seed() + 4)
+for B, H, W, dim in [(3, 8, 10, 6), (1, 2, 4, 3), (2, 6, 6, 5)]:
+    mine, theirs = PatchMerging(dim), ref.PatchMerging(dim)
+    with torch.no_grad():
+        for p in mine.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    theirs.load_state_dict(mine.state_dict())
+    x = torch.randn(B, H, W, dim, generator=g)
+    with torch.no_grad():
+        out = mine(x)
+    checks.check_equal(out.dtype, torch.float32, name="dtype of PatchMerging's output")
+    checks.check_close(out, theirs(x), atol=1e-4, name=f"PatchMerging on {tuple(x.shape)}",
+                       hint="neighbours in the order x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]; "
+                            "then the norm, then the reduction")
+try:
+    out, error = PatchMerging(4).to("meta")(torch.empty(2, 4, 6, 4, device="meta")), None
+except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+    out, error = None, f"{type(exc).__name__}: {exc}"
+checks.check_true(error is None, f"your PatchMerging fails on the meta device ({error})",
+                  hint="create any tensor inside forward on x's device (torch.zeros(..., device=x.device))")
+checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 6. How far does information travel?
 #
-# Take the gradient of one output token of a stack of blocks with respect to the input: the nonzero
+# Take the gradient of one output token of a stack of your blocks with respect to the input: the nonzero
 # region is that token's receptive field. With no shift it never leaves the window; with alternating
 # shifts it grows by about one window per pair of blocks — linearly, not logarithmically. Patch merging is
 # what makes reach across the whole image cheap.
@@ -280,11 +371,11 @@ checks.check_close(mine(x), theirs(x), atol=1e-4, name="PatchMerging on (3, 8, 1
 # %%
 torch.manual_seed(0)
 def receptive_field(shifts, size=16, M=4):
-    blocks = [ref.SwinBlock(8, 2, window_size=M, shift_size=s).eval() for s in shifts]
+    blocks = [SwinBlock(8, 2, window_size=M, shift_size=s).eval() for s in shifts]
     x = torch.randn(1, size, size, 8, requires_grad=True)
     y = x
     for b in blocks:
-        y = swin_block_forward(b, y)
+        y = b(y)
     y[0, 6, 6].sum().backward()
     return (x.grad[0].abs().sum(-1) > 0).float()
 
@@ -292,9 +383,14 @@ fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 settings = [("2 blocks, no shift", [0, 0]), ("2 blocks, shift", [0, 2]), ("4 blocks, shift", [0, 2, 0, 2]),
             ("6 blocks, shift", [0, 2, 0, 2, 0, 2])]
 for ax, (title, shifts) in zip(axes, settings):
-    ax.imshow(receptive_field(shifts).numpy(), cmap="Blues"); ax.plot(6, 6, "r*"); ax.set_title(title, fontsize=9)
-    ax.set_xticks(range(-0, 16, 4)); ax.set_yticks(range(0, 16, 4)); ax.grid(color="grey", lw=0.5)
-plt.tight_layout(); plt.show()
+    ax.imshow(receptive_field(shifts).numpy(), cmap="Blues")
+    ax.plot(6, 6, "r*")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks(range(0, 16, 4))
+    ax.set_yticks(range(0, 16, 4))
+    ax.grid(color="grey", lw=0.5)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## Takeaways

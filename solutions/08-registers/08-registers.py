@@ -23,6 +23,10 @@
 # 4. find high-norm artifact tokens with a robust threshold (`find_artifact_tokens`);
 # 5. run a small controlled experiment with and without registers.
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
 
 # %% [markdown]
@@ -83,6 +87,10 @@ print(env.describe())
 # patch tokens `(B, N, D)`, `pos_embed` of `(1, N, D)` when `no_embed_class` else `(1, 1 + R + N, D)`,
 # `cls_token` `(1, 1, D)`, `reg_token` `(1, R, D)` or `None` (no registers; timm's name for the parameter
 # that holds all R of them). Return `(B, 1 + R + N, D)`.
+#
+# The hidden checks vary the batch size, the number of registers (0 included), the number and width of
+# the tokens, both layouts and the dtype, and run your function on PyTorch's `meta` device (shapes, no
+# data): a tensor you create inside must live on the inputs' device (`device=patch_tokens.device`).
 
 # %% nbgrader={"grade": false, "grade_id": "add_prefix_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def add_prefix_tokens(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
@@ -111,17 +119,33 @@ checks.check_close(out[:, 1 + R:], p + pos, name="patch tokens")
 checks.check_shape(add_prefix_tokens(p, pos, cls_token=c, reg_token=None), (2, 1 + N, D), name="without registers")
 print("add_prefix_tokens: visible checks passed")
 ### BEGIN HIDDEN TESTS
+from vitcourse.models import vit as ref_vit
 g = torch.Generator().manual_seed(env.grading_seed())
 for R in (0, 1, 4):
     for nec in (True, False):
-        B, N, D = (int(v) for v in torch.randint(1, 8, (3,), generator=g))
-        p, c = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g)
-        r = torch.randn(1, R, D, generator=g) if R else None
-        e = torch.randn(1, N if nec else 1 + R + N, D, generator=g)
-        prefix = [c.expand(B, -1, -1)] + ([r.expand(B, -1, -1)] if R else [])
-        want = torch.cat(prefix + [p + e], 1) if nec else torch.cat(prefix + [p], 1) + e
-        checks.check_close(add_prefix_tokens(p, e, cls_token=c, reg_token=r, no_embed_class=nec), want,
-                           name=f"add_prefix_tokens with R={R}, no_embed_class={nec}")
+        B = int(torch.randint(2, 6, (1,), generator=g))
+        N, D = (int(v) for v in torch.randint(1, 9, (2,), generator=g))
+        dtype = torch.float64 if R == 1 else torch.float32
+        p, c = torch.randn(B, N, D, generator=g, dtype=dtype), torch.randn(1, 1, D, generator=g, dtype=dtype)
+        r = torch.randn(1, R, D, generator=g, dtype=dtype) if R else None
+        e = torch.randn(1, N if nec else 1 + R + N, D, generator=g, dtype=dtype)
+        name = f"add_prefix_tokens with B={B}, R={R}, no_embed_class={nec} ({dtype})"
+        out = add_prefix_tokens(p, e, cls_token=c, reg_token=r, no_embed_class=nec)
+        checks.check_equal(out.dtype, dtype, name=f"dtype of {name}")
+        checks.check_close(out, ref_vit.add_prefix_tokens(p, e, cls_token=c, reg_token=r, no_embed_class=nec),
+                           name=name, hint="order cls, registers, patches; each prefix token expanded over the batch")
+for R in (0, 3):
+    for nec in (True, False):
+        meta = lambda *shape: torch.empty(*shape, device="meta")
+        try:
+            out, error = add_prefix_tokens(meta(2, 5, 4), meta(1, 5 if nec else 1 + R + 5, 4), cls_token=meta(1, 1, 4),
+                                           reg_token=meta(1, R, 4) if R else None, no_embed_class=nec), None
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+            out, error = None, f"{type(exc).__name__}: {exc}"
+        checks.check_true(error is None, f"add_prefix_tokens fails on the meta device with R={R} ({error})",
+                          hint="a tensor created inside the function is on the CPU: create it on the inputs' device "
+                               "(device=patch_tokens.device), or leave out what is missing")
+        checks.check_shape(out, (2, 1 + R + 5, 4), name=f"add_prefix_tokens on the meta device, R={R}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -130,8 +154,8 @@ for R in (0, 1, 4):
 # Registers are read and written by every block but never leave the model. Write
 # `split_tokens(tokens, num_registers)` → `(cls (B, D), registers (B, R, D), patches (B, N, D))`, and
 # `pool(tokens, global_pool="token", num_prefix_tokens=1)` → `(B, D)` as in chapter 2: the class token for
-# `global_pool="token"`, the mean of the **patch** tokens for `"avg"`. With registers the prefix is
-# `1 + R` tokens long. No register may reach the pooled output.
+# `global_pool="token"`, the mean of the **patch** tokens for `"avg"`, and a `ValueError` naming any other
+# value. With registers the prefix is `1 + R` tokens long. No register may reach the pooled output.
 
 # %% nbgrader={"grade": false, "grade_id": "split_pool", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def split_tokens(tokens, num_registers):
@@ -162,14 +186,18 @@ checks.check_close(pool(t, "avg", 1 + 4), t[:, 5:].mean(1), name="pool(global_po
                    hint="average the patch tokens only: the class token and the registers are not patches")
 print("split_tokens and pool: visible checks passed")
 ### BEGIN HIDDEN TESTS
+from vitcourse.models import position as ref_position, registers as ref_registers
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
-for R in (0, 1, 4):
-    t = torch.randn(3, 1 + R + 7, 5, generator=g)
-    c, r, p = split_tokens(t, R)
-    checks.check_close(r, t[:, 1:1 + R], name=f"registers with R={R}")
-    checks.check_close(p, t[:, 1 + R:], name=f"patches with R={R}")
-    checks.check_close(pool(t, "token", 1 + R), t[:, 0], name=f"pool token, R={R}")
-    checks.check_close(pool(t, "avg", 1 + R), t[:, 1 + R:].mean(1), name=f"pool avg, R={R}")
+for R in (0, 1, 2, 4):
+    B, N = int(torch.randint(1, 5, (1,), generator=g)), int(torch.randint(1, 10, (1,), generator=g))
+    t = torch.randn(B, 1 + R + N, 5, generator=g)
+    for got, want, part in zip(split_tokens(t, R), ref_registers.split_tokens(t, R), ("class token", "registers", "patches")):
+        checks.check_close(got, want, name=f"split_tokens: {part} of {tuple(t.shape)} with R={R}")
+    for mode in ("token", "avg"):
+        checks.check_close(pool(t, mode, 1 + R), ref_position.pool(t, mode, 1 + R), name=f"pool({mode!r}) with R={R}",
+                           hint="the mean leaves out all 1 + R prefix tokens")
+checks.check_raises(lambda: pool(t, "max", 1), ValueError, name="pool(tokens, 'max')",
+                    hint="raise a ValueError for a global_pool other than 'token' and 'avg'")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -182,6 +210,12 @@ for R in (0, 1, 4):
 # `forward` (your `pool`, then the head). Parameter names follow timm, so timm's weights load directly.
 # (For mean pooling timm normalises after pooling instead of before; we keep one norm before pooling for
 # both modes, so only `global_pool="token"` is compared with timm.)
+#
+# The hidden checks load timm's weights into your model for 0, 1, 2 and 4 registers, both layouts and
+# other image, patch and channel sizes, and compare `forward_features` (which ends with the final norm) as
+# well as the logits. They check the initialisation: each of the three tensors has a standard deviation
+# near 0.02, and no two registers are equal (registers that start equal receive equal gradients and
+# stay equal forever). They also run your model on the `meta` device.
 
 # %% nbgrader={"grade": false, "grade_id": "register_vit", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class RegisterViT(nn.Module):
@@ -256,6 +290,46 @@ for nec in (False, True):
         checks.check_close(mine_small(xs), ref_small(xs), atol=1e-5,
                            name=f"logits against timm with 2 registers, no_embed_class={nec}",
                            hint="order cls, registers, patches; position embeddings per no_embed_class")
+g = torch.Generator().manual_seed(env.grading_seed() + 5)
+for R, nec, img, patch, chans in [(0, True, 16, 4, 1), (0, False, 12, 3, 3), (1, False, 16, 4, 1), (1, True, 18, 6, 2),
+                                  (4, False, 12, 4, 3)]:
+    config = dict(img_size=img, patch_size=patch, in_chans=chans, num_classes=3, embed_dim=16, depth=2, num_heads=2)
+    ref_small = timm.models.vision_transformer.VisionTransformer(**config, reg_tokens=R, no_embed_class=nec,
+                                                                 init_values=1e-5).eval()
+    mine_small = RegisterViT(**config, num_registers=R, no_embed_class=nec).eval()
+    name = f"RegisterViT with {R} registers, no_embed_class={nec}, {img} px, patch {patch}, {chans} channels"
+    checks.check_equal(sum(p.numel() for p in mine_small.parameters()), sum(p.numel() for p in ref_small.parameters()),
+                       name=f"number of parameters of {name}", hint="reg_token is None without registers; "
+                       "pos_embed has N rows with no_embed_class, else 1 + R + N")
+    with torch.no_grad():
+        for p in ref_small.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    mine_small.load_state_dict(ref_small.state_dict())
+    xs = torch.randn(2, chans, img, img, generator=g)
+    with torch.no_grad():
+        checks.check_close(mine_small.forward_features(xs), ref_small.forward_features(xs), atol=1e-4,
+                           name=f"forward_features of {name}", hint="forward_features ends with the final norm")
+        checks.check_close(mine_small(xs), ref_small(xs), atol=1e-4, name=f"logits of {name}")
+torch.manual_seed(env.grading_seed())
+wide = RegisterViT(img_size=28, patch_size=14, num_classes=2, embed_dim=384, depth=1, num_heads=6, num_registers=4)
+for pname in ("cls_token", "reg_token", "pos_embed"):
+    std = float(getattr(wide, pname).detach().std())
+    checks.check_true(0.015 < std < 0.025, f"{pname} is initialised with standard deviation {std:.3g}, not about 0.02",
+                      hint="nn.init.trunc_normal_(parameter, std=0.02) for cls_token, reg_token and pos_embed")
+regs = wide.reg_token.detach()[0]
+gaps = (regs[:, None] - regs[None]).norm(dim=-1) + torch.eye(4) * 1e9
+checks.check_true(float(gaps.min()) > 1e-3, "two registers start out equal: they will get equal gradients and never differ",
+                  hint="initialise the whole (1, R, D) reg_token at random, not one register copied R times")
+for R in (0, 2):
+    try:
+        meta_model = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=1, num_heads=2,
+                                 num_registers=R).to("meta")
+        out, error = meta_model(torch.empty(2, 1, 16, 16, device="meta")), None
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+        out, error = None, f"{type(exc).__name__}: {exc}"
+    checks.check_true(error is None, f"RegisterViT with {R} registers fails on the meta device ({error})",
+                      hint="a tensor created inside forward is on the CPU: create it on the input's device, or leave it out")
+    checks.check_shape(out, (2, 3), name=f"logits on the meta device, {R} registers")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -274,6 +348,14 @@ for R in (0, 1, 4):
     checks.check_equal(out.shape[1], num_tokens(28, 28, 14, num_registers=R), name=f"sequence length with {R} registers")
 checks.check_equal(num_tokens(224, 224, 14, num_registers=4), 261, name="DINOv2 ViT-S/14 + 4 registers at 224 px")
 print("token accounting: visible checks passed")
+### BEGIN HIDDEN TESTS
+for R, nec, img, patch in [(2, False, 24, 6), (3, True, 20, 5), (0, False, 16, 8)]:
+    m = RegisterViT(img_size=img, patch_size=patch, in_chans=1, num_classes=2, embed_dim=8, depth=1, num_heads=2,
+                    num_registers=R, no_embed_class=nec)
+    out = m.forward_features(torch.randn(3, 1, img, img))
+    checks.check_shape(out, (3, num_tokens(img, img, patch, num_registers=R), 8),
+                       name=f"forward_features with {R} registers, no_embed_class={nec}, {img} px, patch {patch}")
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_register_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 torch.manual_seed(0)
@@ -283,6 +365,10 @@ checks.check_true(m.reg_token.grad is not None and m.reg_token.grad.abs().sum() 
                   "the registers received no gradient: are they part of the sequence the blocks see?")
 print("register gradients: visible checks passed")
 ### BEGIN HIDDEN TESTS
+grads = m.reg_token.grad[0]
+gaps = (grads[:, None] - grads[None]).norm(dim=-1) / grads.norm(dim=-1).max() + torch.eye(4)
+checks.check_true(float(gaps.min()) > 1e-4, "two registers received the same gradient: they can never become different",
+                  hint="registers that start equal stay equal; initialise reg_token at random (trunc_normal_, std 0.02)")
 m.eval()
 x = torch.randn(3, 1, 16, 16)
 with torch.no_grad():
@@ -320,6 +406,7 @@ with torch.no_grad():
 # `(B, N)`. Return a bool mask `(B, N)`, True where the token's L2 norm is above `threshold`; with
 # `threshold=None`, use the rule above with the median and MAD of **all** the norms given (the whole batch,
 # one cut-off for the model). Use `torch.median` (for an even count it returns the lower middle value).
+# `k` is the number of robust standard deviations; the hidden checks vary it.
 
 # %% nbgrader={"grade": false, "grade_id": "find_artifact_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def find_artifact_tokens(features, threshold=None, k=6.0):
@@ -365,18 +452,34 @@ for _ in range(3):
     checks.check_true(torch.equal(find_artifact_tokens(f, threshold=t), n > t), "explicit threshold")
 n = 10 + torch.randn(4, 250, generator=g)   # norms; two tokens placed at 5 and 7 robust standard deviations
 n[0, 0] = n[1, 0] = n.flatten().median()
-med = n.flatten().median(); sd = 1.4826 * (n.flatten() - med).abs().median()
+med = n.flatten().median()
+sd = 1.4826 * (n.flatten() - med).abs().median()
 n[0, 0], n[1, 0] = med + 5 * sd, med + 7 * sd
-want = torch.zeros(4, 250, dtype=torch.bool); want[1, 0] = True
+want = torch.zeros(4, 250, dtype=torch.bool)
+want[1, 0] = True
 checks.check_true(torch.equal(find_artifact_tokens(n), want),
                   "a token 5 robust standard deviations above the median must not be flagged, one at 7 must",
                   hint="threshold = median + 6 * 1.4826 * MAD")
 many = torch.randn(4, 100, 32, generator=g)
 many[:, :10] *= 5   # 10% outliers: they inflate a mean and a standard deviation, not a median and a MAD
 mask = find_artifact_tokens(many)
+checks.check_equal(mask.dtype, torch.bool, name="dtype of the mask", hint="a comparison (norms > threshold) gives bools")
 checks.check_true(bool(mask[:, :10].all()) and not bool(mask[:, 10:].any()),
                   f"with 10% outliers {int(mask[:, :10].sum())} of 40 were flagged and {int(mask[:, 10:].sum())} clean tokens",
                   hint="use the median and the MAD, which a few outliers cannot drag along")
+n = 10 + torch.randn(2, 300, generator=g)   # two images whose norms sit at different levels: one cut-off for both
+n[1] += 6
+n[1, 3] = n[1].median() + 12 * 1.4826 * (n[1] - n[1].median()).abs().median()   # far out in its image, not in the batch
+checks.check_true(torch.equal(find_artifact_tokens(n), ref.find_artifact_tokens(n)),
+                  "with two images whose norms sit at different levels the mask differs from the reference",
+                  hint="take the median and the MAD of all the norms of the batch together, not per image")
+n = 10 + torch.rand(4, 250, generator=g)   # no tail: every clean token far below any cut-off tried
+med = n.flatten().median()
+sd = 1.4826 * (n.flatten() - med).abs().median()
+n[2, 7], n[3, 0] = med + 4.5 * sd, med + 7 * sd
+for k in (3.0, 4.0, 8.0):
+    checks.check_true(torch.equal(find_artifact_tokens(n, k=k), ref.find_artifact_tokens(n, k=k)),
+                      f"find_artifact_tokens(norms, k={k}) differs from the reference", hint="threshold = median + k * 1.4826 * MAD")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -441,9 +544,11 @@ for col in range(2):   # bottom row: the first two canvases, seen by each model
         axes[1, 2 * col + j].imshow(a.reshape(6, 6).numpy(), cmap="magma")
         axes[1, 2 * col + j].set_title(f"image {col}, R={R}", fontsize=9)
 for ax in axes.flat:
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
 plt.suptitle("top: test canvases; bottom: CLS attention over the 6x6 patches, last block")
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+plt.show()
 
 
 # %% [markdown]
@@ -482,7 +587,7 @@ if BUDGET == "full":
             flagged = find_artifact_tokens(n)
             plot_norm_map(n[0], (37, 37), ax=ax, title=f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged")
         plt.show()
-    except Exception as exc:  # no network or no weights: say so, do not fail the notebook
+    except Exception as exc:  # noqa: BLE001 - no network or no weights: say so, do not fail the notebook
         print(f"Could not load DINOv2 weights ({type(exc).__name__}); this part needs internet access.")
 else:
     print("Budget 'tiny': the DINOv2 comparison runs in the 'full' budget (a GPU with internet access).")

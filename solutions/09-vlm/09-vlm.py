@@ -33,6 +33,10 @@
 # 4. count the visual tokens that LLaVA-1.5, InternVL and Qwen2-VL hand their language model
 #    (`internvl_tile_grid`, `visual_token_count`).
 #
+# **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
+# `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
+# graded, other packages may not be.
+#
 # 20 points in all.
 
 # %% [markdown]

@@ -23,6 +23,20 @@ import torch
 
 BUDGETS = ("tiny", "full")
 
+# What a student's answers may import besides Python's standard library. The package depends on each of
+# them, so wherever the course is installed (Colab, a laptop, the grader, which runs in this package's
+# environment) they import; every chapter's introduction says so in ``allowed_imports_sentence()``.
+ALLOWED_IMPORTS = ("torch", "torchvision", "numpy", "einops")
+
+
+def allowed_imports_sentence() -> str:
+    """The sentence of every chapter's introduction that tells students what they may import."""
+    names = [f"`{name}`" for name in ALLOWED_IMPORTS]
+    listed = ", ".join(names[:-1]) + " and " + names[-1]
+    return (f"**Imports:** your answers may use Python's standard library, {listed}, besides what the "
+            "notebook imports for you; these are installed wherever the notebook is graded, other packages "
+            "may not be.")
+
 
 def device() -> torch.device:
     """The GPU when there is one, else the CPU."""

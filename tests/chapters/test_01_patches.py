@@ -434,7 +434,9 @@ def vit_macs_by_parts(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num
 
 ALTERNATIVES = {
     "patchify with F.unfold": Variant({"patchify": patchify_unfold}, "test_patchify"),
-    "patchify with einops": Variant({"patchify": patchify_einops}, "test_patchify"),
+    # the cells that call patchify: points were lost where einops was not installed
+    "patchify with einops": Variant({"patchify": patchify_einops}, "test_patchify", "test_unpatchify",
+                                    "test_conv_as_linear"),
     "patchify with a loop and torch.stack": Variant({"patchify": patchify_loop}, "test_patchify"),
     "patchify with Tensor.unfold": Variant({"patchify": patchify_tensor_unfold}, "test_patchify"),
     "unpatchify with einops": Variant({"unpatchify": unpatchify_einops}, "test_unpatchify"),

@@ -4,7 +4,9 @@ The solution passes every graded cell on 10 seeds; each plausible bug below fail
 catch it.
 """
 
+import numpy as np
 import torch
+from einops import repeat
 
 from nbexec import Variant
 from solution_checks import (  # noqa: F401
@@ -85,17 +87,284 @@ def artifacts_below_threshold(features, threshold=None, k=6.0):
     return norms < threshold
 
 
+def prefix_not_expanded(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
+    """cls and registers concatenated as they are, (1, n, D): fine for one image only."""
+    prefix = [cls_token] + ([reg_token] if reg_token is not None else [])
+    if no_embed_class:
+        return torch.cat(prefix + [patch_tokens + pos_embed], 1)
+    return torch.cat(prefix + [patch_tokens], 1) + pos_embed
+
+
+def prefix_empty_registers_on_cpu(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
+    """No registers: an empty (1, 0, D) tensor made with torch.zeros, on the CPU."""
+    B, N, D = patch_tokens.shape
+    regs = reg_token if reg_token is not None else torch.zeros(1, 0, D)
+    prefix = [cls_token.expand(B, -1, -1), regs.expand(B, -1, -1)]
+    if no_embed_class:
+        return torch.cat(prefix + [patch_tokens + pos_embed], 1)
+    return torch.cat(prefix + [patch_tokens], 1) + pos_embed
+
+
+def prefix_position_on_patches_only(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
+    """no_embed_class=False read as "patches only" too: the prefix rows of pos_embed are never added."""
+    B, N, _ = patch_tokens.shape
+    prefix = [cls_token.expand(B, -1, -1)] + ([reg_token.expand(B, -1, -1)] if reg_token is not None else [])
+    return torch.cat(prefix + [patch_tokens + pos_embed[:, -N:]], 1)
+
+
+def split_four_registers(tokens, num_registers):
+    """The registers of the visible check (4), whatever num_registers says."""
+    return tokens[:, 0], tokens[:, 1:5], tokens[:, 5:]
+
+
+def split_cls_kept_2d(tokens, num_registers):
+    return tokens[:, :1], tokens[:, 1:1 + num_registers], tokens[:, 1 + num_registers:]
+
+
+def pool_unknown_is_mean(tokens, global_pool="token", num_prefix_tokens=1):
+    """Any mode other than "token" averages: "max" or a typo passes silently."""
+    return tokens[:, 0] if global_pool == "token" else tokens[:, num_prefix_tokens:].mean(1)
+
+
+def artifacts_per_image(features, threshold=None, k=6.0):
+    """Median and MAD of each image: a cut-off per image, not one for the model."""
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        med = norms.median(dim=1, keepdim=True).values
+        mad = (norms - med).abs().median(dim=1, keepdim=True).values
+        threshold = med + k * 1.4826 * mad
+    return norms > threshold
+
+
+def artifacts_fixed_k(features, threshold=None, k=6.0):
+    """k = 6 written into the formula: the argument is ignored."""
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        med = norms.flatten().median()
+        threshold = med + 6 * 1.4826 * (norms.flatten() - med).abs().median()
+    return norms > threshold
+
+
+def artifacts_float_mask(features, threshold=None, k=6.0):
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        med = norms.flatten().median()
+        threshold = med + k * 1.4826 * (norms.flatten() - med).abs().median()
+    return (norms > threshold).float()
+
+
+def artifacts_threshold_ignored(features, threshold=None, k=6.0):
+    """Always the robust threshold, even when one is given."""
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    med = norms.flatten().median()
+    return norms > med + k * 1.4826 * (norms.flatten() - med).abs().median()
+
+
+def vit_variant(**changes):
+    """RegisterViT of the solution with a student's change to __init__ or forward (see below)."""
+
+    def replace(ns):
+        base = ns["RegisterViT"]
+        add_prefix_tokens, pool = ns["add_prefix_tokens"], ns["pool"]
+
+        class RegisterViT(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                init = changes.get("init")
+                with torch.no_grad():
+                    if init == "zeros":  # the parameters created, the trunc_normal_ line forgotten
+                        for name in ("cls_token", "reg_token", "pos_embed"):
+                            if getattr(self, name) is not None:
+                                setattr(self, name, torch.nn.Parameter(torch.zeros_like(getattr(self, name))))
+                    elif init == "one register repeated" and self.reg_token is not None:
+                        one = torch.nn.init.trunc_normal_(torch.empty(1, 1, self.reg_token.shape[-1]), std=0.02)
+                        self.reg_token = torch.nn.Parameter(one.repeat(1, self.num_registers, 1))
+                    elif init == "randn":
+                        self.cls_token = torch.nn.Parameter(torch.randn_like(self.cls_token))
+                        self.pos_embed = torch.nn.Parameter(torch.randn_like(self.pos_embed))
+                    elif init == "four registers" and self.reg_token is not None:
+                        D = self.reg_token.shape[-1]
+                        self.reg_token = torch.nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(1, 4, D), std=0.02))
+
+            def forward_features(self, x):
+                tokens = self.patch_embed(x)
+                regs = self.reg_token
+                if changes.get("cpu_registers") and regs is None:
+                    regs = torch.zeros(1, 0, tokens.shape[-1])
+                x = self.blocks(add_prefix_tokens(tokens, self.pos_embed, self.cls_token, regs, self.no_embed_class))
+                return x if changes.get("norm_in_forward") else self.norm(x)
+
+            def forward(self, x):
+                x = self.forward_features(x)
+                if changes.get("norm_in_forward"):
+                    x = self.norm(x)
+                prefix = 1 if changes.get("pool_one_prefix") else 1 + self.num_registers
+                return self.head(pool(x, self.global_pool, prefix))
+
+        return {"RegisterViT": RegisterViT}
+
+    return replace
+
+
 BUGS = {
-    "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches}, "test_add_prefix_tokens", "test_register_vit"),
-    "position embedding added to registers (DINOv2 convention)": Variant({"add_prefix_tokens": prefix_position_on_registers}, "test_add_prefix_tokens", "test_register_vit"),
-    "registers never enter the sequence": Variant({"add_prefix_tokens": prefix_registers_dropped}, "test_add_prefix_tokens", "test_register_vit", "test_token_accounting", "test_register_gradients"),
+    "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches},
+                                                  "test_add_prefix_tokens", "test_register_vit"),
+    "position embedding added to registers (DINOv2 convention)": Variant(
+        {"add_prefix_tokens": prefix_position_on_registers}, "test_add_prefix_tokens", "test_register_vit"),
+    "registers never enter the sequence": Variant(
+        {"add_prefix_tokens": prefix_registers_dropped}, "test_add_prefix_tokens", "test_register_vit",
+        "test_token_accounting", "test_register_gradients"),
+    "prefix tokens not expanded over the batch": Variant({"add_prefix_tokens": prefix_not_expanded},
+                                                         "test_add_prefix_tokens"),
+    "empty registers made on the CPU": Variant({"add_prefix_tokens": prefix_empty_registers_on_cpu},
+                                               "test_add_prefix_tokens"),
+    "no_embed_class=False: prefix gets no position": Variant({"add_prefix_tokens": prefix_position_on_patches_only},
+                                                             "test_add_prefix_tokens", "test_register_vit"),
     "split_tokens off by one": Variant({"split_tokens": split_off_by_one}, "test_split_pool"),
-    "registers left in the pooled output": Variant({"pool": make_pool_with_registers(None)}, "test_split_pool", "test_register_gradients"),
-    "artifact threshold from mean and standard deviation": Variant({"find_artifact_tokens": artifacts_mean_std}, "test_find_artifact_tokens"),
-    "MAD without the 1.4826 factor": Variant({"find_artifact_tokens": artifacts_without_consistency_constant}, "test_find_artifact_tokens"),
-    "low-norm tokens flagged": Variant({"find_artifact_tokens": artifacts_below_threshold}, "test_find_artifact_tokens"),
+    "split_tokens with 4 registers written in": Variant({"split_tokens": split_four_registers}, "test_split_pool"),
+    "split_tokens keeps cls as (B, 1, D)": Variant({"split_tokens": split_cls_kept_2d}, "test_split_pool"),
+    "registers left in the pooled output": Variant({"pool": make_pool_with_registers(None)}, "test_split_pool",
+                                                   "test_register_gradients"),
+    "pool: unknown mode averages": Variant({"pool": pool_unknown_is_mean}, "test_split_pool"),
+    "RegisterViT: tokens left at zero": Variant(vit_variant(init="zeros"), "test_register_vit",
+                                                "test_register_gradients"),
+    "RegisterViT: one register repeated R times": Variant(vit_variant(init="one register repeated"),
+                                                          "test_register_vit", "test_register_gradients"),
+    "RegisterViT: cls and pos_embed from randn": Variant(vit_variant(init="randn"), "test_register_vit"),
+    "RegisterViT: always 4 registers": Variant(vit_variant(init="four registers"), "test_register_vit"),
+    "RegisterViT: final norm in forward, not forward_features": Variant(vit_variant(norm_in_forward=True),
+                                                                        "test_register_vit"),
+    "RegisterViT: empty registers made on the CPU": Variant(vit_variant(cpu_registers=True), "test_register_vit"),
+    "RegisterViT: pooling skips the class token only": Variant(vit_variant(pool_one_prefix=True),
+                                                               "test_register_gradients"),
+    "artifact threshold from mean and standard deviation": Variant({"find_artifact_tokens": artifacts_mean_std},
+                                                                   "test_find_artifact_tokens"),
+    "MAD without the 1.4826 factor": Variant({"find_artifact_tokens": artifacts_without_consistency_constant},
+                                             "test_find_artifact_tokens"),
+    "low-norm tokens flagged": Variant({"find_artifact_tokens": artifacts_below_threshold},
+                                       "test_find_artifact_tokens"),
+    "a cut-off per image": Variant({"find_artifact_tokens": artifacts_per_image}, "test_find_artifact_tokens"),
+    "k ignored": Variant({"find_artifact_tokens": artifacts_fixed_k}, "test_find_artifact_tokens"),
+    "mask of floats": Variant({"find_artifact_tokens": artifacts_float_mask}, "test_find_artifact_tokens"),
+    "explicit threshold ignored": Variant({"find_artifact_tokens": artifacts_threshold_ignored},
+                                          "test_find_artifact_tokens"),
 }
 
+
+# Different but correct answers: each must keep full marks -------------------------------------------
+
+def prefix_einops(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
+    """einops.repeat for the batch; with no_embed_class=False the rows of pos_embed added part by part."""
+    B, N, _ = patch_tokens.shape
+    prefix = torch.cat([cls_token] + ([reg_token] if reg_token is not None else []), dim=1)  # (1, 1+R, D)
+    prefix = repeat(prefix, "1 n d -> b n d", b=B)
+    if no_embed_class:
+        return torch.cat([prefix, patch_tokens + pos_embed], 1)
+    P = prefix.shape[1]
+    return torch.cat([prefix + pos_embed[:, :P], patch_tokens + pos_embed[:, P:]], 1)
+
+
+def prefix_filled(patch_tokens, pos_embed, cls_token, reg_token, no_embed_class=True):
+    """One output tensor made with new_empty (on the inputs' device), filled slice by slice."""
+    B, N, D = patch_tokens.shape
+    R = 0 if reg_token is None else reg_token.shape[1]
+    out = patch_tokens.new_empty(B, 1 + R + N, D)
+    out[:, :1] = cls_token
+    if R:
+        out[:, 1:1 + R] = reg_token
+    out[:, 1 + R:] = patch_tokens
+    if no_embed_class:
+        out[:, 1 + R:] += pos_embed
+        return out
+    return out + pos_embed
+
+
+def split_with_torch_split(tokens, num_registers):
+    N = tokens.shape[1] - 1 - num_registers
+    cls, regs, patches = torch.split(tokens, [1, num_registers, N], dim=1)
+    return cls.squeeze(1), regs, patches
+
+
+def pool_by_sum(tokens, global_pool="token", num_prefix_tokens=1):
+    if global_pool == "avg":
+        patches = tokens.narrow(1, num_prefix_tokens, tokens.shape[1] - num_prefix_tokens)
+        return patches.sum(dim=1) / patches.shape[1]
+    if global_pool == "token":
+        return tokens[:, 0]
+    raise ValueError(f"unknown global_pool {global_pool!r}")
+
+
+def register_vit_inline(ns):
+    """Parameters through torch.empty + nn.init.normal_, the tokens assembled in forward_features itself."""
+    base = ns["RegisterViT"]
+
+    class RegisterViT(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            D = self.cls_token.shape[-1]
+            R, rows = self.num_registers, self.pos_embed.shape[1]
+            self.cls_token = torch.nn.Parameter(torch.nn.init.normal_(torch.empty(1, 1, D), std=0.02))
+            self.reg_token = torch.nn.Parameter(torch.nn.init.normal_(torch.empty(1, R, D), std=0.02)) if R else None
+            self.pos_embed = torch.nn.Parameter(torch.nn.init.normal_(torch.empty(1, rows, D), std=0.02))
+
+        def forward_features(self, x):
+            x = self.patch_embed(x)
+            B = x.shape[0]
+            if self.no_embed_class:
+                x = x + self.pos_embed
+            parts = [self.cls_token.expand(B, -1, -1)]
+            if self.reg_token is not None:
+                parts.append(self.reg_token.expand(B, -1, -1))
+            x = torch.cat(parts + [x], dim=1)
+            if not self.no_embed_class:
+                x = x + self.pos_embed
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x)
+
+        def forward(self, x):
+            tokens = self.forward_features(x)
+            if self.global_pool == "avg":
+                return self.head(tokens[:, 1 + self.num_registers:].mean(1))
+            return self.head(tokens[:, 0])
+
+    return {"RegisterViT": RegisterViT}
+
+
+def artifacts_kthvalue(features, threshold=None, k=6.0):
+    """The lower median as the ceil(n/2)-th smallest value."""
+    norms = features.norm(dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        flat = norms.reshape(-1)
+        middle = (flat.numel() + 1) // 2
+        med = flat.kthvalue(middle).values
+        mad = (flat - med).abs().kthvalue(middle).values
+        threshold = med + k * 1.4826 * mad
+    return norms > threshold
+
+
+def artifacts_numpy(features, threshold=None, k=6.0):
+    """numpy's median (the mean of the two middle values for an even count)."""
+    norms = torch.linalg.vector_norm(features, dim=-1) if features.ndim == 3 else features
+    if threshold is None:
+        values = norms.detach().cpu().numpy().ravel()
+        med = np.median(values)
+        threshold = float(med + k * 1.4826 * np.median(np.abs(values - med)))
+    return norms > threshold
+
+
+ALTERNATIVES = {
+    "add_prefix_tokens with einops": Variant({"add_prefix_tokens": prefix_einops}, "test_add_prefix_tokens",
+                                             "test_register_vit", "test_token_accounting", "test_register_gradients"),
+    "add_prefix_tokens filling new_empty": Variant({"add_prefix_tokens": prefix_filled}, "test_add_prefix_tokens",
+                                                   "test_register_vit"),
+    "split with torch.split, pool by sum": Variant({"split_tokens": split_with_torch_split, "pool": pool_by_sum},
+                                                   "test_split_pool", "test_register_gradients"),
+    "RegisterViT with normal_ init and inline tokens": Variant(register_vit_inline, "test_register_vit",
+                                                               "test_token_accounting", "test_register_gradients"),
+    "artifacts with kthvalue": Variant({"find_artifact_tokens": artifacts_kthvalue}, "test_find_artifact_tokens"),
+    "artifacts with numpy's median": Variant({"find_artifact_tokens": artifacts_numpy}, "test_find_artifact_tokens"),
+}
 
 
 def test_reference_agrees_with_the_solution(run):
