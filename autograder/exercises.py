@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from autograder import cells
 
 PROTECTED_ROOTS = {"torch", "vitcourse", "builtins", "checks", "__builtins__"}
-REFERENCE = "vitcourse.models"
+# Where the course's reference implementations live, and how many dotted parts name the module that
+# holds them: vitcourse.models.patches.patchify, vitcourse.augment.MultiCrop, vitcourse.flops.vit_macs.
+REFERENCE_MODULES = {"vitcourse.models": 3, "vitcourse.experiments": 3, "vitcourse.augment": 2, "vitcourse.flops": 2}
 CALLS = {"forward", "__call__", "_call_impl", "_wrapped_call_impl"}  # what runs a module whole
 MODE_METHODS = {"eval", "train", "to", "float", "double", "half", "cpu", "cuda", "requires_grad_"}
 STUB = re.compile(r"### BEGIN SOLUTION|YOUR CODE HERE|raise NotImplementedError")
@@ -109,19 +111,33 @@ def called(call: ast.Call) -> str | None:
     return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
 
 
+def _reference_depth(path: str | None) -> int | None:
+    for root, depth in REFERENCE_MODULES.items():
+        if path and (path == root or path.startswith(root + ".")):
+            return depth
+    return None
+
+
 def is_reference(path: str | None) -> bool:
-    return bool(path) and (path == REFERENCE or path.startswith(REFERENCE + "."))
+    return _reference_depth(path) is not None
+
+
+def holds_objects(module: str) -> bool:
+    """Whether ``from module import name`` imports reference objects (not a module of them)."""
+    depth = _reference_depth(module)
+    return depth is not None and len(module.split(".")) >= depth
 
 
 def exercise_in(path: str, ex: Exercises) -> str | None:
     """The exercise a reference path stands for, if any."""
-    parts = path.split(".")[3:]  # after vitcourse.models.MODULE
+    depth = _reference_depth(path) or 3
+    parts = path.split(".")[depth:]  # after the module that holds the objects
     if parts and _norm(parts[0]) in {_norm(n) for n in ex.names}:
         return parts[0]
     for attr in parts[1:]:
         if attr in ex.all_methods or attr in CALLS or attr == "<computed name>":
             return attr
-    if len(path.split(".")) == 4 and parts and parts[0] == "<computed name>":
+    if len(path.split(".")) == depth + 1 and parts and parts[0] == "<computed name>":
         return "a name computed at run time"
     return None
 

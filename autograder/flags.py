@@ -3,7 +3,8 @@
 Everything is found by reading the code (``ast``), never by running it. A flag is for a person to
 judge; it never changes a score. Patterns, in the student's answer cells and the cells they added:
 
-- **the reference used for an exercise**: any access to an object of ``vitcourse.models`` whose name
+- **the reference used for an exercise**: any access to an object of ``vitcourse.models`` (or of
+  ``vitcourse.augment``, ``vitcourse.flops``, ``vitcourse.experiments``) whose name
   is one of the notebook's exercises, however it is reached: ``from vitcourse.models.patches import
   patchify``, ``import vitcourse.models.patches as P; P.patchify``, ``getattr(P, "patchify")``,
   ``importlib.import_module(...)``, ``vars(P)["patchify"]``, a reference method such as
@@ -29,12 +30,12 @@ from autograder import cells
 from autograder.exercises import (
     CALLS,
     PROTECTED_ROOTS,
-    REFERENCE,
     Exercises,
     Names,
     called,
     exercise_in,
     exercises,
+    holds_objects,
     is_reference,
     parse,
 )
@@ -79,7 +80,7 @@ def _cell_flags(tree: ast.AST, names: Names, ex: Exercises) -> list[str]:
     out = []
     for node in ast.walk(tree):
         out += _monkeypatch(node, names)
-        if isinstance(node, ast.ImportFrom) and is_reference(node.module) and node.module != REFERENCE:
+        if isinstance(node, ast.ImportFrom) and holds_objects(node.module or ""):
             for a in node.names:
                 if a.name == "*":
                     out.append(f"imports everything from {node.module} (the reference)")

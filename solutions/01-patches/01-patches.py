@@ -128,7 +128,7 @@ checks.check_true(patchify(x, 4).dtype == torch.float64,
                   hint="reshape and permute keep the dtype: no conversion is needed")
 P = draw(3, 10)
 for H, W, bad in ((3 * P, 2 * P + 1, 2 * P + 1), (2 * P + 1, 3 * P, 2 * P + 1)):  # the width, then the height
-    error = checks.check_raises(lambda: patchify(torch.zeros(1, 2, H, W), P), ValueError,
+    error = checks.check_raises(lambda H=H, W=W: patchify(torch.zeros(1, 2, H, W), P), ValueError,
                                 name=f"patchify on a {H}x{W} image with patch size {P}",
                                 hint="check both the height and the width")
     checks.check_true(str(bad) in str(error) and str(P) in str(error),
@@ -348,7 +348,7 @@ for C in (1, 2, 4):
     x = torch.randn(draw(1, 4), C, h * P, w * P, generator=g)
     checks.check_close(mine(x), theirs(x), name=f"PatchEmbed(P={P}, C={C}, D={D}) on {tuple(x.shape)}",
                        hint="tokens must come out as (B, N, D) in row-major grid order")
-    checks.check_raises(lambda: mine(torch.zeros(1, C, h * P, w * P + 1)), ValueError,
+    checks.check_raises(lambda mine=mine, C=C, h=h, w=w, P=P: mine(torch.zeros(1, C, h * P, w * P + 1)), ValueError,
                         name=f"PatchEmbed(P={P}) on a {h * P}x{w * P + 1} image", hint="check the width too")
 x = torch.randn(2, 2, 8, 12, generator=g, dtype=torch.float64)
 checks.check_true(PatchEmbed(4, 2, 8).double()(x).dtype == torch.float64,

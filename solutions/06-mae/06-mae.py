@@ -105,7 +105,6 @@ checks.check_equal(random_masking(torch.randn(1, 49, 4), 0.9)[0].shape[1], 4, na
                    hint="int(N * (1 - mask_ratio)), as the official code")
 print("random_masking: visible checks passed")
 ### BEGIN HIDDEN TESTS
-from vitcourse.models import mae as ref
 g_seed = env.grading_seed()
 cases = [(3, 16, 5, 0.75), (2, 196, 7, 0.75), (4, 50, 3, 0.6), (1, 9, 4, 0.0), (3, 49, 2, 0.9), (2, 12, 6, 0.25)]
 for k, (B, N, D, r) in enumerate(cases):

@@ -574,7 +574,9 @@ def dinov2_norms(name, image):
         tokens = model.forward_features(image.to(DEVICE))
     return tokens[:, model.num_prefix_tokens:].norm(dim=-1).cpu()
 
-if BUDGET == "full":
+if BUDGET == "full" and not env.online():
+    print("No connection to huggingface.co: the DINOv2 comparison needs internet access to load the weights.")
+elif BUDGET == "full":
     try:
         from vitcourse import data
         from vitcourse.viz import plot_norm_map

@@ -103,7 +103,7 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
     ### BEGIN SOLUTION
     image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
     logits = torch.as_tensor(logit_scale).exp() * image_emb @ text_emb.T  # (B, B)
-    target = torch.arange(len(logits))
+    target = torch.arange(len(logits), device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
     ### END SOLUTION
 
@@ -138,6 +138,12 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(clip_loss(a[perm], b[perm], s), clip_loss(a, b, s),
                        name="clip_loss after shuffling the pairs together (must not change)")
+try:
+    meta_loss = clip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0)
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"clip_loss fails on embeddings on another device (meta): {exc}\nHint: create the "
+                         "targets on the logits' device (torch.arange(B, device=logits.device))") from None
+checks.check_true(meta_loss.device.type == "meta", f"clip_loss on meta embeddings returned a loss on {meta_loss.device}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -165,7 +171,7 @@ def siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale, lo
     ### BEGIN SOLUTION
     image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
     logits = torch.as_tensor(logit_scale).exp() * image_emb @ text_emb.T + logit_bias  # (B, B)
-    z = 2 * torch.eye(len(logits)) - 1  # +1 on the diagonal, -1 elsewhere
+    z = 2 * torch.eye(len(logits), device=logits.device, dtype=logits.dtype) - 1  # +1 on the diagonal, -1 elsewhere
     return -F.logsigmoid(z * logits).sum(dim=1).mean()
     ### END SOLUTION
 
@@ -198,6 +204,12 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(siglip_loss(a[perm], b[perm], s, bb), siglip_loss(a, b, s, bb),
                        name="siglip_loss after shuffling the pairs together (must not change)")
+try:
+    meta_loss = siglip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0, -2.0)
+except Exception as exc:  # noqa: BLE001
+    raise AssertionError(f"siglip_loss fails on embeddings on another device (meta): {exc}\nHint: create the "
+                         "labels on the logits' device (torch.eye(B, device=logits.device))") from None
+checks.check_true(meta_loss.device.type == "meta", f"siglip_loss on meta embeddings returned a loss on {meta_loss.device}")
 # The loss of one pair is a function of that pair only: changing an off-diagonal caption's match can
 # only matter through a negative term.
 x = torch.eye(3)

@@ -6,6 +6,8 @@ Every chapter's set-up cell calls ``device()`` and ``budget()``:
   Experiments shrink to seconds.
 - ``"full"``: on a GPU. Heavy experiments run only here.
 
+``VITCOURSE_OFFLINE=1`` makes ``online()`` answer False at once (the test suite sets it).
+
 ``VITCOURSE_BUDGET=tiny|full`` overrides the choice. ``VITCOURSE_MAX_STEPS=N`` caps every training
 loop of the library and the notebooks at N steps (``steps``): the course's smoke test runs the `full`
 budget's code that way on a CPU.
@@ -53,6 +55,23 @@ def budget() -> str:
     if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("CI"):
         return "tiny"
     return "full" if torch.cuda.is_available() else "tiny"
+
+
+def online(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers on port 443 within ``timeout`` seconds (False under ``VITCOURSE_OFFLINE=1``).
+
+    Cells that download weights ask first, so that a machine without internet prints one line instead of
+    waiting through a library's retries.
+    """
+    import socket
+
+    if os.environ.get("VITCOURSE_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def max_steps() -> int | None:

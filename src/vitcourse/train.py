@@ -130,9 +130,9 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     forward = forward or (lambda m, x: m(x))
     loss_fn = loss_fn or (lambda out, y, x: F.cross_entropy(_logits(out), y))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    total = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
-    total = env.steps(total)
-    scheduler = _schedule(schedule, optimizer, lr, total, warmup_steps)
+    planned = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
+    total = env.steps(planned)  # VITCOURSE_MAX_STEPS cuts the run short; the schedule stays the planned one
+    scheduler = _schedule(schedule, optimizer, lr, planned, warmup_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history, step, start = History(), 0, time.perf_counter()
     bar = tqdm(total=total, disable=not progress, file=sys.stdout, desc="training", leave=False)

@@ -197,3 +197,36 @@ def test_chapter_loopholes_are_flagged(name):
         got = flags.flag_notebook(filled(release, source, replace={gid: code}), release)
         assert any(expected in f for f in got), (gid, code, got)
 
+
+
+def _reference_homes(name: str, chapter_module: str) -> list[str]:
+    """The reference modules (the chapter's model module, augment, flops) that define ``name``."""
+    import importlib
+
+    homes = [chapter_module, "vitcourse.augment", "vitcourse.flops"]
+    return [m for m in homes if hasattr(importlib.import_module(m), name)]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_answers_imported_from_the_library_are_flagged(name):
+    """An answer replaced by an import of the library's own version is flagged, wherever in the library
+    the reference lives (vitcourse.models, and also vitcourse.augment's MultiCrop and vitcourse.flops'
+    vit_macs)."""
+    from autograder import cells
+    from vitcourse import course
+
+    source, release = chapter(name)
+    module = course.chapter(name).module
+    tried = 0
+    for c in release["cells"]:
+        gid = cells.grade_id(c)
+        if cells.kind(c) != "solution" or c.get("cell_type") != "code":
+            continue
+        defined = [line.split()[1].split("(")[0].rstrip(":") for line in cells.source(c).splitlines()
+                   if line.startswith(("def ", "class "))]
+        for obj in defined:
+            for home in _reference_homes(obj, module):
+                got = flags.flag_notebook(filled(release, source, replace={gid: f"from {home} import {obj}"}), release)
+                assert any(f"imports {obj} from {home}" in f for f in got), (gid, home, got)
+                tried += 1
+    assert tried, f"{name}: no answer has a library version to import"

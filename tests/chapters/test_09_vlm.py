@@ -43,6 +43,19 @@ def clip_one_direction(image_emb, text_emb, logit_scale):
     return F.cross_entropy(logits, torch.arange(len(logits)))
 
 
+def clip_targets_on_cpu(image_emb, text_emb, logit_scale):
+    """Correct on the CPU, but the targets are created there whatever the embeddings' device."""
+    logits = torch.as_tensor(logit_scale).exp() * _cos(image_emb, text_emb)
+    target = torch.arange(len(logits))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def siglip_labels_on_cpu(image_emb, text_emb, logit_scale, logit_bias):
+    logits = torch.as_tensor(logit_scale).exp() * _cos(image_emb, text_emb) + logit_bias
+    z = 2 * torch.eye(len(logits)) - 1
+    return -F.logsigmoid(z * logits).sum(dim=1).mean()
+
+
 def clip_temperature_divided(image_emb, text_emb, logit_scale):
     logits = _cos(image_emb, text_emb) / torch.as_tensor(logit_scale).exp()
     target = torch.arange(len(logits))
@@ -198,6 +211,8 @@ BUGS = {
     "clip_loss: no L2 normalisation": Variant({"clip_loss": clip_no_normalisation}, "test_clip_loss"),
     "clip_loss: logit_scale used without exp": Variant({"clip_loss": clip_no_exp}, "test_clip_loss"),
     "clip_loss: matches off the diagonal": Variant({"clip_loss": clip_labels_off_diagonal}, "test_clip_loss", "test_two_tower"),
+    "clip_loss: targets created on the CPU": Variant({"clip_loss": clip_targets_on_cpu}, "test_clip_loss"),
+    "siglip_loss: labels created on the CPU": Variant({"siglip_loss": siglip_labels_on_cpu}, "test_siglip_loss"),
     "siglip_loss: positives everywhere": Variant({"siglip_loss": siglip_positives_everywhere}, "test_siglip_loss"),
     "siglip_loss: bias sign flipped": Variant({"siglip_loss": siglip_bias_subtracted}, "test_siglip_loss"),
     "siglip_loss: mean over all pairs": Variant({"siglip_loss": siglip_mean_over_pairs}, "test_siglip_loss"),

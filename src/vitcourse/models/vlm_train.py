@@ -134,7 +134,7 @@ class TextTower(nn.Module):
         x = self.norm(x)
         if self.pool == "eos":
             eos = (tokens == Vocab.EOS).int().argmax(dim=1)  # position of <eos> in each caption
-            return x[torch.arange(len(x)), eos]
+            return x[torch.arange(len(x), device=x.device), eos]  # (B, width)
         keep = (tokens != Vocab.PAD).unsqueeze(-1).float()
         return (x * keep).sum(1) / keep.sum(1)
 
