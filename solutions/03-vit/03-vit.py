@@ -421,8 +421,8 @@ checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 10),
 # learning rate far off), and no amount of data will fix it.
 
 # %%
-# Models this small train faster on one CPU thread than on several: sharing out such small matrix
-# products costs more than it saves, all the more on a busy machine.
+# On a CPU, one thread: models this small gain little from several, and on a busy machine the threads
+# spend their time waiting for each other.
 if DEVICE.type == "cpu":
     torch.set_num_threads(1)
 
