@@ -485,7 +485,7 @@ for image, attn in zip(test_images[:3].cpu(), cls_attn[:3]):
 
 # %%
 from vitcourse.convert import from_timm
-if "google.colab" in sys.modules or BUDGET == "full":
+if ("google.colab" in sys.modules or BUDGET == "full") and env.online():
     import timm
     try:
         dino = from_timm(timm.create_model("vit_small_patch16_224.dino", pretrained=True)).eval().to(DEVICE)
@@ -495,7 +495,7 @@ if "google.colab" in sys.modules or BUDGET == "full":
     except Exception as exc:
         print(f"The DINO checkpoint could not be loaded ({type(exc).__name__}); the digits maps above stand in for it.")
 else:
-    print("Offline run: the pretrained DINO ViT-S/16 attention maps are shown when the notebook runs on Colab.")
+    print("The pretrained DINO ViT-S/16 attention maps are shown on Colab or in the full budget, with internet access.")
 
 # %% [markdown]
 # With a GPU (`full` budget) the same architecture, wider and deeper, trains on CIFAR-10 with random
