@@ -395,6 +395,20 @@ def loss_temps(base, *, swapped=False, softmax_over_batch=False, sum_over_batch=
     return Buggy
 
 
+def loss_float64(base):
+    class Float64(base):
+        """Computes the loss in float64 "for stability" and returns it so."""
+
+        def forward(self, student_output, teacher_output):
+            return super().forward(student_output.double(), teacher_output.double())
+
+        @torch.no_grad()
+        def update_center(self, teacher_output):
+            super().update_center(teacher_output.float())
+
+    return Float64
+
+
 def loss_soft_cross_entropy(base):
     class SoftTargets(base):
         """Correct: F.cross_entropy with probability targets, the pairs listed first, the center by lerp_."""
@@ -493,6 +507,7 @@ BUGS = {
     "loss: summed over the batch": Variant(
         lambda ns: {"DINOLoss": loss_temps(ns["DINOLoss"], sum_over_batch=True)}, "test_dino_loss"),
     "EMA outside torch.no_grad()": Variant({"ema_update": ema_without_no_grad}, "test_ema"),
+    "loss returned in float64": Variant(lambda ns: {"DINOLoss": loss_float64(ns["DINOLoss"])}, "test_dino_loss"),
 }
 
 ALTERNATIVES = {
