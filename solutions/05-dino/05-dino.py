@@ -90,8 +90,10 @@ images = data.digits(16, "all").tensors[0]   # (1797, 1, 16, 16), in [0, 1]
 # [0, 1]) and returns a **list** of `2 + num_local` tensors: the two global crops first, of shape
 # `(C, global_size, global_size)`, then the local crops `(C, local_size, local_size)`.
 # Use `torchvision.transforms.v2`: a `RandomResizedCrop` (pass `antialias=True`) followed by a
-# `RandomHorizontalFlip()`; one pipeline for global crops, one for local crops.
-# Keep the five arguments as attributes of the same names (the checks read them).
+# `RandomHorizontalFlip()`; one pipeline for global crops, one for local crops. Every view is a new random
+# draw, its crop and its flip. Keep the five arguments as attributes of the same names (the checks read them). The hidden checks
+# use other sizes, counts and scales, and look at many calls: how much of the image each crop covers,
+# how often views are flipped (about half the time), and that the views of one call differ.
 
 # %% nbgrader={"grade": false, "grade_id": "multicrop", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class MultiCrop:
@@ -140,18 +142,48 @@ for _ in range(3):
     out = MultiCrop(gs, ls, nl)(torch.rand(C, 64, 80))
     checks.check_equal([tuple(v.shape) for v in out], [(C, gs, gs)] * 2 + [(C, ls, ls)] * nl,
                        name=f"MultiCrop({gs}, {ls}, {nl}) view shapes")
-# A horizontal ramp image: the range of values in a crop is the fraction of the width it covers.
+checks.check_true(isinstance(out, (list, tuple)), "MultiCrop(...)(image) returns a list of views")
+mc = MultiCrop(40, 20, 3, (0.3, 0.9), (0.02, 0.2))
+checks.check_equal((mc.global_size, mc.local_size, mc.num_local, tuple(mc.global_scale), tuple(mc.local_scale)),
+                   (40, 20, 3, (0.3, 0.9), (0.02, 0.2)), name="the five attributes of MultiCrop(40, 20, 3, (0.3, 0.9), (0.02, 0.2))")
+# A horizontal ramp image: the range of values in a crop is the fraction of the width it covers, and the
+# sign of its slope says whether it was flipped.
 ramp = torch.linspace(0, 1, 200).expand(1, 200, 200).contiguous()
-mc = MultiCrop(64, 32, 6)
-spans_g, spans_l = [], []
-for _ in range(40):
-    out = mc(ramp)
-    spans_g += [float(v.max() - v.min()) for v in out[:2]]
-    spans_l += [float(v.max() - v.min()) for v in out[2:]]
-checks.check_true(min(spans_g) > 0.5, "global crops must cover 40-100 % of the area (scale=global_scale)")
-checks.check_true(max(spans_l) < 0.8, "local crops must cover 5-40 % of the area (scale=local_scale)")
-checks.check_true(max(spans_g) > 0.9 and min(spans_l) < 0.35,
+
+def spans_and_flips(mc, draws=40):
+    spans, flips, same_globals, same_locals, one_flip = {"g": [], "l": []}, {"g": [], "l": []}, 0, 0, 0
+    for _ in range(draws):
+        out = mc(ramp)
+        call_flips = set()
+        for key, views in (("g", out[:2]), ("l", out[2:])):
+            for v in views:
+                spans[key].append(float(v.max() - v.min()))
+                flips[key].append(float(v[0, :, 0].mean()) > float(v[0, :, -1].mean()))
+                call_flips.add(flips[key][-1])
+        same_globals += torch.equal(out[0], out[1])
+        same_locals += torch.equal(out[2], out[3]) if len(out) > 3 else 0
+        one_flip += len(call_flips) == 1
+    return spans, {k: sum(f) / len(f) for k, f in flips.items()}, same_globals, same_locals, one_flip
+
+spans, flipped, same_globals, same_locals, one_flip = spans_and_flips(MultiCrop(64, 32, 6))
+checks.check_true(min(spans["g"]) > 0.5, "global crops must cover 40-100 % of the area (scale=global_scale)")
+checks.check_true(max(spans["l"]) < 0.8, "local crops must cover 5-40 % of the area (scale=local_scale)")
+checks.check_true(max(spans["g"]) > 0.9 and min(spans["l"]) < 0.35,
                   "crops should be random: global ones sometimes cover the whole width, local ones much less")
+for key, name in (("g", "global"), ("l", "local")):
+    checks.check_true(0.25 < flipped[key] < 0.75, f"{name} views were flipped in {flipped[key]:.0%} of the draws",
+                      hint="every view gets a RandomHorizontalFlip() (probability 0.5) after its crop")
+checks.check_true(same_globals <= 2 and same_locals <= 2,
+                  "the views of one call repeat each other: draw a new random crop for every view")
+# 8 views flipped independently all agree in 1 call out of 128; one flip of the image per call, always
+checks.check_true(one_flip <= 10, f"in {one_flip} of 40 calls all 8 views were flipped the same way",
+                  hint="flip each view on its own (a RandomHorizontalFlip after each crop), not the image once")
+# the scales are arguments: other ranges must give other crops
+spans, _, _, _, _ = spans_and_flips(MultiCrop(64, 32, 4, global_scale=(0.9, 1.0), local_scale=(0.02, 0.05)), draws=20)
+checks.check_true(min(spans["g"]) > 0.75, "with global_scale=(0.9, 1.0) every global crop covers most of the width",
+                  hint="pass global_scale and local_scale on to RandomResizedCrop(scale=...)")
+checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every local crop is a small part of the image",
+                  hint="pass global_scale and local_scale on to RandomResizedCrop(scale=...)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -198,7 +230,9 @@ show_views(MultiCrop(16, 8, 4, (0.4, 1.0), (0.1, 0.4))(images[0]), "tiny setting
 # `nn.utils.parametrizations.weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))`: its magnitude is
 # `last_layer.parametrizations.weight.original0` (shape `(out_dim, 1)`); fill it with 1 and, when
 # `norm_last_layer`, stop its gradient (`requires_grad_(False)`). Initialise the MLP's `Linear` weights as the official code does, with
-# `nn.init.trunc_normal_(weight, std=0.02)` and zero biases.
+# `nn.init.trunc_normal_(weight, std=0.02)` and zero biases. The hidden checks compare the layers, the
+# trainable parameters and the output with the reference for 1 to 4 layers, with and without BatchNorm,
+# and check that initialisation.
 
 # %% nbgrader={"grade": false, "grade_id": "dino_head", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class DINOHead(nn.Module):
@@ -261,9 +295,9 @@ for nlayers in (1, 2, 3, 4):
         dims = [int(v) for v in torch.randint(4, 40, (4,), generator=g)]
         mine, theirs = DINOHead(*dims, nlayers=nlayers, norm_last_layer=norm_last, use_bn=bn), \
             ref.DINOHead(*dims, nlayers=nlayers, norm_last_layer=norm_last, use_bn=bn)
-        arch = lambda m: [(type(l).__name__, getattr(l, "in_features", getattr(l, "num_features", None)),
-                           getattr(l, "out_features", None))
-                          for l in (m.mlp if isinstance(m.mlp, nn.Sequential) else [m.mlp])]
+        arch = lambda m: [(type(layer).__name__, getattr(layer, "in_features", getattr(layer, "num_features", None)),
+                           getattr(layer, "out_features", None))
+                          for layer in (m.mlp if isinstance(m.mlp, nn.Sequential) else [m.mlp])]
         checks.check_equal(arch(mine), arch(theirs), name=f"layers of the MLP (nlayers={nlayers}, use_bn={bn})")
         n_train = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
         checks.check_equal(n_train(mine), n_train(theirs),
@@ -276,6 +310,24 @@ for nlayers in (1, 2, 3, 4):
         checks.check_close(actual, expected, atol=1e-5, name="head output = normalised bottleneck @ last-layer weight")
         checks.check_close(mine.last_layer.weight.detach().norm(dim=1), torch.ones(dims[1]), atol=1e-5,
                            name="row norms of the last layer at initialisation")
+        checks.check_equal(actual.dtype, torch.float32, name="dtype of the head's output")
+# the MLP's initialisation: truncated normal weights (std 0.02) and zero biases, as the official code
+torch.manual_seed(env.grading_seed())
+head = DINOHead(64, 32, hidden_dim=128, bottleneck_dim=48, nlayers=3)
+linears = [m for m in head.mlp.modules() if isinstance(m, nn.Linear)]
+checks.check_equal(len(linears), 3, name="Linear layers in the MLP of a 3-layer head")
+for i, lin in enumerate(linears):
+    std = float(lin.weight.detach().std())
+    checks.check_true(0.015 < std < 0.025, f"Linear {i} of the MLP has weights with std {std:.4f}, expected 0.02",
+                      hint="nn.init.trunc_normal_(weight, std=0.02) on every Linear of the MLP")
+    checks.check_true(lin.bias is not None and float(lin.bias.detach().abs().max()) == 0.0,
+                      f"Linear {i} of the MLP must start with zero biases (nn.init.zeros_)")
+# device: the head on the meta device (shapes only)
+try:
+    out = DINOHead(16, 24, 32, 8, use_bn=True).to("meta")(torch.empty(4, 16, device="meta"))
+except (RuntimeError, NotImplementedError) as exc:
+    raise AssertionError(f"DINOHead failed on another device ({exc}): create tensors on the input's device") from None
+checks.check_true(out.device.type == "meta", f"DINOHead returned a tensor on {out.device.type}, not on the input's device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -311,7 +363,9 @@ for nlayers in (1, 2, 3, 4):
 # `nn.Module` that registers a buffer `center` of zeros, shape `(1, out_dim)`, and whose
 # `forward(student_output, teacher_output)` returns the scalar loss above and then updates the center.
 # `torch.chunk(x, n)` splits the stacked outputs into views. With `center_momentum=1` the center stays
-# at 0: centering is off.
+# at 0: centering is off. The outputs may live on a GPU: create no new tensor on the CPU in `forward` (a
+# sum can start from the Python number 0). The hidden checks vary the number of views, the batch, $K$
+# and both temperatures, and run the loss on PyTorch's `meta` device.
 
 # %% nbgrader={"grade": false, "grade_id": "dino_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class DINOLoss(nn.Module):
@@ -381,8 +435,18 @@ for _ in range(4):
     mine.center.copy_(c0); theirs.center.copy_(c0)
     for step in range(2):
         s_out, t_out = torch.randn(V * B, K, generator=g), torch.randn(2 * B, K, generator=g) * 0.5
-        checks.check_close(mine(s_out, t_out), theirs(s_out, t_out), atol=1e-4,
-                           name=f"DINO loss, {V} views, batch {B}, K={K}, step {step}")
+        got = mine(s_out, t_out)
+        checks.check_close(got, theirs(s_out, t_out), atol=1e-4,
+                           name=f"DINO loss, {V} views, batch {B}, K={K}, teacher_temp {tt:.3f}, student_temp {st:.3f}, step {step}")
+        checks.check_shape(got, (), name="the loss (a scalar)")
+        checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
+# device: the loss on the meta device (shapes only): a tensor created on the CPU raises
+try:
+    out = DINOLoss(8, ncrops=4).to("meta")(torch.empty(12, 8, device="meta"), torch.empty(6, 8, device="meta"))
+except (RuntimeError, NotImplementedError) as exc:
+    raise AssertionError(f"DINOLoss failed with its inputs on another device ({exc}). Create tensors on the inputs' "
+                         "device, or start a sum from the Python number 0") from None
+checks.check_true(out.device.type == "meta", f"the loss is on {out.device.type}, not on the inputs' device")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_center", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -431,7 +495,7 @@ checks.check_close(off.center, torch.zeros(1, K), name="center with center_momen
 #
 # Write `ema_update(student, teacher, momentum)`, which updates the teacher's parameters in place under
 # `torch.no_grad()`, and `cosine_momentum(step, total_steps, base=0.996, final=1.0)`, which gives
-# `base` at step 0 and `final` at `step == total_steps`.
+# `base` at step 0 and `final` at `step == total_steps` (the hidden checks use other values of both).
 
 # %% nbgrader={"grade": false, "grade_id": "ema", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @torch.no_grad()
@@ -475,15 +539,22 @@ with torch.no_grad():
 start = [p.clone() for p in teacher.parameters()]
 T = int(torch.randint(5, 30, (1,), generator=g))
 base = float(torch.empty(1).uniform_(0.8, 0.999, generator=g))
+final = float(torch.empty(1).uniform_(base + 1e-4, 1.0, generator=g))
+for i in range(T + 1):
+    checks.check_close(torch.tensor(cosine_momentum(i, T, base, final), dtype=torch.float64),
+                       torch.tensor(ref.cosine_momentum(i, T, base, final), dtype=torch.float64), atol=1e-9, rtol=0,
+                       name=f"cosine_momentum({i}, {T}, base={base:.4f}, final={final:.4f})")
 ms = [cosine_momentum(i, T, base, 1.0) for i in range(T)]
 for i, m in enumerate(ms):
-    checks.check_close(torch.tensor(m), torch.tensor(ref.cosine_momentum(i, T, base, 1.0)), atol=1e-9,
-                       name=f"cosine_momentum({i}, {T}, base={base:.4f})")
+    checks.check_close(torch.tensor(m, dtype=torch.float64), torch.tensor(ref.cosine_momentum(i, T, base, 1.0), dtype=torch.float64),
+                       atol=1e-9, rtol=0, name=f"cosine_momentum({i}, {T}, base={base:.4f})")
     ema_update(student, teacher, m)
 keep = math.prod(ms)
 for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
     checks.check_close(pt, keep * p0 + (1 - keep) * ps.detach(), atol=1e-6, name="teacher after a cosine schedule")
-    checks.check_true(pt.grad is None, "the teacher must never receive gradients")
+    checks.check_true(not pt.requires_grad and pt.grad_fn is None,
+                      "after ema_update a teacher parameter is part of the student's autograd graph",
+                      hint="update the teacher under torch.no_grad() (decorate ema_update with @torch.no_grad())")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -561,7 +632,8 @@ for name, h in histories.items():
 # `"one-hot"` when the teacher entropy is below 0.25 log K (the teacher is nearly certain, whatever the
 # image), `"uniform"` when it is above 0.95 log K, and `"healthy"` otherwise. The graded check runs the
 # three regimes above (with your loss, head and EMA) on a new seed and expects your function to name
-# each one correctly. Use the average of the last 10 steps, so that one noisy batch does not decide.
+# each one correctly. Use the average of the last 10 steps, so that one noisy batch does not decide (of
+# all the steps when a run has fewer than 10).
 
 # %% nbgrader={"grade": false, "grade_id": "collapse_state", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def collapse_state(teacher_entropy, marginal_entropy, K):
@@ -598,6 +670,14 @@ checks.check_true(sum(healthy["marginal_entropy"][-10:]) / 10 > 0.7 * math.log(6
 for k in (16, 256):
     checks.check_equal(collapse_state([0.3 * math.log(k)] * 10, [math.log(k)] * 10, k), "healthy", name=f"K={k}")
     checks.check_equal(collapse_state([0.97 * math.log(k)] * 10, [math.log(k)] * 10, k), "uniform", name=f"K={k}")
+    checks.check_equal(collapse_state([0.2 * math.log(k)] * 10, [math.log(k)] * 10, k), "one-hot", name=f"K={k}")
+log64 = math.log(64)
+checks.check_equal(collapse_state([2.0] * 9 + [0.05], [3.0] * 10, 64), "healthy",
+                   name="collapse_state when only the very last step is low", hint="average the last 10 steps")
+checks.check_equal(collapse_state([0.1] * 30 + [4.1] * 3 + [2.0] * 7, [3.0] * 40, 64), "healthy",
+                   name="collapse_state of the last 10 steps (4.1 x 3, 2.0 x 7)")
+checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform",
+                   name="collapse_state of a run with only 5 steps", hint="average the steps there are when fewer than 10")
 ### END HIDDEN TESTS
 
 # %% [markdown]
