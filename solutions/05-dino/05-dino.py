@@ -734,7 +734,9 @@ for name, net in (("random init", run.initial), ("DINO teacher", run.teacher.bac
 
 # %%
 # Reading the official DINO ViT-S/16 into the course's ViT: its class token's attention outlines the cat.
-if BUDGET == "full":
+if BUDGET == "full" and not env.online():
+    print("No connection to huggingface.co: the attention maps of the official DINO ViT-S/16 need internet access.")
+elif BUDGET == "full":
     try:
         import timm
         from vitcourse import viz
