@@ -6,9 +6,9 @@
 Writes the registry entry (src/vitcourse/course.toml), the notebook source
 (solutions/ID/ID.py: set-up cell copied from chapter 1, one worked exercise with a visible and a
 hidden check), the reading page (book/ID.md), the reference module
-(src/vitcourse/models/MODULE.py), the chapter's tests (tests/chapters/test_NN_name.py with one
-plausible bug and one correct alternative), then generates the .ipynb, the student notebook and the
-table of contents. Nothing that exists is overwritten.
+(src/vitcourse/models/MODULE.py), the chapter's tests (tests/chapters/test_NN_name.py, importing one
+plausible bug from bugs_NN_name.py and one correct alternative from alternatives_NN_name.py beside
+it), then generates the .ipynb, the student notebook and the table of contents. Nothing that exists is overwritten.
 """
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ The notebook {{doc}}`../notebooks/{id}/{id}` has you write `token_norms`.
 '''
 
 TESTS = '''"""Chapter {number} graded tests, checked both ways: the solution passes on 10 seeds, each plausible bug
-loses points, each different correct answer keeps them."""
+(bugs_{test_name}.py) loses points, each different correct answer (alternatives_{test_name}.py) keeps them."""
 
-from nbexec import Variant
+from alternatives_{test_name} import ALTERNATIVES  # noqa: F401
+from bugs_{test_name} import BUGS  # noqa: F401
 from solution_checks import (  # noqa: F401
     test_correct_alternative_gets_full_marks,
     test_plausible_bug_loses_points,
@@ -137,11 +138,27 @@ from solution_checks import (  # noqa: F401
 )
 
 NOTEBOOK = "{notebook}"
+'''
+
+BUGS_MODULE = '''"""Chapter {number}: plausible student bugs, each of which must lose points, and the BUGS dict."""
+
+from nbexec import Variant
 
 
 def token_norms_squared(tokens):
     """Forgets the square root."""
     return tokens.pow(2).sum(dim=-1)
+
+
+BUGS = {{
+    "token_norms: no square root": Variant({{"token_norms": token_norms_squared}}, "test_token_norms"),
+}}
+'''
+
+ALTERNATIVES_MODULE = '''"""Chapter {number}: different but correct answers, each of which must keep full marks, and the
+ALTERNATIVES dict."""
+
+from nbexec import Variant
 
 
 def token_norms_loop(tokens):
@@ -150,10 +167,6 @@ def token_norms_loop(tokens):
 
     return torch.tensor([[float(t.dot(t)) ** 0.5 for t in row] for row in tokens])
 
-
-BUGS = {{
-    "token_norms: no square root": Variant({{"token_norms": token_norms_squared}}, "test_token_norms"),
-}}
 
 ALTERNATIVES = {{
     "token_norms with loops": Variant({{"token_norms": token_norms_loop}}, "test_token_norms"),
@@ -177,6 +190,12 @@ def setup_cell() -> str:
     return text[start:text.index("\n# %%", start + 5)].rstrip("\n")
 
 
+def chapter_module(chapter: course.Chapter, kind: str) -> str:
+    """Where a chapter's plausible bugs (kind "bugs") or correct alternatives ("alternatives") live, beside
+    its test file, which imports their ``BUGS`` and ``ALTERNATIVES`` dicts."""
+    return f"tests/chapters/{kind}_{chapter.test_name}.py"
+
+
 def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path]:
     """Write every part of a new chapter; returns the files written."""
     if not course.ID_PATTERN.match(chapter_id):
@@ -188,7 +207,7 @@ def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path
     if '"' in title:
         raise ValueError("the title must not contain double quotes")
     chapter = course.Chapter(chapter_id, title, module_name)
-    values = dict(id=chapter.id, number=chapter.number, title=title, module=chapter.module,
+    values = dict(id=chapter.id, number=chapter.number, title=title, module=chapter.module, test_name=chapter.test_name,
                   points=chapter.points, notebook=chapter.source_notebook, setup=setup_cell(),
                   imports="\n".join("# " + line for line in textwrap.wrap(env.allowed_imports_sentence(), 104)))
     files = {
@@ -196,6 +215,8 @@ def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path
         chapter.source: SOURCE.format(**values),
         chapter.page: PAGE.format(**values),
         chapter.tests: TESTS.format(**values),
+        chapter_module(chapter, "bugs"): BUGS_MODULE.format(**values),
+        chapter_module(chapter, "alternatives"): ALTERNATIVES_MODULE.format(**values),
     }
     existing = [path for path in files if (ROOT / path).exists()]
     if existing:

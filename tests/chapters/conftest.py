@@ -1,13 +1,20 @@
 """What every chapter's test file shares: its solution notebook, executed once per file, and the
 parametrisation of its plausible bugs and correct alternatives.
 
-A chapter file sets ``NOTEBOOK``, imports the generic checks from ``solution_checks`` and defines
+A chapter's tests live in three modules side by side:
 
-    BUGS = {"patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify"), ...}
-    ALTERNATIVES = {"patchify with unfold": Variant({"patchify": patchify_unfold}, "test_patchify"), ...}
+- ``bugs_NN_name.py``: the plausible-bug implementations and the dict
+  ``BUGS = {"patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify"), ...}``;
+- ``alternatives_NN_name.py``: the correct alternative implementations and the dict
+  ``ALTERNATIVES = {"patchify with unfold": Variant({"patchify": patchify_unfold}, "test_patchify"), ...}``
+  (it may import shared helpers from the bugs module, never the other way round);
+- ``test_NN_name.py``: sets ``NOTEBOOK``, imports the generic checks from ``solution_checks``, imports
+  ``BUGS`` and ``ALTERNATIVES`` (this hook reads them as the test module's attributes) and holds the
+  chapter's own tests.
 
-Each bug must fail every cell it names; each alternative (a different, correct answer) must pass
-every cell it names. Only those cells are rerun.
+A catalogue too long for one short module is split by exercise (``bugs_01_macs.py`` holds the
+``vit_macs`` bugs that ``bugs_01_patches.py`` lists). Each bug must fail every cell it names; each
+alternative (a different, correct answer) must pass every cell it names. Only those cells are rerun.
 """
 
 import pytest

@@ -17,7 +17,8 @@ def test_new_chapter_has_every_part_and_passes_its_tests(tree, run_in):
     assert "99-dummy has every part" in done.stdout
     for part in ("solutions/99-dummy/99-dummy.py", "solutions/99-dummy/99-dummy.ipynb",
                  "notebooks/99-dummy/99-dummy.ipynb", "book/99-dummy.md", "src/vitcourse/models/dummy.py",
-                 "tests/chapters/test_99_dummy.py"):
+                 "tests/chapters/test_99_dummy.py", "tests/chapters/bugs_99_dummy.py",
+                 "tests/chapters/alternatives_99_dummy.py"):
         assert (tree / part).is_file(), part
     assert "notebooks/99-dummy/99-dummy" in (tree / "_toc.yml").read_text()
     # The intro lists chapters by title; a real chapter adds its line there.

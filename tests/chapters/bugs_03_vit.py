@@ -1,0 +1,287 @@
+"""Chapter 3 (ViT): plausible student bugs, each of which must lose points, and the BUGS dict."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bugs_03_model import (
+    make_vit_blocks_discarded,
+    make_vit_cls_last,
+    make_vit_cpu_cls,
+    make_vit_default_eps,
+    make_vit_mean_head,
+    make_vit_norm_in_forward,
+    make_vit_pos_without_cls,
+    make_vit_python_list,
+    make_vit_ratio_dropped,
+    make_vit_repeated_block,
+    make_vit_zero_tokens,
+)
+from nbexec import Variant
+
+
+def attention_ref(q, k, v):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    return w @ v, w
+
+
+# Plausible student bugs: attention ----------------------------------------------------------------
+
+def attention_unscaled(q, k, v):
+    w = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_wrong_axis(q, k, v):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-2)
+    return w @ v, w
+
+
+def attention_scaled_by_d(q, k, v):
+    w = (q @ k.transpose(-2, -1) / q.shape[-1]).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_transpose_1_2(q, k, v):
+    """k.transpose(1, 2): right for (B, N, d) tensors, wrong once there are heads."""
+    w = (q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_cpu_scale(q, k, v):
+    """The scale as a one-element tensor made on the CPU (a GPU rejects the mix)."""
+    w = (q @ k.transpose(-2, -1) / torch.sqrt(torch.tensor([q.shape[-1]], dtype=q.dtype))).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_float32(q, k, v):
+    """Computes "in float32 for stability" and never casts back."""
+    q, k, v = q.float(), k.float(), v.float()
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    return w @ v, w
+
+
+# Plausible student bugs: multi-head attention --------------------------------------------------------
+
+def make_attention_heads_first(solution_cls):
+    class HeadsFirst(solution_cls):
+        """qkv reshaped as (B, N, heads, 3, head_dim): the right shape, the wrong split."""
+
+        def forward(self, x):
+            B, N, D = x.shape
+            qkv = self.qkv(x).reshape(B, N, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4)
+            q, k, v = qkv.unbind(0)
+            out, self.last_attn = attention_ref(q, k, v)
+            return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+    return HeadsFirst
+
+
+def make_attention_no_merge_transpose(solution_cls):
+    class NoTranspose(solution_cls):
+        """Heads merged with reshape(B, N, D) straight from (B, heads, N, head_dim)."""
+
+        def forward(self, x):
+            B, N, D = x.shape
+            q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            out, self.last_attn = attention_ref(q, k, v)
+            return self.proj(out.reshape(B, N, D))
+
+    return NoTranspose
+
+
+def make_attention_no_proj(solution_cls):
+    class NoProj(solution_cls):
+        def forward(self, x):
+            B, N, D = x.shape
+            q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            out, self.last_attn = attention_ref(q, k, v)
+            return out.transpose(1, 2).reshape(B, N, D)
+
+    return NoProj
+
+
+def make_attention_always_bias(solution_cls):
+    class AlwaysBias(solution_cls):
+        """qkv_bias ignored: the qkv projection always has a bias."""
+
+        def __init__(self, dim, num_heads, qkv_bias=True):
+            super().__init__(dim, num_heads, True)
+
+    return AlwaysBias
+
+
+def make_attention_width_scale(solution_cls):
+    class WidthScale(solution_cls):
+        """Attention written inline, scaled by 1/sqrt(dim) instead of 1/sqrt(head_dim)."""
+
+        def forward(self, x):
+            B, N, D = x.shape
+            q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            self.last_attn = (q @ k.transpose(-2, -1) / math.sqrt(D)).softmax(dim=-1)
+            return self.proj((self.last_attn @ v).transpose(1, 2).reshape(B, N, D))
+
+    return WidthScale
+
+
+def make_attention_heads_by_reshape(solution_cls):
+    class HeadsByReshape(solution_cls):
+        """q, k, v split with chunk, then reshape(B, heads, N, head_dim) without a transpose."""
+
+        def forward(self, x):
+            B, N, D = x.shape
+            q, k, v = (t.reshape(B, self.num_heads, N, self.head_dim) for t in self.qkv(x).chunk(3, dim=-1))
+            out, self.last_attn = attention_ref(q, k, v)
+            return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+    return HeadsByReshape
+
+
+# Plausible student bugs: Mlp and Block ---------------------------------------------------------------
+
+def make_post_norm(solution_cls):
+    class PostNormBlock(solution_cls):
+        def forward(self, x):
+            x = self.norm1(x + self.attn(x))
+            return self.norm2(x + self.mlp(x))
+
+    return PostNormBlock
+
+
+def make_block_without_mlp_residual(solution_cls):
+    class Block(solution_cls):
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return self.mlp(self.norm2(x))
+
+    return Block
+
+
+def make_block_shared_norm(solution_cls):
+    class Block(solution_cls):
+        """One LayerNorm for both branches."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.norm2 = self.norm1
+
+    return Block
+
+
+def make_block_default_eps(solution_cls):
+    class Block(solution_cls):
+        """nn.LayerNorm(dim): PyTorch's default eps=1e-5 instead of ViT's 1e-6."""
+
+        def __init__(self, dim, *args, **kwargs):
+            super().__init__(dim, *args, **kwargs)
+            self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    return Block
+
+
+def make_mlp_activation(solution_cls, act):
+    class Mlp(solution_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.act = act
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    return Mlp
+
+
+def make_mlp_dropout(solution_cls):
+    class Mlp(solution_cls):
+        """Dropout 0.1 after the activation, as timm's Mlp can: right only in eval mode."""
+
+        def forward(self, x):
+            return self.fc2(F.dropout(F.gelu(self.fc1(x)), 0.1, self.training))
+
+    return Mlp
+
+
+def make_block_ratio_four(ns):
+    class Block(ns["Block"]):
+        """mlp_ratio ignored: the MLP is always 4 * dim wide."""
+
+        def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True):
+            super().__init__(dim, num_heads, mlp_ratio, qkv_bias)
+            self.mlp = ns["Mlp"](dim, 4 * dim)
+
+    return Block
+
+
+def make_block_bias_dropped(ns):
+    class Block(ns["Block"]):
+        """qkv_bias not passed on to the attention."""
+
+        def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True):
+            super().__init__(dim, num_heads, mlp_ratio, qkv_bias)
+            self.attn = ns["Attention"](dim, num_heads)
+
+    return Block
+
+
+def make_block_residual_after_norm(solution_cls):
+    class Block(solution_cls):
+        """The residual starts from the normalised tokens."""
+
+        def forward(self, x):
+            x = self.norm1(x)
+            x = x + self.attn(x)
+            x = self.norm2(x)
+            return x + self.mlp(x)
+
+    return Block
+
+
+BUGS = {
+    "attention: no 1/sqrt(d)": Variant({"attention": attention_unscaled}, "test_attention"),
+    "attention: softmax over queries": Variant({"attention": attention_wrong_axis}, "test_attention"),
+    "attention: scaled by 1/d": Variant({"attention": attention_scaled_by_d}, "test_attention"),
+    "attention: k.transpose(1, 2)": Variant({"attention": attention_transpose_1_2}, "test_attention"),
+    "attention: scale tensor made on the CPU": Variant({"attention": attention_cpu_scale}, "test_attention"),
+    "attention: float64 turned into float32": Variant({"attention": attention_float32}, "test_attention"),
+    "Attention: qkv split as (heads, 3)": Variant(
+        lambda ns: {"Attention": make_attention_heads_first(ns["Attention"])}, "test_mhsa"),
+    "Attention: heads merged without transpose": Variant(
+        lambda ns: {"Attention": make_attention_no_merge_transpose(ns["Attention"])}, "test_mhsa"),
+    "Attention: no output projection": Variant(lambda ns: {"Attention": make_attention_no_proj(ns["Attention"])},
+                                               "test_mhsa"),
+    "Attention: qkv_bias ignored": Variant(lambda ns: {"Attention": make_attention_always_bias(ns["Attention"])},
+                                           "test_mhsa"),
+    "Attention: scaled by the full width": Variant(
+        lambda ns: {"Attention": make_attention_width_scale(ns["Attention"])}, "test_mhsa"),
+    "Attention: heads split by reshape": Variant(
+        lambda ns: {"Attention": make_attention_heads_by_reshape(ns["Attention"])}, "test_mhsa"),
+    "Block: post-norm": Variant(lambda ns: {"Block": make_post_norm(ns["Block"])}, "test_block"),
+    "Block: no residual around the MLP": Variant(
+        lambda ns: {"Block": make_block_without_mlp_residual(ns["Block"])}, "test_block"),
+    "Block: one LayerNorm for both branches": Variant(lambda ns: {"Block": make_block_shared_norm(ns["Block"])},
+                                                      "test_block"),
+    "Block: LayerNorm eps 1e-5": Variant(lambda ns: {"Block": make_block_default_eps(ns["Block"])}, "test_block"),
+    "Mlp: tanh-approximate GELU": Variant(lambda ns: {"Mlp": make_mlp_activation(ns["Mlp"], nn.GELU("tanh"))},
+                                          "test_block"),
+    "Mlp: ReLU": Variant(lambda ns: {"Mlp": make_mlp_activation(ns["Mlp"], nn.ReLU())}, "test_block"),
+    "Mlp: dropout (right only in eval mode)": Variant(lambda ns: {"Mlp": make_mlp_dropout(ns["Mlp"])}, "test_block"),
+    "Block: mlp_ratio ignored": Variant(lambda ns: {"Block": make_block_ratio_four(ns)}, "test_block"),
+    "Block: qkv_bias not passed on": Variant(lambda ns: {"Block": make_block_bias_dropped(ns)}, "test_block"),
+    "Block: residual from the normalised tokens": Variant(
+        lambda ns: {"Block": make_block_residual_after_norm(ns["Block"])}, "test_block"),
+    "ViT: position embedding not covering CLS": Variant(
+        lambda ns: {"ViT": make_vit_pos_without_cls(ns["ViT"])}, "test_vit"),
+    "ViT: mean of all tokens instead of CLS": Variant(lambda ns: {"ViT": make_vit_mean_head(ns["ViT"])}, "test_vit"),
+    "ViT: one block repeated depth times": Variant(lambda ns: {"ViT": make_vit_repeated_block(ns["ViT"])}, "test_vit"),
+    "ViT: final norm in forward": Variant(lambda ns: {"ViT": make_vit_norm_in_forward(ns["ViT"])}, "test_vit"),
+    "ViT: blocks in a Python list": Variant(lambda ns: {"ViT": make_vit_python_list(ns["ViT"])}, "test_vit"),
+    "ViT: final LayerNorm eps 1e-5": Variant(lambda ns: {"ViT": make_vit_default_eps(ns["ViT"])}, "test_vit"),
+    "ViT: class token after the patches": Variant(lambda ns: {"ViT": make_vit_cls_last(ns["ViT"])}, "test_vit"),
+    "ViT: class token built on the CPU": Variant(lambda ns: {"ViT": make_vit_cpu_cls(ns["ViT"])}, "test_vit"),
+    "ViT: blocks' outputs discarded": Variant(lambda ns: {"ViT": make_vit_blocks_discarded(ns["ViT"])},
+                                              "test_vit", "test_overfit"),
+    "ViT: zero-initialised tokens": Variant(lambda ns: {"ViT": make_vit_zero_tokens(ns["ViT"])}, "test_vit"),
+    "ViT: mlp_ratio not passed on": Variant(lambda ns: {"ViT": make_vit_ratio_dropped(ns)}, "test_vit"),
+}
