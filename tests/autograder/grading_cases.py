@@ -250,7 +250,9 @@ def plausible_bugs(test_file: pathlib.Path) -> dict[str, tuple[dict, set]]:
         if not (var.endswith("BUGS") and isinstance(table, dict)):
             continue
         for label, entry in table.items():
-            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict):
+            if isinstance(getattr(entry, "replace", None), dict) and hasattr(entry, "cells"):  # nbexec.Variant
+                overrides, must_fail = entry.replace, entry.cells
+            elif isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict):
                 overrides, must_fail = entry
             elif isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], str):
                 overrides, must_fail = {entry[0]: entry[1]}, entry[2]
