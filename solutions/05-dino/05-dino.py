@@ -59,7 +59,7 @@ from vitcourse import analysis, checks, data, env, viz
 
 DEVICE, BUDGET = env.device(), env.budget()
 if DEVICE.type == "cpu":
-    torch.set_num_threads(1)  # the networks here are tiny: a second thread costs more than it saves
+    torch.set_num_threads(1)  # models this small gain little from more threads, and one shares a busy CPU better
 print(env.describe())
 
 # The data of this chapter: scikit-learn's 1,797 handwritten digits (8 x 8), upsampled to 16 x 16.

@@ -50,8 +50,8 @@ DEVICE, BUDGET = env.device(), env.budget()
 print(env.describe())
 
 # %%
-# The models of this chapter are small: on a CPU one thread is enough for them (threads that wait for each
-# other on tiny matrices cost more time than they save).
+# The models of this chapter are small: on a CPU they gain little from more threads, and one thread shares a
+# busy machine better.
 if DEVICE.type == "cpu":
     torch.set_num_threads(1)
 

@@ -59,7 +59,7 @@ from vitcourse.models.vit import Block
 
 DEVICE, BUDGET = env.device(), env.budget()
 if BUDGET == "tiny":
-    torch.set_num_threads(1)   # the tiny models train faster on one thread, and share a busy CPU better
+    torch.set_num_threads(1)   # models this small gain little from more threads, and one shares a busy CPU better
 print(env.describe())
 
 
