@@ -56,16 +56,20 @@ def env() -> None:
     if not PY.exists():
         print(f"creating {VENV.name}/ ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    cmd = [str(PY), "-m", "pip", "install", "--quiet", "-e", ".[dev]"]
+    pip("install", "--quiet", "-e", ".[dev]")
+    run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
+    pip("download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(WHEELS), *COLAB_WHEELS)
+    STAMP.write_text(wanted)
+
+
+def pip(*args: str) -> None:
+    """pip in .venv; keeps its errors, drops its notes about package index folders this machine lacks."""
+    cmd = [str(PY), "-m", "pip", *args]
     print("+", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    # Keep pip's errors, drop its notes about package index folders this machine lacks.
     print("".join(line for line in done.stderr.splitlines(True) if "is ignored" not in line), end="", file=sys.stderr)
     if done.returncode:
         sys.exit(done.returncode)
-    run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
-    run(PY, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", WHEELS, *COLAB_WHEELS)
-    STAMP.write_text(wanted)
 
 
 def book(*args: str) -> None:
