@@ -15,6 +15,7 @@ import sys
 import nbformat
 
 from autograder import cells
+from tools.notebooks import read_source
 from vitcourse import course
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -57,9 +58,9 @@ def problems(chapter: course.Chapter, root: pathlib.Path = ROOT) -> list[str]:
             out.append(f"{chapter.id}: {part} is missing")
     if importlib.util.find_spec(chapter.module) is None:
         out.append(f"{chapter.id}: module {chapter.module} cannot be imported")
-    nb_path = root / chapter.source_notebook
-    if nb_path.is_file():
-        nb = nbformat.read(nb_path, as_version=4)
+    text_path, nb_path = root / chapter.source, root / chapter.source_notebook
+    if text_path.is_file() or nb_path.is_file():  # the text source is what authors edit; the .ipynb follows it
+        nb = read_source(text_path) if text_path.is_file() else nbformat.read(nb_path, as_version=4)
         total = sum(cells.points(c) for c in nb.cells)
         if total != chapter.points:
             out.append(f"{chapter.id}: graded cells hold {total:g} points, the registry says {chapter.points}")
