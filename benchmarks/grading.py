@@ -3,7 +3,7 @@
     python benchmarks/grading.py                       # 20 solved 01-patches, --jobs 1 and 2
     python benchmarks/grading.py --n 20 --chapter 03-vit
     python benchmarks/grading.py --shards 2 --jobs     # the class as 2 shards at once, merged
-    python benchmarks/grading.py --course              # every chapter for one student
+    python benchmarks/grading.py --course --out benchmarks/results/grading_course.json   # every chapter, one student
     python benchmarks/grading.py ... --out grading.json   # also write the results as JSON
     python benchmarks/grading.py --render grading.json    # put them in the instructor guide
 
@@ -104,22 +104,33 @@ def _scores(ws: Workspace) -> list:
 
 GUIDE = ROOT / "book" / "instructor-guide.md"
 START, END = "<!-- bench_grading results: start -->", "<!-- bench_grading results: end -->"
+COURSE_START, COURSE_END = "<!-- grading per chapter: start -->", "<!-- grading per chapter: end -->"
 
 
 def render(path: str) -> None:
-    """Write the results of ``--out`` as the table between the markers of the instructor guide."""
+    """Write the results of ``--out`` into the instructor guide: a ``--course`` run (one submission per
+    chapter) as the per-chapter table, any other run as the class table."""
     rows = json.loads(pathlib.Path(path).read_text())
-    lines = [START, "", "| Run | Chapter | Submissions | Cores busy | Wall time | Notebooks per minute | Per core | "
-             "Load before |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['run']} | `{r['chapter']}` | {r['n']} | {r['cores']} | {r['seconds']:.0f} s | "
-                     f"{r['per_minute']:.1f} | {r['per_minute_per_core']:.1f} | {r['load_before']:.1f} |")
-    lines += ["", END]
-    text = GUIDE.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{GUIDE} has no {START} ... {END} markers to put the table between")
-    GUIDE.write_text(text[: text.index(START)] + "\n".join(lines) + text[text.index(END) + len(END):])
+    if all(r["n"] == 1 for r in rows) and len({r["chapter"] for r in rows}) > 1:
+        lines = ["| Chapter | Wall time, one submission | Load before |", "|---|---|---|"]
+        lines += [f"| `{r['chapter']}` | {r['seconds']:.0f} s | {r['load_before']:.1f} |" for r in rows]
+        lines.append(f"| all chapters (sum) | {sum(r['seconds'] for r in rows):.0f} s | |")
+        _write_between(COURSE_START, COURSE_END, lines)
+    else:
+        lines = ["| Run | Chapter | Submissions | Cores busy | Wall time | Notebooks per minute | Per core | "
+                 "Load before |", "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['run']} | `{r['chapter']}` | {r['n']} | {r['cores']} | {r['seconds']:.0f} s | "
+                         f"{r['per_minute']:.1f} | {r['per_minute_per_core']:.1f} | {r['load_before']:.1f} |")
+        _write_between(START, END, lines)
     print(f"table of {len(rows)} runs written into {GUIDE}")
+
+
+def _write_between(start: str, end: str, lines: list[str]) -> None:
+    text = GUIDE.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{GUIDE} has no {start} ... {end} markers to put the table between")
+    GUIDE.write_text(text[: text.index(start)] + "\n".join([start, "", *lines, "", end]) + text[text.index(end) + len(end):])
 
 
 def main() -> None:
