@@ -63,7 +63,7 @@ def test_register_shapes_and_counts(R):
     assert m.num_prefix_tokens == 1 + R
     feats = m.forward_features(torch.randn(3, 1, 16, 16))
     assert feats.shape == (3, num_tokens(16, 16, 4, num_registers=R), 32)
-    assert m.pos_embed.shape[1] == 16  # DINOv2 convention: position embeddings for the patches only
+    assert m.pos_embed.shape[1] == 16  # timm's DINOv2 layout: position embeddings for the patches only
     if R:
         assert m.reg_token.shape == (1, R, 32)
     assert m(torch.randn(3, 1, 16, 16)).shape == (3, 5)

@@ -9,8 +9,9 @@ away at the output, gives that computation a place of its own: the outliers disa
 main models use R = 4.
 
 The registers themselves are an option of ``vitcourse.models.vit.ViT`` (``num_registers=R``; token
-order cls, registers, patches, built by ``add_prefix_tokens``; with ``no_embed_class=True``, the
-DINOv2 convention, position embeddings are added to the patches only). This module holds the other
+order cls, registers, patches, built by ``add_prefix_tokens``; with ``no_embed_class=True``, timm's layout
+for DINOv2 checkpoints, position embeddings are added to the patches only, the class token's own row
+folded into the class token). This module holds the other
 graded pieces of the chapter:
 
 - ``split_tokens``: cut a (B, T, D) token sequence into class token, registers and patches;
