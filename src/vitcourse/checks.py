@@ -13,7 +13,7 @@ import torch
 
 __all__ = [
     "check_shape", "check_close", "check_equal", "check_true", "check_raises",
-    "check_no_grad", "check_grad_flows", "check_sums_to_one",
+    "check_no_grad", "check_grad_flows", "check_sums_to_one", "check_on_meta",
 ]
 
 
@@ -111,6 +111,27 @@ def check_raises(fn: Callable[[], object], exc_types=Exception, name: str = "the
     except Exception as exc:  # noqa: BLE001
         _fail(f"{name} should raise {wanted}, but raised {type(exc).__name__}: {exc}", hint)
     _fail(f"{name} should raise {wanted}, but raised nothing.", hint)
+
+
+def check_on_meta(fn: Callable[[], object], name: str = "the code", hint: str | None = None):
+    """Run ``fn()``, whose inputs (and modules) live on PyTorch's ``meta`` device, and return its result.
+
+    The meta device stands in for a GPU: tensors there hold shapes only, and mixing one with a tensor
+    created on the CPU raises. Fails when ``fn`` raises or returns a tensor (also inside a tuple or list)
+    that is not on the meta device.
+    """
+    hint = hint or "create new tensors on the input's device (device=x.device, new_zeros, zeros_like), never on a fixed one"
+    try:
+        out = fn()
+    except Exception as exc:  # noqa: BLE001 - any failure here is the device mistake to report
+        _fail(f"{name} fails when its inputs live on another device (meta, which stands in for a GPU): "
+              f"{type(exc).__name__}: {exc}", hint)
+    outputs = out if isinstance(out, (tuple, list)) else [out]
+    for i, t in enumerate(outputs):
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            which = f"output {i}" if len(outputs) > 1 else "its output"
+            _fail(f"{name} on inputs on the meta device returned {which} on {t.device}", hint)
+    return out
 
 
 def check_no_grad(module: torch.nn.Module, name: str = "the module") -> None:

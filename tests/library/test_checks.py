@@ -54,3 +54,13 @@ def test_grad_and_probability_checks():
     p = torch.randn(4, 6).softmax(dim=-1)
     checks.check_sums_to_one(p, dim=-1)
     fails_with(lambda: checks.check_sums_to_one(torch.randn(5, 5).softmax(dim=0), dim=-1), "wrong axis")
+
+
+def test_on_meta_catches_tensors_created_on_the_cpu():
+    x = torch.empty(2, 3, device="meta")
+    out = checks.check_on_meta(lambda: (x * 2, x.sum()), name="double")
+    assert all(t.device.type == "meta" for t in out)
+    fails_with(lambda: checks.check_on_meta(lambda: x + torch.zeros(2, 3), name="add zeros"),
+               "add zeros fails when its inputs live on another device")
+    fails_with(lambda: checks.check_on_meta(lambda: torch.zeros(2, 3), name="fresh"), "returned its output on cpu")
+    fails_with(lambda: checks.check_on_meta(lambda: (x, torch.zeros(1)), name="pair"), "output 1 on cpu")
