@@ -137,14 +137,12 @@ for R in (0, 1, 4):
 for R in (0, 3):
     for nec in (True, False):
         meta = lambda *shape: torch.empty(*shape, device="meta")
-        try:
-            out, error = add_prefix_tokens(meta(2, 5, 4), meta(1, 5 if nec else 1 + R + 5, 4), cls_token=meta(1, 1, 4),
-                                           reg_token=meta(1, R, 4) if R else None, no_embed_class=nec), None
-        except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
-            out, error = None, f"{type(exc).__name__}: {exc}"
-        checks.check_true(error is None, f"add_prefix_tokens fails on the meta device with R={R} ({error})",
-                          hint="a tensor created inside the function is on the CPU: create it on the inputs' device "
-                               "(device=patch_tokens.device), or leave out what is missing")
+        out = checks.check_on_meta(
+            lambda: add_prefix_tokens(meta(2, 5, 4), meta(1, 5 if nec else 1 + R + 5, 4), cls_token=meta(1, 1, 4),  # noqa: B023 - called at once
+                                      reg_token=meta(1, R, 4) if R else None, no_embed_class=nec),  # noqa: B023
+            name=f"add_prefix_tokens with R={R}, no_embed_class={nec}",
+            hint="a tensor created inside the function is on the CPU: create it on the inputs' device "
+                 "(device=patch_tokens.device), or leave out what is missing")
         checks.check_shape(out, (2, 1 + R + 5, 4), name=f"add_prefix_tokens on the meta device, R={R}")
 ### END HIDDEN TESTS
 
@@ -321,14 +319,11 @@ gaps = (regs[:, None] - regs[None]).norm(dim=-1) + torch.eye(4) * 1e9
 checks.check_true(float(gaps.min()) > 1e-3, "two registers start out equal: they will get equal gradients and never differ",
                   hint="initialise the whole (1, R, D) reg_token at random, not one register copied R times")
 for R in (0, 2):
-    try:
-        meta_model = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=1, num_heads=2,
-                                 num_registers=R).to("meta")
-        out, error = meta_model(torch.empty(2, 1, 16, 16, device="meta")), None
-    except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
-        out, error = None, f"{type(exc).__name__}: {exc}"
-    checks.check_true(error is None, f"RegisterViT with {R} registers fails on the meta device ({error})",
-                      hint="a tensor created inside forward is on the CPU: create it on the input's device, or leave it out")
+    meta_model = RegisterViT(img_size=16, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=1, num_heads=2,
+                             num_registers=R).to("meta")
+    out = checks.check_on_meta(lambda: meta_model(torch.empty(2, 1, 16, 16, device="meta")),  # noqa: B023 - called at once
+                               name=f"RegisterViT with {R} registers",
+                               hint="a tensor created inside forward is on the CPU: create it on the input's device, or leave it out")
     checks.check_shape(out, (2, 3), name=f"logits on the meta device, {R} registers")
 ### END HIDDEN TESTS
 
