@@ -9,6 +9,7 @@ from bugs_05_dino import BUGS  # noqa: F401
 from solution_checks import (  # noqa: F401
     test_correct_alternative_gets_full_marks,
     test_plausible_bug_loses_points,
+    test_solution_models_stay_on_one_device,
     test_solution_passes_every_graded_cell,
     test_solution_passes_on_other_seeds,
 )
