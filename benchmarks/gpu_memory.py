@@ -130,7 +130,8 @@ WORKLOADS: dict[str, list[Workload]] = {
                           (torch.empty(1, 3, 518, 518),)), training=False),
         Workload("ViT 64 wide, 4 blocks, 4 registers, on 24 px canvases (batch 64), training",
                  lambda: (_vit(img_size=24, patch_size=4, in_chans=1, num_classes=2, embed_dim=64, depth=4,
-                               num_heads=4, num_registers=4), (torch.empty(64, 1, 24, 24),)), training=True),
+                               num_heads=4, num_registers=4, no_embed_class=True, init_values=1e-5),
+                          (torch.empty(64, 1, 24, 24),)), training=True),
     ],
 }
 

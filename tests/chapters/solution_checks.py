@@ -117,9 +117,12 @@ def solution_calls(run) -> dict:
     return calls.seen
 
 
-def test_solution_models_stay_on_one_device(run):
+def test_solution_models_stay_on_one_device(run, monkeypatch):
     """Every answer and notebook class, called as the graded cells call it, runs again on the meta device
-    (tests/devicecheck.py): a tensor made on the CPU inside it fails there as it would on a GPU."""
+    (tests/devicecheck.py): a tensor made on the CPU inside it fails there as it would on a GPU. The
+    graded cells' training stops after one step (``VITCOURSE_MAX_STEPS``): the first calls are all that
+    is recorded."""
+    monkeypatch.setenv("VITCOURSE_MAX_STEPS", "1")
     calls = solution_calls(run)
     assert calls, "no answer function or notebook class was called by the graded cells"
     problems = [f"{name}: {error}" for name, seen in calls.items() for fn, args, kwargs in seen
