@@ -7,9 +7,10 @@ First the memory each chapter should need (``benchmarks/gpu_memory.py``), agains
 and against this GPU. Then every solution notebook runs through nbval (``pytest --nbval-lax``, one
 fresh kernel each; ``benchmarks/run_notebooks.py``) with ``VITCOURSE_BUDGET=full``, and the result
 file ``benchmarks/results/gpu-<device>.json`` (e.g. ``gpu-tesla-t4.json``) records, per chapter: whether
-every cell ran, the wall-clock and CPU seconds, the peak GPU memory PyTorch allocated, the estimate,
-and the final metrics of every training run (``vitcourse.metrics``). The book's introduction renders
-its GPU column from the newest such file ("not measured" until one exists); commit the file.
+every cell ran, the device its kernel saw, the wall-clock and CPU seconds, the peak GPU memory PyTorch
+allocated, the estimate, and the final metrics of every training run (``vitcourse.metrics``). The
+book's introduction renders its GPU column from the newest such file ("not measured" until one
+exists); commit the file.
 
 Without a GPU the command stops, unless ``VITCOURSE_MAX_STEPS`` caps every training loop: it then
 runs as a smoke test of itself on the CPU (the test suite does this), its file records the cap and
@@ -59,7 +60,7 @@ def _device() -> tuple[str, float | None]:
 
 
 def _summary(chapter: str, run: run_notebooks.NotebookRun, estimate_mb: float) -> dict:
-    return {"passed": run.passed, "seconds": round(run.seconds, 1),
+    return {"passed": run.passed, "device": run.usage.get("device"), "seconds": round(run.seconds, 1),
             "cpu_seconds": round(run.usage.get("cpu_seconds", 0.0), 1),
             "peak_gpu_memory_mb": run.usage.get("peak_gpu_memory_mb"),
             "peak_host_memory_mb": run.usage.get("peak_host_memory_mb"),

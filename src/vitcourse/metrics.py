@@ -79,9 +79,15 @@ def device_name() -> str:
 
 def usage() -> dict:
     """This process's device, peak GPU memory (MiB, None without a GPU), peak resident memory (MiB) and
-    CPU seconds (its own and its finished children's: DataLoader workers, pip)."""
-    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    found = {"device": device_name(), "peak_gpu_memory_mb": gpu, "peak_host_memory_mb": None,
+    CPU seconds (its own and its finished children's: DataLoader workers, pip). A process that has not
+    used its GPU is left so: "cuda (not used)", 0 MiB."""
+    if not torch.cuda.is_available():
+        device, gpu = "cpu", None
+    elif torch.cuda.is_initialized():
+        device, gpu = device_name(), torch.cuda.max_memory_allocated() / 2**20
+    else:
+        device, gpu = "cuda (not used)", 0.0
+    found = {"device": device, "peak_gpu_memory_mb": gpu, "peak_host_memory_mb": None,
              "cpu_seconds": time.process_time()}
     if resource is not None:
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -68,3 +68,14 @@ def test_watch_writes_usage_after_every_cell(monkeypatch, tmp_path):
     usage = metrics.read(path)["usage"]
     assert usage["device"] == "cpu" and usage["peak_gpu_memory_mb"] is None
     assert usage["peak_host_memory_mb"] >= lines[0]["peak_host_memory_mb"] > 10 and usage["cpu_seconds"] > 0
+
+
+def test_usage_on_a_gpu_machine(monkeypatch):
+    """A kernel that never touched its GPU is not made to (no CUDA context just to read a zero)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert metrics.usage()["device"] == "cuda (not used)" and metrics.usage()["peak_gpu_memory_mb"] == 0.0
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**30)
+    assert metrics.usage()["device"] == "Tesla T4" and metrics.usage()["peak_gpu_memory_mb"] == 3 * 1024
