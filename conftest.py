@@ -22,17 +22,26 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+def pytest_configure(config):
+    """The tests check this tree: stop at once, in one sentence, when the library comes from another."""
+    from authoring import registry
+
+    foreign = registry.foreign_library()
+    if foreign:
+        pytest.exit(foreign, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_addoption(parser):
     parser.addoption("--chapter", action="append", default=[], metavar="NN-name",
                      help="run only the tests of this chapter (repeatable)")
 
 
 def _chapter_patterns(chapter_ids):
-    from vitcourse import course
+    from authoring import registry
 
     patterns = []
     for chapter_id in chapter_ids:
-        c = course.chapter(chapter_id)  # KeyError names the known ids
+        c = registry.chapter(chapter_id)  # KeyError names the known ids
         patterns += [rf"(^|[^0-9a-z]){re.escape(c.id)}([^a-z]|$)", rf"tests/chapters/test_{c.test_name}\.py",
                      rf"tests/library/test_(convert_)?{c.module_name}\.py"]
     return re.compile("|".join(patterns))

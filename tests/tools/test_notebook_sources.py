@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from tools import notebooks
+from authoring import notebooks
 
 SOURCES = notebooks.sources()
 

@@ -1,14 +1,15 @@
-"""Scaffold a new chapter: every part the layout test asks for, ready to be filled in.
+"""Scaffold a new chapter: every part the layout asks for, ready to be filled in.
 
-    python -m tools.scaffold 09-vlm "A ViT inside a vision-language model" vlm
+    python -m authoring new 09-vlm "A ViT inside a vision-language model" vlm [--summary "..."]
     (or: python3.11 tasks.py new 09-vlm "A ViT inside a vision-language model" vlm)
 
-Writes the registry entry (src/vitcourse/course.toml), the notebook source
-(solutions/ID/ID.py: set-up cell copied from chapter 1, one worked exercise with a visible and a
-hidden check), the reading page (book/ID.md), the reference module
-(src/vitcourse/models/MODULE.py), the chapter's tests (tests/chapters/test_NN_name.py, importing one
-plausible bug from bugs_NN_name.py and one correct alternative from alternatives_NN_name.py beside
-it), then generates the .ipynb, the student notebook and the table of contents. Nothing that exists is overwritten.
+Adds the registry entry (course.toml) and writes every part an author writes (``layout.AUTHORED``),
+each from a template below: the notebook source (solutions/ID/ID.py: set-up cell copied from chapter
+1, one worked exercise with a visible and a hidden check), the reading page (book/ID.md), the reference
+module (src/vitcourse/models/MODULE.py), the chapter's tests, plausible bugs and correct alternatives
+(tests/chapters/). Then ``sync`` generates the rest (the .ipynb, the student notebook, the table of
+contents, the intro's list of chapters, the README's count) and the layout is checked. Nothing that
+exists is overwritten.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from __future__ import annotations
 import argparse
 import keyword
 import pathlib
-import subprocess
 import sys
 import textwrap
 
-from tools import derived, layout, notebooks
-from vitcourse import course, env
+from authoring import layout, registry, sync
+from authoring.registry import ROOT, Chapter
+from vitcourse import env
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+SUMMARY = "what the chapter covers, in one sentence (its summary in course.toml)."
 
 MODULE = '''"""Chapter {number}: {title}.
 
@@ -177,58 +178,48 @@ ENTRY = '''
 [[chapters]]
 id = "{id}"
 title = "{title}"
+summary = "{summary}"
 module = "{module_name}"
 '''
+
+# One template per part an author writes (layout.AUTHORED).
+TEMPLATES = {"module_file": MODULE, "source": SOURCE, "page": PAGE, "tests": TESTS, "bugs": BUGS_MODULE,
+             "alternatives": ALTERNATIVES_MODULE}
 
 
 def setup_cell() -> str:
     """Chapter 1's set-up cell, as text: every chapter installs and configures the same way (the
-    chapter's own link to its reading page is added by the stamp of ``tools.derived``)."""
-    first = ROOT / course.chapters()[0].source
+    chapter's own link to its reading page is added by the stamp of ``authoring.derived``)."""
+    first = ROOT / registry.chapters()[0].source
     text = first.read_text(encoding="utf-8")
     start = text.index("\n# %%\n") + 1
     return text[start:text.index("\n# %%", start + 5)].rstrip("\n")
 
 
-def chapter_module(chapter: course.Chapter, kind: str) -> str:
-    """Where a chapter's plausible bugs (kind "bugs") or correct alternatives ("alternatives") live, beside
-    its test file, which imports their ``BUGS`` and ``ALTERNATIVES`` dicts."""
-    return f"tests/chapters/{kind}_{chapter.test_name}.py"
-
-
-def scaffold(chapter_id: str, title: str, module_name: str) -> list[pathlib.Path]:
-    """Write every part of a new chapter; returns the files written."""
-    if not course.ID_PATTERN.match(chapter_id):
+def scaffold(chapter_id: str, title: str, module_name: str, summary: str = SUMMARY) -> list[pathlib.Path]:
+    """Add the chapter to the registry and write every part an author writes; returns the files written."""
+    if not registry.ID_PATTERN.match(chapter_id):
         raise ValueError(f"chapter id {chapter_id!r}: use NN-name, e.g. '09-vlm'")
-    if any(c.id == chapter_id for c in course.chapters()):
-        raise ValueError(f"chapter {chapter_id} is already in {course.REGISTRY.name}")
+    if any(c.id == chapter_id for c in registry.chapters()):
+        raise ValueError(f"chapter {chapter_id} is already in {registry.REGISTRY.name}")
     if not module_name.isidentifier() or keyword.iskeyword(module_name):
         raise ValueError(f"module {module_name!r} is not a Python module name; use e.g. 'vlm'")
-    if '"' in title:
-        raise ValueError("the title must not contain double quotes")
-    chapter = course.Chapter(chapter_id, title, module_name)
+    if '"' in title + summary or "\\" in title + summary:
+        raise ValueError("the title and the summary must not contain double quotes or backslashes")
+    chapter = Chapter(chapter_id, title, module_name, summary=summary)
     values = dict(id=chapter.id, number=chapter.number, title=title, module=chapter.module, test_name=chapter.test_name,
                   points=chapter.points, notebook=chapter.source_notebook, setup=setup_cell(),
                   imports="\n".join("# " + line for line in textwrap.wrap(env.allowed_imports_sentence(), 104)))
-    files = {
-        chapter.module_file: MODULE.format(**values),
-        chapter.source: SOURCE.format(**values),
-        chapter.page: PAGE.format(**values),
-        chapter.tests: TESTS.format(**values),
-        chapter_module(chapter, "bugs"): BUGS_MODULE.format(**values),
-        chapter_module(chapter, "alternatives"): ALTERNATIVES_MODULE.format(**values),
-    }
+    files = {getattr(chapter, part): TEMPLATES[part].format(**values) for part in layout.AUTHORED}
     existing = [path for path in files if (ROOT / path).exists()]
     if existing:
         raise FileExistsError(f"not overwriting {', '.join(existing)}: remove them or pick another id")
     for path, text in files.items():
         (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / path).write_text(text, encoding="utf-8")
-    with course.REGISTRY.open("a", encoding="utf-8") as registry:
-        registry.write(ENTRY.format(id=chapter_id, title=title, module_name=module_name))
-    course._registry.cache_clear()
-    derived.sync()  # the table of contents, and the new source's set-up stamp and reading link
-    notebooks.sync([ROOT / chapter.source])
+    with registry.REGISTRY.open("a", encoding="utf-8") as toml:
+        toml.write(ENTRY.format(id=chapter_id, title=title, summary=summary, module_name=module_name))
+    registry.reload()
     return [ROOT / p for p in files]
 
 
@@ -237,17 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("id", help="NN-name, e.g. 09-vlm")
     parser.add_argument("title", help='e.g. "A ViT inside a vision-language model"')
     parser.add_argument("module", help="name of the reference module under vitcourse.models, e.g. vlm")
+    parser.add_argument("--summary", default=SUMMARY, help="the chapter's line in the intro (default: a placeholder)")
     args = parser.parse_args(argv)
     try:
-        written = scaffold(args.id, args.title, args.module)
+        written = scaffold(args.id, args.title, args.module, args.summary)
     except (ValueError, FileExistsError) as exc:
         parser.error(str(exc))
-    release = subprocess.run([sys.executable, "-m", "autograder.release", args.id], cwd=ROOT)
     for path in written:
         print(f"wrote {path.relative_to(ROOT)}")
-    problems = layout.problems(course.chapter(args.id))
+    sync.sync(chapter_ids=[args.id])  # the .ipynb, the student notebook, the table of contents, the intro ...
+    problems = layout.problems(registry.chapter(args.id))
     print("\n".join(problems) or f"{args.id} has every part; next: write it, then `python3.11 tasks.py sync`")
-    return 1 if problems or release.returncode else 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The part of every chapter's source that the course registry writes: the link to the reading page
 and the head of the set-up cell (install pinned to the release, version check, clear failure).
 
-``python3.11 tasks.py sync`` (through ``tools.derived``) stamps each ``solutions/NN-name/NN-name.py``
+``python3.11 tasks.py sync`` (through ``authoring.derived``) stamps each ``solutions/NN-name/NN-name.py``
 with the registry's repository and version; the release copies the cells to ``notebooks/``. A source
-whose stamp is stale makes ``python -m tools.derived --check`` (and tests/test_layout.py) fail.
+whose stamp is stale makes ``python -m authoring sync --check`` (and tests/test_layout.py) fail.
 
 In the text source jupytext comments out the ``%pip`` magic, so the ``if`` block also holds a
 ``print``: the source stays valid Python for ruff.
@@ -11,7 +11,8 @@ In the text source jupytext comments out the ``%pip`` magic, so the ``if`` block
 
 from __future__ import annotations
 
-from vitcourse import course
+from authoring import registry
+from authoring.registry import Chapter, Course
 
 READING_MARK = "# This notebook is the exercise of "
 CHECK_CALL = "env.check_version("
@@ -40,26 +41,26 @@ except ImportError:
 """
 
 
-def reading_cell(chapter: course.Chapter, info: course.Course) -> str:
+def reading_cell(chapter: Chapter, info: Course) -> str:
     """The markdown cell that links the exercise to its reading page (an absolute URL: it works in Colab)."""
     return READING.format(mark=READING_MARK, number=chapter.number, title=chapter.title,
                           url=info.site_url + chapter.page_html)
 
 
-def head(info: course.Course) -> str:
+def head(info: Course) -> str:
     """The first lines of the set-up cell, as jupytext writes them (the magic commented out)."""
     text = HEAD.format(version=info.version, install_url=info.install_url, check=CHECK_CALL)
     return text.replace("\n    %pip ", "\n    # %pip ")
 
 
-def stamp(text: str, chapter: course.Chapter, info: course.Course | None = None) -> str:
+def stamp(text: str, chapter: Chapter, info: Course | None = None) -> str:
     """``text`` (a chapter's source) with its reading link and set-up head written from the registry.
 
     The set-up cell is the first code cell; its head ends with the ``env.check_version(...)`` line,
     and the chapter's own imports follow it. The reading link is the markdown cell just above it
     (added when missing).
     """
-    info = info or course.info()
+    info = info or registry.info()
     lines = text.splitlines(keepends=True)
     cells = [k for k, line in enumerate(lines) if line.startswith("# %%")]
     setup = next((k for k in cells if lines[k].rstrip("\n") == "# %%"), None)
