@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
         print(foreign, file=sys.stderr)
         return 1
     module = importlib.import_module(f"authoring.{STEPS[argv[0]]}")
+    sys.argv[0] = f"python -m authoring {argv[0]}"  # what argparse names in usage and errors
     return module.main(argv[1:])
 
 

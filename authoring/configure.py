@@ -17,7 +17,7 @@ import json
 import re
 import sys
 
-from authoring import registry, sync
+from authoring import registry
 
 URL = re.compile(r"^https?://[^\s\"'@]+$")
 BRANCH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$")
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     registry.reload()
     info = registry.info()
     print(f"{registry.REGISTRY.name}: repository {info.repository}, branch {info.branch}, site {info.site_url}")
+    from authoring import sync  # after the checks: a refused setting answers at once
+
     sync.sync()
     print(f"\nNext: commit, then tag the release the notebooks install from and push it:\n"
           f"    git tag {info.tag} && git push && git push --tags")
