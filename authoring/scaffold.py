@@ -28,7 +28,7 @@ SUMMARY = "what the chapter covers, in one sentence (its summary in course.toml)
 
 MODULE = '''"""Chapter {number}: {title}.
 
-The reference implementation of every graded piece of the chapter. Replace ``token_norms`` (the
+The reference implementation of every graded piece of the chapter. Replace ``row_norms`` (the
 worked example the scaffold starts from) with the chapter's own pieces.
 """
 
@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["token_norms"]
+__all__ = ["row_norms"]
 
 
-def token_norms(tokens: torch.Tensor) -> torch.Tensor:
-    """L2 norm of every token: (B, N, D) -> (B, N)."""
+def row_norms(tokens: torch.Tensor) -> torch.Tensor:
+    """L2 norm of every token (each row of the last two dimensions): (B, N, D) -> (B, N)."""
     return tokens.pow(2).sum(dim=-1).sqrt()
 '''
 
@@ -51,7 +51,7 @@ SOURCE = '''# %% [markdown]
 #
 # **You will**
 #
-# 1. compute the norm of every token (`token_norms`).
+# 1. compute the norm of every token (`row_norms`).
 #
 {imports}
 #
@@ -65,28 +65,29 @@ SOURCE = '''# %% [markdown]
 #
 # The concept, with maths and a figure.
 #
-# ### Exercise 1 — `token_norms` ({points} points)
+# ### Exercise 1 — `row_norms` ({points} points)
 #
-# Write `token_norms(tokens)` that returns the L2 norm of each token: `(B, N, D)` -> `(B, N)`.
+# Write `row_norms(tokens)` that returns the L2 norm of each token: `(B, N, D)` -> `(B, N)`.
 
-# %% nbgrader={{"grade": false, "grade_id": "token_norms", "locked": false, "schema_version": 3, "solution": true, "task": false}}
-def token_norms(tokens: torch.Tensor) -> torch.Tensor:
+# %% nbgrader={{"grade": false, "grade_id": "row_norms", "locked": false, "schema_version": 3, "solution": true, "task": false}}
+def row_norms(tokens: torch.Tensor) -> torch.Tensor:
     """(B, N, D) tokens -> (B, N) norms."""
     ### BEGIN SOLUTION
     return tokens.norm(dim=-1)
     ### END SOLUTION
 
 
-# %% nbgrader={{"grade": true, "grade_id": "test_token_norms", "locked": true, "points": {points}, "schema_version": 3, "solution": false, "task": false}}
-checks.check_close(token_norms(torch.tensor([[[3.0, 4.0]]])), torch.tensor([[5.0]]), name="the norm of (3, 4)")
-print("token_norms: visible checks passed")
+# %% nbgrader={{"grade": true, "grade_id": "test_row_norms", "locked": true, "points": {points}, "schema_version": 3, "solution": false, "task": false}}
+checks.check_close(row_norms(torch.tensor([[[3.0, 4.0]]])), torch.tensor([[5.0]]), name="the norm of (3, 4)",
+                   mistakes={{"the sum of squares without its square root": torch.tensor([[25.0]])}})
+print("row_norms: visible checks passed")
 ### BEGIN HIDDEN TESTS
-from {module} import token_norms as reference
+from {module} import row_norms as reference
 g = torch.Generator().manual_seed(env.grading_seed())
 for _ in range(3):
     B, N, D = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
     x = torch.randn(B, N, D, generator=g)
-    checks.check_close(token_norms(x), reference(x), name=f"token_norms on {{tuple(x.shape)}}")
+    checks.check_close(row_norms(x), reference(x), name=f"row_norms on {{tuple(x.shape)}}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -112,9 +113,9 @@ What the reader will learn, and what the chapter assumes.
 
 ```{{code-cell}} ipython3
 import torch
-from {module} import token_norms
+from {module} import row_norms
 
-print(token_norms(torch.tensor([[[3.0, 4.0]]])))
+print(row_norms(torch.tensor([[[3.0, 4.0]]])))
 ```
 
 ## Summary
@@ -123,22 +124,12 @@ print(token_norms(torch.tensor([[[3.0, 4.0]]])))
 
 ## Exercises
 
-The notebook {{doc}}`../notebooks/{id}/{id}` has you write `token_norms`.
+The notebook {{doc}}`../notebooks/{id}/{id}` has you write `row_norms`.
 '''
 
-TESTS = '''"""Chapter {number} graded tests, checked both ways: the solution passes on 10 seeds, each plausible bug
-(bugs_{test_name}.py) loses points, each different correct answer (alternatives_{test_name}.py) keeps them."""
-
-from alternatives_{test_name} import ALTERNATIVES  # noqa: F401
-from bugs_{test_name} import BUGS  # noqa: F401
-from solution_checks import (  # noqa: F401
-    test_correct_alternative_gets_full_marks,
-    test_plausible_bug_loses_points,
-    test_solution_passes_every_graded_cell,
-    test_solution_passes_on_other_seeds,
-)
-
-NOTEBOOK = "{notebook}"
+TESTS = '''"""Chapter {number}'s own tests (none yet): the checks every chapter runs (tests/chapters/solution_checks.py: the
+solution on ten seeds, each plausible bug of bugs_{test_name}.py and each alternative of
+alternatives_{test_name}.py, the student's view) are added by tests/chapters/conftest.py from the registry."""
 '''
 
 BUGS_MODULE = '''"""Chapter {number}: plausible student bugs, each of which must lose points, and the BUGS dict."""
@@ -146,13 +137,14 @@ BUGS_MODULE = '''"""Chapter {number}: plausible student bugs, each of which must
 from nbexec import Variant
 
 
-def token_norms_squared(tokens):
+def row_norms_squared(tokens):
     """Forgets the square root."""
     return tokens.pow(2).sum(dim=-1)
 
 
 BUGS = {{
-    "token_norms: no square root": Variant({{"token_norms": token_norms_squared}}, "test_token_norms"),
+    "row_norms: no square root": Variant({{"row_norms": row_norms_squared}}, "test_row_norms",
+                                         check="test_row_norms", hint="without its square root"),
 }}
 '''
 
@@ -162,7 +154,7 @@ ALTERNATIVES dict."""
 from nbexec import Variant
 
 
-def token_norms_loop(tokens):
+def row_norms_loop(tokens):
     """A correct answer written with loops."""
     import torch
 
@@ -170,7 +162,7 @@ def token_norms_loop(tokens):
 
 
 ALTERNATIVES = {{
-    "token_norms with loops": Variant({{"token_norms": token_norms_loop}}, "test_token_norms"),
+    "row_norms with loops": Variant({{"row_norms": row_norms_loop}}, "test_row_norms"),
 }}
 '''
 
