@@ -23,8 +23,8 @@ os.environ.setdefault("VITCOURSE_BUDGET", "tiny")
 # (nbgrader, the book build). Oversubscribed threads made runs 10-50x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

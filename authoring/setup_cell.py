@@ -99,7 +99,7 @@ def points_sentence(text: str) -> str:
                 written += float(meta.get("points") or 0)
             elif not meta.get("solution"):
                 code += float(meta.get("points") or 0)
-    fmt = lambda x: f"{x:g}"  # noqa: E731
+    fmt = lambda x: f"{x:g}"
     if not written:
         return f"{fmt(code)} points, all for code."
     return f"{fmt(code + written)} points: {fmt(code)} for code, {fmt(written)} for written answers."

@@ -595,7 +595,7 @@ elif BUDGET == "full":
             flagged = find_artifact_tokens(n)
             plot_norm_map(n[0], (37, 37), ax=ax, title=f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged")
         plt.show()
-    except Exception as exc:  # noqa: BLE001 - no network or no weights: say so, do not fail the notebook
+    except Exception as exc:  # no network or no weights: say so, do not fail the notebook
         print(f"Could not load DINOv2 weights ({type(exc).__name__}); this part needs internet access.")
 else:
     print("Budget 'tiny': the DINOv2 comparison runs in the 'full' budget (a GPU with internet access).")

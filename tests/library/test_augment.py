@@ -103,7 +103,7 @@ def _photometric(**kw):
 @pytest.mark.chapter("05-dino")
 def test_each_photometric_step_does_what_it_says():
     x = torch.rand(6, 3, 16, 16)
-    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(1)
     plain = _photometric()(x, generator=g())
     torch.testing.assert_close(plain[0], x)  # a crop of the whole image, no flip, nothing else: the image
     grey = _photometric(grayscale_p=1.0)(x, generator=g())[0]

@@ -118,7 +118,7 @@ def test_deit_split_teacher_student_and_report():
     assert abs(float(xtr.mean())) < 0.3 and 0.6 < float(xtr.std()) < 1.6  # standardised
     teacher = deit.train_teacher(xtr, ytr, steps=30)
     assert not teacher.training and next(teacher.parameters()).device.type == "cpu"
-    make = lambda: digits_vit(embed_dim=16, depth=1, num_heads=2, distilled=True)  # noqa: E731
+    make = lambda: digits_vit(embed_dim=16, depth=1, num_heads=2, distilled=True)
     a = deit.train_student(make, teacher, "hard", xtr, ytr, steps=12)
     b = deit.train_student(make, teacher, "hard", xtr, ytr, steps=12)
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
@@ -142,7 +142,7 @@ def test_register_canvases_and_measurements():
     assert torch.all(ink.sum(1) == 8)  # two digits of 2 x 2 patches that never overlap
     _, _, ink_test = registers.digit_pairs(8, seed=0, split="test")
     assert ink_test.shape == (8, 36)
-    make = lambda: digits_vit(img_size=24, num_classes=2, embed_dim=16, depth=1, num_heads=2,  # noqa: E731
+    make = lambda: digits_vit(img_size=24, num_classes=2, embed_dim=16, depth=1, num_heads=2,
                               num_registers=4, no_embed_class=True)
     model = registers.train_pairs(make, x, y, steps=12)
     m = registers.measure(model, 4, x, y, ink)

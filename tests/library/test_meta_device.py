@@ -18,7 +18,7 @@ from vitcourse.models import deit, dino, mae, patches, swin, vit, vlm, vlm_train
 
 from devicecheck import DeviceMismatch, on_meta
 
-x = lambda *shape: torch.randn(*shape)  # noqa: E731
+x = lambda *shape: torch.randn(*shape)
 
 
 def _examples():
