@@ -120,7 +120,7 @@ def _chapter_module(run: NotebookRun) -> str | None:
     from vitcourse import course
 
     try:
-        return f"vitcourse.models.{course.chapter(run.path.parent.name).module}"
+        return course.chapter(run.path.parent.name).module
     except (KeyError, ValueError):
         return None
 
