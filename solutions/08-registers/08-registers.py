@@ -239,8 +239,9 @@ for R in (0, 1, 2, 4):
     for mode in ("token", "avg"):
         checks.check_close(pool(t, mode, 1 + R), ref_position.pool(t, mode, 1 + R), name=f"pool({mode!r}) with R={R}",
                            hint="the mean leaves out all 1 + R prefix tokens")
-checks.check_raises(lambda: pool(t, "max", 1), ValueError, name="pool(tokens, 'max')",
-                    hint="raise a ValueError for a global_pool other than 'token' and 'avg'")
+for fn, who in ((pool, "your pool"), (ref_position.pool, "the reference's pool")):
+    checks.check_raises(lambda: fn(t, "max", 1), ValueError, name=f"{who}(tokens, 'max')",  # noqa: B023 - called at once
+                        hint="raise a ValueError for a global_pool other than 'token' and 'avg'")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -574,7 +575,8 @@ for _ in range(3):
     n = f.norm(dim=-1)
     checks.check_true(torch.equal(find_artifact_tokens(n), ref.find_artifact_tokens(n)), "norms as input")
     t = float(n.median())
-    checks.check_true(torch.equal(find_artifact_tokens(f, threshold=t), n > t), "explicit threshold")
+    checks.check_true(torch.equal(find_artifact_tokens(f, threshold=t), ref.find_artifact_tokens(f, threshold=t)),
+                      "find_artifact_tokens with an explicit threshold differs from the reference")
 n = 10 + torch.randn(4, 250, generator=g)   # norms; two tokens placed at 5 and 7 robust standard deviations
 n[0, 0] = n[1, 0] = n.flatten().median()
 med = n.flatten().median()
@@ -715,12 +717,13 @@ for R, dtype in ((0, torch.float32), (1, torch.float64), (4, torch.float32)):
 # **What happened, and why**
 #
 # ### BEGIN SOLUTION
-# In the tiny budget the class token gives the registers a clearly larger share than a uniform 10% (the
-# exact number varies with the seed and budget; the reading page reports the benchmark's runs), and
-# nothing is flagged: the background norms without registers stay within a few robust standard
-# deviations. The model does use the registers as a place to read from, but it is far too small and
-# trained far too briefly to develop DINOv2's artifacts, which appear only in large models (ViT-L and
-# above) after long training, once the model is good at its task.
+# In the tiny budget (100 steps) the model stays near chance (about 50% on a balanced task), the four
+# registers receive a little more of the class token's attention than a uniform 4/41 ≈ 10% would give them
+# (about 13% here, taken mostly from the background), and nothing is flagged: the background norms without
+# registers stay within a few robust standard deviations. The class token does read the registers, but a
+# model this small, trained this briefly, has nothing to store and no reason to improvise storage; DINOv2's
+# artifacts appear only in large models (ViT-L and above) after long training, once the model is good at
+# its task. (Exact numbers vary with the seed and the budget; the reading page reports longer runs.)
 #
 # **Rubric (2 points).** 1 point: a specific prediction for both parts, written as a prediction. 1 point:
 # an explanation that matches the printed numbers (the registers' share compared with 10%, the flag count)
