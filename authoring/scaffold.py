@@ -20,9 +20,8 @@ import pathlib
 import sys
 import textwrap
 
-from authoring import layout, registry, sync
+from authoring import registry
 from authoring.registry import ROOT, Chapter
-from vitcourse import env
 
 SUMMARY = "what the chapter covers, in one sentence (its summary in course.toml)."
 
@@ -198,6 +197,9 @@ def scaffold(chapter_id: str, title: str, module_name: str, summary: str = SUMMA
         raise ValueError(f"module {module_name!r} is not a Python module name; use e.g. 'vlm'")
     if '"' in title + summary or "\\" in title + summary:
         raise ValueError("the title and the summary must not contain double quotes or backslashes")
+    from authoring import layout  # after the checks: a refused request answers at once
+    from vitcourse import env
+
     chapter = Chapter(chapter_id, title, module_name, summary=summary)
     values = dict(id=chapter.id, number=chapter.number, title=title, module=chapter.module, test_name=chapter.test_name,
                   points=chapter.points, notebook=chapter.source_notebook, setup=setup_cell(),
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     for path in written:
         print(f"wrote {path.relative_to(ROOT)}")
+    from authoring import layout, sync
+
     sync.sync(chapter_ids=[args.id])  # the .ipynb, the student notebook, the table of contents, the intro ...
     problems = layout.problems(registry.chapter(args.id))
     print("\n".join(problems) or f"{args.id} has every part; next: write it, then `python3.11 tasks.py sync`")
