@@ -3,10 +3,12 @@
     python3.11 tasks.py book                 build the book into _build/html
     python3.11 tasks.py test                 the whole test suite (extra arguments go to pytest)
     python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
-    python3.11 tasks.py test --chapter ID    one chapter's tests (e.g. 03-vit; repeatable)
+    python3.11 tasks.py test --chapter ID    every test of a chapter: notebook, library, grading, pages
+                                             (e.g. 03-vit; repeatable; marked from course.toml)
     python3.11 tasks.py lint                 ruff on the whole tree
-    python3.11 tasks.py sync                 regenerate everything derived: set-up cells, solution .ipynb
-                                             from their .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py sync [--check]       regenerate everything derived: set-up cells, solution .ipynb
+                                             from their .py sources, notebooks/ (the release), _toc.yml,
+                                             the intro's list of chapters, versions ...
     python3.11 tasks.py configure --repository URL [--branch B]
                                              run the course from your own repository (then sync)
     python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
