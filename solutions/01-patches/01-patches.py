@@ -160,10 +160,11 @@ x = torch.randn(2, 3, 12, 20, generator=g, dtype=torch.float64)
 checks.check_dtype(patchify(x, 4), torch.float64, name="patchify of float64 images")
 P = draw(3, 10)
 for H, W, bad in ((3 * P, 2 * P + 1, 2 * P + 1), (2 * P + 1, 3 * P, 2 * P + 1)):  # the width, then the height
-    error = checks.check_raises(lambda H=H, W=W: patchify(torch.zeros(1, 2, H, W), P), ValueError,
-                                name=f"patchify on a {H}x{W} image with patch size {P}")
-    checks.check_true(str(bad) in str(error) and str(P) in str(error),
-                      f"the error for a {H}x{W} image and patch size {P} should name both, got {str(error)!r}")
+    for fn in (patchify, ref.patchify):
+        error = checks.check_raises(lambda fn=fn, H=H, W=W: fn(torch.zeros(1, 2, H, W), P), ValueError,
+                                    name=f"patchify on a {H}x{W} image with patch size {P}")
+        checks.check_true(str(bad) in str(error) and str(P) in str(error),
+                          f"the error for a {H}x{W} image and patch size {P} should name both, got {str(error)!r}")
 out = checks.check_on_meta(lambda: patchify(torch.empty(3, 2, 12, 8, device="meta"), 2), name="patchify",
                            shape=(3, 24, 8))
 checks.check_true(out is not None, "patchify cannot run on images on the meta device")
@@ -371,10 +372,11 @@ for C in (1, 2, 4):
     theirs.proj.load_state_dict(mine.proj.state_dict())
     x = torch.randn(draw(1, 4), C, h * P, w * P, generator=g)
     checks.check_close(mine(x), theirs(x), name=f"PatchEmbed(P={P}, C={C}, D={D}) on {tuple(x.shape)}")
-    checks.check_raises(lambda mine=mine, C=C, h=h, w=w, P=P: mine(torch.zeros(1, C, h * P, w * P + 1)), ValueError,
-                        name=f"PatchEmbed(P={P}) on a {h * P}x{w * P + 1} image")
-    checks.check_raises(lambda mine=mine, C=C, h=h, w=w, P=P: mine(torch.zeros(1, C, h * P + 1, w * P)), ValueError,
-                        name=f"PatchEmbed(P={P}) on a {h * P + 1}x{w * P} image")
+    for module in (mine, theirs):
+        checks.check_raises(lambda m=module, C=C, h=h, w=w, P=P: m(torch.zeros(1, C, h * P, w * P + 1)), ValueError,
+                            name=f"PatchEmbed(P={P}) on a {h * P}x{w * P + 1} image")
+        checks.check_raises(lambda m=module, C=C, h=h, w=w, P=P: m(torch.zeros(1, C, h * P + 1, w * P)), ValueError,
+                            name=f"PatchEmbed(P={P}) on a {h * P + 1}x{w * P} image")
 x = torch.randn(2, 2, 8, 12, generator=g, dtype=torch.float64)
 checks.check_dtype(PatchEmbed(4, 2, 8).double()(x), torch.float64, name="a float64 PatchEmbed on float64 images")
 out = checks.check_on_meta(lambda: PatchEmbed(2, 3, 5).to("meta")(torch.empty(3, 3, 4, 6, device="meta")),
@@ -506,8 +508,7 @@ print("tokens:", tuple(by_conv.shape), "| max |conv - linear| =", f"{(by_conv - 
 # `conv_weight_to_linear` must get right; turning MAE's per-patch pixel predictions or targets back into
 # images with the other convention's `unpatchify` (chapter 6); exchanging patch vectors with another
 # library.
-# ### END SOLUTION
-# ### BEGIN SOLUTION
+#
 # **Rubric (2 points).** (a) 1 point: "yes" because the two layouts differ by a fixed permutation that a
 # learned linear map absorbs (permuted rows or columns of $E$); "yes" without the reason, 0.5; "no", 0.
 # (b) 1 point: two concrete situations where values cross conventions (pretrained or converted weights,
@@ -673,8 +674,7 @@ print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 
 # attention products 5.7 against 0.7 GMACs (about 8x), and the patch embedding doubles but stays small.
 # Parameters do not measure compute: the number of tokens multiplies every per-token cost, and the
 # attention products grow with its square.
-# ### END SOLUTION
-# ### BEGIN SOLUTION
+#
 # **Rubric (2 points).** 0.5: a prediction written before running, with a reason (right or wrong).
 # 0.5: the projections and the MLP cost about the same in both (4x the tokens times a quarter of
 # $D^2$). 0.5: the attention products are about 8x larger for ViT-S at 448 px (16x the pairs, half the

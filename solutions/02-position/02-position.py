@@ -309,8 +309,7 @@ plt.tight_layout(); plt.show()
 # scale (tokens half as far apart in the image now look as different as before) and gives the patches of
 # the right and bottom halves positions 14 to 27, which the model never saw. Resizing keeps what the
 # model learned; recomputing asks it to read a new coordinate system.
-# ### END SOLUTION
-# ### BEGIN SOLUTION
+#
 # **Rubric (2 points).** 0.5: a prediction written before running, with a reason. 0.5: the numbers read
 # correctly: the resized spot is about twice as many patches (the same share of the image), the
 # recomputed one the same number of patches (half the share). 1: the explanation: resizing keeps
@@ -497,8 +496,7 @@ out = checks.check_on_meta(lambda: meta(torch.empty(3, 1, 9, 15, device="meta"))
 # (c) Yes, as long as there is more than one block: in the earlier blocks the patch tokens attend to the
 # class token, so it influences the patch outputs, and the gradient reaches `cls_token` through that
 # attention. It is trained as a helper of the patches, not as a summary.
-# ### END SOLUTION
-# ### BEGIN SOLUTION
+#
 # **Rubric (2 points).** (a) 0.75: no gradient (zero), because the loss does not read that output, so it
 # was never trained to summarise. (b) 0.75: the mean of the patch outputs, because that is what the
 # training loss shaped (0.25 for the right choice without the reason). (c) 0.5: yes, through the patch

@@ -27,7 +27,7 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
 def check_divisible(height: int, width: int, patch_size: int) -> None:
     """Raise a ValueError naming the sizes and the two fixes when P does not divide H and W."""
     for name, size in (("height", height), ("width", width)):
-        if size % patch_size:  # not graded in 01-patches: its checks test the student's own error, not this message
+        if size % patch_size:
             lower = size // patch_size * patch_size
             raise ValueError(
                 f"image {name} {size} is not a multiple of the patch size {patch_size}: "
