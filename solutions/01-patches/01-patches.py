@@ -425,7 +425,8 @@ def check_conv_as_linear():
     conv = nn.Conv2d(C, D, kernel_size=P, stride=P)
     weight = conv.weight.detach()
     W = conv_weight_to_linear(weight)
-    checks.check_shape(W, (D, P * P * C), name="conv_weight_to_linear of a (8, 2, 4, 4) weight")
+    checks.check_shape(W, (D, P * P * C), name="conv_weight_to_linear of a (8, 2, 4, 4) weight",
+                       hint="W has the layout of an nn.Linear weight, (out, in) = (D, P*P*C): it is E.T, not E")
     checks.check_close(W, ref.conv_weight_to_linear(weight), name="conv_weight_to_linear of a (8, 2, 4, 4) weight",
                        mistakes={"a plain reshape, which keeps the weight's (channel, row, column) order":
                                  weight.reshape(D, -1),

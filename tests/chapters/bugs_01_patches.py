@@ -253,6 +253,29 @@ def patchify_reference(images, patch_size):
     return patchify(images, patch_size)
 
 
+def unpatchify_grid_swapped(patches, patch_size, img_size):
+    """Puts the grid back column by column: grid rows and columns swapped."""
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+    P = patch_size
+    B, N, D = patches.shape
+    x = patches.reshape(B, W // P, H // P, P, P, D // (P * P)).permute(0, 5, 2, 3, 1, 4)
+    return x.reshape(B, -1, H, W)
+
+
+def conv_weight_as_E(weight):
+    """Returns E (P*P*C, D), the paper's layout, instead of the Linear layout W = E.T (D, P*P*C)."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).T
+
+
+def vit_macs_patches_one_side(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                              class_token=True):
+    """N = H / P: the patches of one row of the grid, not of the whole grid."""
+    N = img_size // patch_size
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * T * D + 2 * T * D * int(D * mlp_ratio)
+    return N * patch_size**2 * in_chans * D + depth * block + D * num_classes
+
+
 BUGS = {
     "patchify: channels first inside a patch": Variant(
         {"patchify": patchify_channels_first}, "test_patchify", check="test_patchify",
@@ -337,4 +360,10 @@ BUGS = {
     "vit_macs: weighted sum of values not counted": Variant(
         {"vit_macs": vit_macs_attention_once}, "test_vit_macs", check="test_vit_macs",
         hint="counting only one of the two attention products"),
+    "unpatchify: grid rows and columns swapped": Variant({"unpatchify": unpatchify_grid_swapped}, "test_unpatchify",
+                                                         check="test_unpatchify", hint="undo patchify's steps"),
+    "conv_weight_to_linear: E instead of W": Variant({"conv_weight_to_linear": conv_weight_as_E}, "test_conv_as_linear",
+                                                     check="test_conv_as_linear", hint="dimensions are in the wrong order"),
+    "vit_macs: N = H / P": Variant({"vit_macs": vit_macs_patches_one_side}, "test_vit_macs", check="test_vit_macs",
+                                   hint="compare your count part by part"),
 }

@@ -5,11 +5,13 @@ import torch.nn.functional as F
 
 from bugs_02_tokens import (
     make_tokens_cls_last,
+    make_tokens_cls_without_position,
     make_tokens_cpu_cls,
     make_tokens_detached_resize,
     make_tokens_grid_swapped,
     make_tokens_plain_tensor,
     make_tokens_sliced,
+    make_tokens_std_one,
     make_tokens_without_cls_position,
     make_tokens_zero_init,
 )
@@ -51,10 +53,6 @@ def make_interpolate(mode="bicubic", antialias=True, keep_prefix=True):
         return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, H * W, D)], dim=1)
 
     return interpolate
-
-
-
-
 
 
 def sincos_xy_meshgrid(embed_dim, grid_size):
@@ -227,6 +225,34 @@ def unshuffle_float32(tokens, perm, num_prefix_tokens=1):
     return out
 
 
+# Further plausible bugs ----------------------------------------------------------------------------------
+
+def sincos_positions_from_one(embed_dim, grid_size):
+    """Rows and columns counted from 1: every token shifted by one place."""
+    h, w = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
+    rows, cols = torch.meshgrid(torch.arange(1, h + 1), torch.arange(1, w + 1), indexing="ij")
+    return torch.cat([_emb_1d(embed_dim // 2, cols), _emb_1d(embed_dim // 2, rows)], dim=1).float()
+
+
+def interpolate_in_float32(pos_embed, old_grid, new_grid, num_prefix_tokens=1):
+    """Converts to float32 "because interpolate wants it" and never converts back."""
+    return make_interpolate()(pos_embed.float(), old_grid, new_grid, num_prefix_tokens)
+
+
+def shuffle_perm_not_offset(tokens, perm, num_prefix_tokens=1):
+    """Indexes the whole sequence with perm, forgetting that the patches start after the prefix tokens."""
+    n = num_prefix_tokens
+    index = _per_image(perm, tokens.shape[0])
+    return torch.cat([tokens[:, :n], tokens.gather(1, index[..., None].expand(-1, -1, tokens.shape[-1]))], dim=1)
+
+
+def unshuffle_inverse_by_index_put(tokens, perm, num_prefix_tokens=1):
+    """inv[perm] = arange(N): right for one permutation, wrong for a (B, N) batch of them."""
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.shape[-1], device=perm.device)
+    return shuffle_reference(tokens, inverse, num_prefix_tokens)
+
+
 BUGS = {
     "sincos: rows in the first half": Variant({"sincos_2d": sincos_rows_first}, "test_sincos_2d", check="test_sincos_2d",
                                               hint="exactly what the row in the first half and the column in the second"),
@@ -308,4 +334,20 @@ BUGS = {
                                                   check="test_shuffle", hint="whatever their number (0 too)"),
     "unshuffle: output made with torch.zeros": Variant({"unshuffle_patches": unshuffle_float32}, "test_shuffle",
                                                        check="test_shuffle", hint="fixed dtype and device"),
+    "sincos: positions counted from 1": Variant({"sincos_2d": sincos_positions_from_one}, "test_sincos_2d",
+                                               check="test_sincos_2d", hint="sin(0) = 0 and cos(0) = 1"),
+    "interpolate: float64 turned into float32": Variant({"interpolate_pos_embed": interpolate_in_float32},
+                                                        "test_interpolate", check="test_interpolate",
+                                                        hint="expected dtype torch.float64"),
+    "Tokens: std 1 initialisation": Variant(lambda ns: {"Tokens": make_tokens_std_one(ns["Tokens"])}, "test_tokens",
+                                            check="test_tokens", hint="initialised with torch.randn(...) * 0.02"),
+    "Tokens: class token without its position row": Variant(
+        lambda ns: {"Tokens": make_tokens_cls_without_position(ns["Tokens"])}, "test_tokens", check="test_tokens",
+        hint="add pos_embed to all N + 1 tokens"),
+    "shuffle: perm not offset by the prefix tokens": Variant({"shuffle_patches": shuffle_perm_not_offset},
+                                                             "test_shuffle", check="test_shuffle",
+                                                             hint="the prefix token stays in front"),
+    "unshuffle: inverse by index_put, one permutation only": Variant(
+        {"unshuffle_patches": unshuffle_inverse_by_index_put}, "test_shuffle", check="test_shuffle",
+        hint="when perm is (B, N)"),
 }
