@@ -32,8 +32,9 @@ import sys
 
 import torch
 
+from authoring import registry
 from benchmarks import gpu_memory, run_notebooks
-from vitcourse import course, env, metrics
+from vitcourse import env, metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter ids (default: every registered chapter)")
     parser.add_argument("--cell-timeout", type=float, default=3600, help="seconds a cell may run (default 3600)")
     args = parser.parse_args(argv)
-    known = [c.id for c in course.chapters()]
+    known = [c.id for c in registry.chapters()]
     if unknown := sorted(set(args.chapters) - set(known)):
         parser.error(f"unknown chapter(s) {unknown}; known: {known}")
     ids = args.chapters or known

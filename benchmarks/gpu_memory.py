@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vitcourse import course
+from authoring import registry
 
 COLAB_T4_GB = 15.0
 MB = 2**20
@@ -210,7 +210,7 @@ def estimate(workload: Workload) -> Estimate:
 
 def chapter_estimates() -> dict[str, list[Estimate]]:
     """Chapter id -> the estimates of its workloads (an empty list: nothing on the GPU)."""
-    return {c.id: [estimate(w) for w in WORKLOADS.get(c.id, [])] for c in course.chapters()}
+    return {c.id: [estimate(w) for w in WORKLOADS.get(c.id, [])] for c in registry.chapters()}
 
 
 def peak(estimates: list[Estimate]) -> int:

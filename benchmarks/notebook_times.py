@@ -26,10 +26,10 @@ import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "notebook_times.json"
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's library and its authoring package
 
+from authoring import registry  # noqa: E402
 from benchmarks import run_notebooks  # noqa: E402
-from vitcourse import course  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter ids (default: every registered chapter)")
     parser.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
-    ids = args.chapters or [c.id for c in course.chapters()]
+    ids = args.chapters or [c.id for c in registry.chapters()]
     result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     result.setdefault("seconds", {})
     result.setdefault("cpu_seconds", {})

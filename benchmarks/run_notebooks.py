@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vitcourse import course, metrics
+from authoring import registry
+from vitcourse import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INLINE = "module://matplotlib_inline.backend_inline"  # a kernel's own backend (the suite sets Agg)
@@ -102,7 +103,7 @@ def _environment(**variables: str):
 def run(chapter_ids: list[str], budget: str, cell_timeout: float = 3600, quiet: bool = True) -> dict[str, NotebookRun]:
     """Chapter id -> its NotebookRun; every notebook runs in its own kernel, one after the other, from
     its own folder."""
-    paths = [str(ROOT / course.chapter(c).source_notebook) for c in chapter_ids]
+    paths = [str(ROOT / registry.chapter(c).source_notebook) for c in chapter_ids]
     # the kernels get the caller's thread setting, not the one conftest.py gives the test suite's workers
     kernel_env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "MPLBACKEND": INLINE}
     with tempfile.TemporaryDirectory() as tmp, _environment(VITCOURSE_BUDGET=budget,

@@ -25,11 +25,11 @@ import sys
 import jupytext
 import pytest
 
+from authoring import registry
 from benchmarks import gpu_memory
-from vitcourse import course
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CHAPTERS = [c.id for c in course.chapters()]
+CHAPTERS = [c.id for c in registry.chapters()]
 TRAINED = {"03-vit", "04-deit", "06-mae", "08-registers"}  # chapters whose notebooks train with train.fit
 
 pytestmark = pytest.mark.slow
@@ -104,7 +104,7 @@ def test_the_introduction_shows_the_result_file_then_not_measured(gpu_command, m
     result = json.loads((results / "gpu-cpu.json").read_text())
     html = render(REPO / "book" / "intro.md", results, monkeypatch)
     for chapter, run in result["chapters"].items():
-        row = next(r for r in html.split("<tr>") if f"{course.chapter(chapter).title}</td>" in r)
+        row = next(r for r in html.split("<tr>") if f"{registry.chapter(chapter).title}</td>" in r)
         assert row.endswith(f'<td style="text-align:right">{run["seconds"] / 60:.1f} min</td></tr>'), row
     assert "on cpu" in html and "capped at 1 steps" in html and "not measured" not in html
 

@@ -12,8 +12,8 @@ import re
 import torch
 from torch import nn
 
+from authoring import registry
 from benchmarks import gpu_memory
-from vitcourse import course
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_a_linear_layer_is_counted_as_by_hand():
 
 def test_every_chapter_fits_a_colab_t4():
     estimates = gpu_memory.chapter_estimates()
-    assert list(estimates) == [c.id for c in course.chapters()]
+    assert list(estimates) == [c.id for c in registry.chapters()]
     for chapter, found in estimates.items():
         assert gpu_memory.peak(found) < 0.9 * gpu_memory.COLAB_T4_GB * 2**30, (chapter, found)
     text = gpu_memory.table(estimates)
@@ -40,6 +40,6 @@ def test_every_chapter_fits_a_colab_t4():
 
 def test_every_notebook_that_uses_the_gpu_has_its_workloads():
     """A notebook that places anything on ``DEVICE`` (beyond its set-up line) has an entry in WORKLOADS."""
-    for chapter in course.chapters():
+    for chapter in registry.chapters():
         uses = len(re.findall(r"\bDEVICE\b", (REPO / chapter.source).read_text())) > 1
         assert uses == (chapter.id in gpu_memory.WORKLOADS), chapter.id

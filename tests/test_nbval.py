@@ -9,7 +9,7 @@ import sys
 
 import nbformat
 
-from vitcourse import course
+from authoring import registry
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def test_nbval_collects_the_code_cells_of_every_solution_notebook():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     collected = [line for line in done.stdout.splitlines() if "::" in line]
     expected = []
-    for chapter in course.chapters():
+    for chapter in registry.chapters():
         nb = nbformat.read(REPO / chapter.source_notebook, as_version=4)
         cells = sum(cell.cell_type == "code" for cell in nb.cells)
         expected += [f"{chapter.source_notebook}::Cell {k}" for k in range(cells)]
