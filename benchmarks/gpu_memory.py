@@ -1,6 +1,6 @@
 """How much GPU memory each chapter needs in its `full` budget, estimated without a GPU.
 
-    python benchmarks/gpu_memory.py          # the table that `python3.11 tasks.py gpu` prints first
+    .venv/bin/python -m benchmarks.gpu_memory     # the table that `python3.11 tasks.py gpu` prints first
 
 For each chapter, the heaviest things its solution notebook puts on the GPU in the `full` budget
 (``WORKLOADS``, each naming the notebook cell it copies) are built on PyTorch's ``meta`` device, which
