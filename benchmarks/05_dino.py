@@ -35,8 +35,9 @@ from record import save
 from torch import nn
 
 from vitcourse import data
-from vitcourse.augment import MultiCrop
-from vitcourse.experiments.dino import PixelMLP, features, few_shot_accuracy, knn_accuracy, train_dino
+from vitcourse.analysis import features, few_shot_accuracy, knn_accuracy
+from vitcourse.experiments.dino import PixelMLP, train_dino
+from vitcourse.models.dino import MultiCrop
 from vitcourse.models.vit import digits_vit
 
 

@@ -37,13 +37,13 @@ import sys
 
 import torch
 
-from vitcourse.models.vlm import siglip_loss
-from vitcourse.models.vlm_train import (
+from vitcourse.experiments.vlm import (
     digit_tensors,
     evaluate_two_tower,
     make_two_tower,
     train_two_tower,
 )
+from vitcourse.models.vlm import siglip_loss
 
 RESULT = pathlib.Path(__file__).resolve().parent / "results" / "09-vlm.json"
 RECIPE = {"steps": 300, "batch_size": 128, "lr": 3e-3, "depth": 1, "width": 64, "embed_dim": 64,

@@ -558,7 +558,7 @@ for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
 #
 # Time to train. The backbone is a small MLP on the 16 px digit views (8 px local views are resized to
 # 16 px first); the head has $K = 64$ prototypes. For speed, the course library's
-# `vitcourse.augment.MultiCrop.tiny()` crops a whole batch at once (the same random resized crops and
+# `vitcourse.models.dino.MultiCrop.tiny()` crops a whole batch at once (the same random resized crops and
 # flips as your `MultiCrop`, plus a little brightness and contrast jitter, with one `grid_sample` call
 # instead of a Python loop over images). The training loop is the library's `train_dino`
 # (`vitcourse.experiments.dino`), run with **your** `DINOHead`, `DINOLoss`, `ema_update` and
@@ -689,7 +689,7 @@ checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform
 # core; the full budget trains ten times longer.)
 
 # %%
-from vitcourse.experiments.dino import features, few_shot_accuracy
+from vitcourse.analysis import features, few_shot_accuracy
 from vitcourse.models.vit import digits_vit
 
 

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from vitcourse.models.vit import PREFIX_TOKENS
+
 __all__ = ["vit_pipeline", "encoder_block", "deit_tokens", "dino_loop", "mae_flow", "swin_windows",
            "register_tokens"]
 
@@ -80,9 +82,11 @@ def _row(prefix: list[str], n_patches: int, shown: int = 4):
 
 
 def _prefix(model) -> list[str]:
+    """The kinds of the model's prefix tokens, one entry per token, in the course's order."""
     has = lambda name: getattr(model, name, None) is not None
-    regs = model.reg_token.shape[1] if has("reg_token") else 0
-    return ["cls"] * has("cls_token") + ["dist"] * has("dist_token") + ["reg"] * regs
+    counts = {"cls": has("cls_token"), "dist": has("dist_token"),
+              "reg": model.reg_token.shape[1] if has("reg_token") else 0}
+    return [kind for kind in PREFIX_TOKENS for _ in range(counts[kind])]
 
 
 # ---- the schematics ----

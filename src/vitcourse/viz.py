@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from vitcourse.analysis import token_norms
 from vitcourse.models.patches import patchify, unpatchify
-from vitcourse.models.registers import token_norms
 
 __all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention",
            "show_reconstructions", "plot_norm_histograms", "plot_norm_map"]

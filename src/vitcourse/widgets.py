@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from vitcourse import data, explorer, flops, viz
-from vitcourse.models.patches import num_tokens
+from vitcourse import data, explorer, viz
+from vitcourse.models.patches import num_tokens, vit_macs
 
 __all__ = ["patch_explorer", "static_patch_explorer", "static_patch_panel", "describe_setting"]
 
@@ -25,7 +25,7 @@ PATCH_SIZES = (8, 14, 16, 32)
 def describe_setting(size: int, patch_size: int) -> str:
     """One line: grid, tokens and ViT-B cost for a square image."""
     g, left = divmod(size, patch_size)
-    macs = flops.vit_macs(size, patch_size, 768, 12)["total"]
+    macs = vit_macs(size, patch_size, 768, 12)["total"]
     dropped = f" ({left} px dropped on the right and bottom)" if left else ""
     return (f"{size}x{size} px, patch {patch_size}: {g}x{g} grid, {num_tokens(size, size, patch_size)} tokens "
             f"with CLS; ViT-B forward {macs / 1e9:.1f} GMACs = {2 * macs / 1e9:.1f} GFLOPs{dropped}")

@@ -95,17 +95,6 @@ def PixelMLPSeeded():
     return PixelMLP()
 
 
-def test_entropy_and_probes():
-    assert float(dino.entropy(torch.tensor([1.0, 0.0]))) == 0
-    assert float(dino.entropy(torch.full((8,), 1 / 8))) == pytest.approx(math.log(8))
-    labels = torch.arange(4).repeat(5)
-    feats = F.normalize(F.one_hot(labels, 4).float() + 0.01 * torch.randn(20, 4), dim=-1)
-    assert dino.few_shot_accuracy(feats, labels, feats, labels, shots=1, draws=3) == 1.0
-    assert dino.knn_accuracy(feats, labels, feats, labels, k=3) == 1.0
-    noise = F.normalize(torch.randn(20, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
-    assert dino.few_shot_accuracy(noise, labels, noise, labels, shots=1, draws=5) < 0.7
-
-
 def test_deit_split_teacher_student_and_report():
     xtr, ytr, xte, yte = deit.digits_split(seed=1, train_size=200)
     assert len(xtr) == 200 and len(xtr) + len(xte) == 1797 and torch.bincount(ytr).min() >= 19

@@ -13,7 +13,8 @@ probabilities q (centered with the center from before the step):
 The head, loss, EMA update and momentum schedule are arguments, so the notebook runs the loop with
 the student's own implementation of them. Backbones: ``PixelMLP`` (the collapse experiments) or the
 course ViT without a head, ``digits_vit(num_classes=0, mlp_ratio=2.0)``, whose output is the class
-token. ``features``, ``few_shot_accuracy`` and ``knn_accuracy`` probe what a backbone learned.
+token. ``vitcourse.analysis`` (``features``, ``few_shot_accuracy``, ``knn_accuracy``) probes what a
+backbone learned.
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vitcourse import env
-from vitcourse.augment import MultiCrop
+from vitcourse.analysis import entropy
 from vitcourse.models.dino import (
     DINOHead,
     DINOLoss,
+    MultiCrop,
     MultiCropWrapper,
     cosine_momentum,
     ema_update,
+    teacher_probs,
     teacher_temp_schedule,
 )
 
-__all__ = ["DINORun", "PixelMLP", "entropy", "train_dino", "features", "few_shot_accuracy", "knn_accuracy"]
+__all__ = ["DINORun", "PixelMLP", "train_dino"]
 
 
 @dataclass
@@ -65,11 +68,6 @@ class PixelMLP(nn.Module):
         if x.shape[-1] != 16:
             x = F.interpolate(x, size=16, mode="bilinear", align_corners=False)
         return self.net(x)
-
-
-def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each distribution along the last dimension."""
-    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
 
 
 @torch.no_grad()
@@ -122,7 +120,7 @@ def train_dino(
     ``teacher_temp_warmup`` warm the teacher temperature up (the library loss only). ``use_bn`` puts
     BatchNorm in the head, which small backbones need (see the chapter). Seeded by ``seed``.
     """
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device else env.device()
     crops = crops or MultiCrop.tiny()
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -144,7 +142,7 @@ def train_dino(
         temp = teacher_temp_schedule(step, teacher_temp_warmup, teacher_temp_start or teacher_temp, teacher_temp)
         with torch.no_grad():
             t_out = teacher(views[:2])
-            q = F.softmax((t_out - loss_fn.center) / temp, dim=-1)  # the center before this step's update
+            q = teacher_probs(t_out, loss_fn.center, temp)  # with the center before this step's update
         s_out = student(views)
         loss = loss_fn(s_out, t_out) if temp == teacher_temp else loss_fn(s_out, t_out, teacher_temp=temp)
         opt.zero_grad(set_to_none=True)
@@ -160,42 +158,3 @@ def train_dino(
         history["marginal_entropy"].append(float(entropy(q.mean(0))))
         history["kl"].append(history["loss"][-1] - h)  # mean cross-entropy minus mean teacher entropy
     return DINORun(student, teacher, initial, history, time.perf_counter() - start)
-
-
-@torch.no_grad()
-def features(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """L2-normalised features (N, D) of ``net`` on images (N, C, H, W), in eval mode, on the CPU."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    out = torch.cat([net(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
-    net.train(was_training)
-    return F.normalize(out, dim=-1)
-
-
-def few_shot_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                      test_labels: torch.Tensor, shots: int, draws: int = 20, seed: int = 0) -> float:
-    """1-nearest-neighbour (cosine) with ``shots`` labelled images per class: mean accuracy over draws.
-
-    Features are L2-normalised (``features``); draw d picks its labelled images with seed ``seed + d``.
-    """
-    classes = train_labels.unique().tolist()
-    accs = []
-    for d in range(draws):
-        g = torch.Generator().manual_seed(seed + d)
-        picks = []
-        for c in classes:
-            members = (train_labels == c).nonzero()[:, 0]
-            picks.append(members[torch.randperm(len(members), generator=g)[:shots]])
-        idx = torch.cat(picks)
-        pred = train_labels[idx][(test_features @ train_features[idx].T).argmax(1)]
-        accs.append(float((pred == test_labels).float().mean()))
-    return sum(accs) / len(accs)
-
-
-def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, k: int = 20) -> float:
-    """k-nearest-neighbour (cosine, majority vote) with every training label."""
-    top = (test_features @ train_features.T).topk(k, dim=1).indices
-    pred = torch.mode(train_labels[top], dim=1).values
-    return float((pred == test_labels).float().mean())

@@ -22,6 +22,7 @@ from torch import nn
 from vitcourse import data
 from vitcourse.analysis import attention_maps, block_tokens
 from vitcourse.models.registers import find_artifact_tokens, split_tokens
+from vitcourse.models.vit import token_layout
 from vitcourse.train import RandomBatches, fit
 
 __all__ = ["CANVAS", "PATCH", "digit_pairs", "train_pairs", "measure"]
@@ -75,7 +76,8 @@ def measure(model: nn.Module, num_registers: int, x: torch.Tensor, y: torch.Tens
     norms = patches.norm(dim=-1)  # (B, N)
     flags = find_artifact_tokens(patches)
     attn = attention_maps(model, x, [-1])[0].mean(1)[:, 0]  # class-token row, mean over heads: (B, T)
-    a_self, a_reg, a_patch = attn[:, 0], attn[:, 1:1 + R].sum(1), attn[:, 1 + R:]
+    layout = token_layout(num_registers=R)
+    a_self, a_reg, a_patch = attn[:, layout["cls"].start], attn[:, layout["reg"]].sum(1), attn[:, layout["patch"]]
     return {
         "acc": acc,
         "norm_bg": norms[bg].median().item(),

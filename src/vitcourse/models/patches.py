@@ -8,6 +8,7 @@ shared linear map. Conventions (the same as MAE's ``patchify``):
 
 ``PatchEmbed`` does the cut-and-project in one stride-P convolution, as timm and torchvision do;
 ``conv_weight_to_linear`` shows it is the same linear map applied to ``patchify``'s output.
+``vit_macs`` counts the multiply-accumulates of a whole ViT forward pass from its sizes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear"]
+__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear", "vit_macs", "pair"]
 
 
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+def pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """A size given as one number or as (height, width), as (height, width): 224 -> (224, 224)."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -59,7 +61,7 @@ def unpatchify(
 
     patches: (B, N, P*P*C); img_size: H or (H, W). Returns images (B, C, H, W).
     """
-    H, W = _pair(img_size)
+    H, W = pair(img_size)
     P = patch_size
     check_divisible(H, W, P)
     h, w = H // P, W // P
@@ -104,7 +106,7 @@ class PatchEmbed(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        self.img_size = _pair(img_size)
+        self.img_size = pair(img_size)
         self.patch_size = patch_size
         self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
@@ -128,3 +130,38 @@ def conv_weight_to_linear(weight: torch.Tensor) -> torch.Tensor:
     """
     D = weight.shape[0]
     return weight.permute(0, 2, 3, 1).reshape(D, -1)
+
+
+def vit_macs(
+    img_size: int | tuple[int, int] = 224,
+    patch_size: int = 16,
+    embed_dim: int = 768,
+    depth: int = 12,
+    mlp_ratio: float = 4.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    class_token: bool = True,
+    num_registers: int = 0,
+) -> dict[str, int]:
+    """MACs of one ViT forward pass on one image, by part, and their ``"total"``.
+
+    Counts the matrix multiplications (patch-embedding convolution, q/k/v, the two attention
+    products, output projection, MLP, head); LayerNorm, softmax, GELU and additions are not counted
+    (well under 1% of the total). The grid is floor(H/P) x floor(W/P); T = patches + prefix tokens.
+    One MAC is two FLOPs; ``vitcourse.flops.measured_macs`` measures the same count on a model.
+    """
+    H, W = pair(img_size)
+    N = (H // patch_size) * (W // patch_size)
+    T = num_tokens(H, W, patch_size, class_token, num_registers)
+    D, hidden = embed_dim, int(embed_dim * mlp_ratio)
+    parts = {
+        "patch_embed": N * patch_size * patch_size * in_chans * D,
+        "qkv": depth * 3 * T * D * D,
+        "attn_scores": depth * T * T * D,
+        "attn_values": depth * T * T * D,
+        "proj": depth * T * D * D,
+        "mlp": depth * 2 * T * D * hidden,
+        "head": D * num_classes,
+    }
+    parts["total"] = sum(parts.values())
+    return parts

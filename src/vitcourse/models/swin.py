@@ -20,7 +20,7 @@ from torch import nn
 from vitcourse.models.vit import Mlp
 
 __all__ = ["window_partition", "window_reverse", "relative_position_index", "shifted_window_mask",
-           "WindowAttention", "SwinBlock", "PatchMerging", "SwinTransformer", "receptive_field"]
+           "WindowAttention", "SwinBlock", "PatchMerging", "SwinTransformer"]
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -195,22 +195,3 @@ class SwinTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.forward_pyramid(x)[-1])
         return self.head(x.mean(dim=(1, 2)))
-
-
-
-
-def receptive_field(blocks, size: int, dim: int, point: tuple[int, int] | None = None) -> torch.Tensor:
-    """Which input tokens can change one output token of a stack of ``SwinBlock``s.
-
-    Runs the blocks on a random ``(1, size, size, dim)`` map and back-propagates from the token at
-    ``point`` (default: the centre); returns a ``(size, size)`` bool map, True where the gradient is
-    nonzero. With alternating shifts the region grows by about one window per side per shifted pair.
-    """
-    if point is None:
-        point = (size // 2, size // 2)
-    x = torch.randn(1, size, size, dim, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    y = x
-    for block in blocks:
-        y = block(y)
-    y[0, point[0], point[1]].sum().backward()
-    return x.grad[0].abs().sum(-1) > 0
