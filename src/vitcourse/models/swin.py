@@ -96,16 +96,35 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    """Pre-norm block with (shifted) window attention. (B, H, W, C) -> (B, H, W, C)."""
+    """Pre-norm block with (shifted) window attention. (B, H, W, C) -> (B, H, W, C).
+
+    With ``input_resolution=(H, W)`` a shifted block keeps the mask of that map as a buffer,
+    ``attn_mask`` (nW, M*M, M*M), which moves with the block to its device, as timm keeps it (not
+    saved in the state dict); a map of another size gets its mask computed in ``forward``.
+    """
+
+    attn_mask: torch.Tensor | None
 
     def __init__(self, dim: int, num_heads: int, window_size: int = 7, shift_size: int = 0,
-                 mlp_ratio: float = 4.0) -> None:
+                 mlp_ratio: float = 4.0, input_resolution: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.window_size, self.shift_size = window_size, shift_size
+        self.window_size, self.shift_size, self.input_resolution = window_size, shift_size, input_resolution
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        mask = shifted_window_mask(*input_resolution, window_size, shift_size) if shift_size and input_resolution else None
+        self.register_buffer("attn_mask", mask, persistent=False)
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The mask of a shifted block for the map x (B, H, W, C): (nW, M*M, M*M), on x's device and in its
+        dtype; None without a shift."""
+        if not self.shift_size:
+            return None
+        H, W = x.shape[1:3]
+        if self.attn_mask is not None and (H, W) == tuple(self.input_resolution):
+            return self.attn_mask.to(x)
+        return shifted_window_mask(H, W, self.window_size, self.shift_size).to(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
@@ -114,7 +133,7 @@ class SwinBlock(nn.Module):
         x = self.norm1(x)
         if s:
             x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
-        mask = shifted_window_mask(H, W, M, s).to(x) if s else None
+        mask = self._mask(x)
         windows = window_partition(x, M).reshape(-1, M * M, C)
         windows = self.attn(windows, mask).reshape(-1, M, M, C)
         x = window_reverse(windows, M, H, W)
@@ -163,7 +182,8 @@ class SwinTransformer(nn.Module):
             window = min(window_size, grid)
             shift = 0 if grid <= window_size else window_size // 2
             self.stages.append(nn.ModuleList(
-                SwinBlock(dim, heads, window, shift if j % 2 else 0, mlp_ratio) for j in range(depth)))
+                SwinBlock(dim, heads, window, shift if j % 2 else 0, mlp_ratio, input_resolution=(grid, grid))
+                for j in range(depth)))
             grid //= 2
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
         self.norm = nn.LayerNorm(self.num_features)
