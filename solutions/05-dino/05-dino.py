@@ -192,8 +192,7 @@ checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every l
 
 # %%
 def show_views(views, title):
-    fig = viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3)
-    fig.suptitle(title, fontsize=9)
+    viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3, title=title)
     plt.show()
 
 photo = data.photo("chelsea", (300, 448))
@@ -606,15 +605,7 @@ def run_regimes(seed=0, steps=100):
 
 
 histories = run_regimes(seed=0)
-fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for name, h in histories.items():
-    for ax, key in zip(axes, ("teacher_entropy", "marginal_entropy", "kl")):
-        ax.plot(h[key], label=name)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("step")
-for ax in axes[:2]:
-    ax.axhline(math.log(64), color="gray", ls=":", lw=1)
-axes[0].legend(fontsize=8)
+viz.plot_collapse(histories, K=64)
 plt.show()
 for name, h in histories.items():
     print(f"{name:>24}: teacher entropy {h['teacher_entropy'][-1]:.2f}, marginal {h['marginal_entropy'][-1]:.2f}"

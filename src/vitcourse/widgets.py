@@ -73,7 +73,8 @@ def static_patch_panel(image: torch.Tensor | None = None,
                        settings=((224, 32), (224, 16), (224, 14), (336, 14))):
     """The explorer's picture for a few (resolution, patch size) settings side by side."""
     image = data.photo("chelsea", 448) if image is None else image
-    fig, axes = plt.subplots(1, len(settings), figsize=(3.2 * len(settings), 3.6))
+    side = min(3.2, viz.PAGE_WIDTH / len(settings))  # the row fits the page
+    fig, axes = plt.subplots(1, len(settings), figsize=(side * len(settings), side + 0.5))
     for ax, (size, p) in zip(axes, settings):
         viz.show_patch_grid(_resized(image, size), p, ax=ax, numbers=False,
                             title=f"{size} px, P={p}\n{num_tokens(size, size, p)} tokens")
@@ -87,11 +88,11 @@ def static_patch_explorer(image: torch.Tensor | None = None, resolutions=RESOLUT
     image = data.photo("chelsea", 448) if image is None else image
 
     def render(resolution, patch_size):
-        fig, ax = plt.subplots(figsize=(4.4, 4.4))
+        fig, ax = plt.subplots(figsize=(7.0, 7.0))  # a frame about 500 px wide
         viz.show_patch_grid(_resized(image, resolution), patch_size, ax=ax, numbers=resolution // patch_size <= 14)
         return fig, f"<b>{describe_setting(resolution, patch_size)}</b>"
 
     initial = {"resolution": 224 if 224 in resolutions else resolutions[0],
                "patch size": 16 if 16 in patch_sizes else patch_sizes[0]}
     return explorer.static_explorer({"resolution": list(resolutions), "patch size": list(patch_sizes)}, render,
-                                    initial=initial, fmt="jpeg", dpi=80, slug="patch-explorer")
+                                    initial=initial, fmt="jpeg", dpi=90, slug="patch-explorer")
