@@ -72,9 +72,15 @@ def grade_id(cell) -> str | None:
     return nbgrader(cell).get("grade_id") or None
 
 
+def is_written(cell) -> bool:
+    """A written answer: a markdown answer cell that a person grades (``solution`` and ``grade``)."""
+    meta = nbgrader(cell)
+    return cell.get("cell_type", "code") == "markdown" and bool(meta.get("solution")) and bool(meta.get("grade"))
+
+
 def points(cell) -> float:
-    """Points of a test cell, 0.0 for any other cell."""
-    return float(nbgrader(cell).get("points") or 0.0) if kind(cell) == "test" else 0.0
+    """Points of a test cell or a written answer, 0.0 for any other cell."""
+    return float(nbgrader(cell).get("points") or 0.0) if kind(cell) == "test" or is_written(cell) else 0.0
 
 
 def is_locked(cell) -> bool:
@@ -92,7 +98,18 @@ def tests(nb: dict) -> dict[str, dict]:
 
 
 def total_points(nb: dict) -> float:
+    """Every point of the notebook: autograded tests and written answers."""
     return sum(points(c) for c in nb["cells"])
+
+
+def written(nb: dict) -> dict[str, dict]:
+    """{grade id: written answer cell} in notebook order."""
+    return {grade_id(c): c for c in nb["cells"] if is_written(c) and grade_id(c)}
+
+
+def autograded_points(nb: dict) -> float:
+    """The points the autograder can give: the test cells' (written answers wait for a person)."""
+    return sum(points(c) for c in nb["cells"] if kind(c) == "test")
 
 
 def solution_code(cell) -> str:
