@@ -111,7 +111,7 @@ def _explorer_frames(build):
     """The figures of every frame of a static explorer, and the dpi they are saved at."""
     figures, dpis = [], set()
 
-    def keep(fig, fmt="png", dpi=72):
+    def keep(fig, fmt="png", dpi=100):
         figures.append(fig)
         dpis.add(dpi)
         return f"data:image/{fmt};base64,{len(figures)}"

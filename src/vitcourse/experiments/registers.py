@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from vitcourse import data
-from vitcourse.analysis import attention_maps, block_tokens
+from vitcourse.analysis import attention_maps, block_tokens, token_norms
 from vitcourse.models.registers import find_artifact_tokens, split_tokens
 from vitcourse.models.vit import token_layout
 from vitcourse.train import RandomBatches, fit
@@ -73,7 +73,7 @@ def measure(model: nn.Module, num_registers: int, x: torch.Tensor, y: torch.Tens
     R, bg = num_registers, ~ink
     acc = (model(x).argmax(1) == y).float().mean().item()
     _, regs, patches = split_tokens(block_tokens(model, x), R)
-    norms = patches.norm(dim=-1)  # (B, N)
+    norms = token_norms(patches)  # (B, N)
     flags = find_artifact_tokens(patches)
     attn = attention_maps(model, x, [-1])[0].mean(1)[:, 0]  # class-token row, mean over heads: (B, T)
     layout = token_layout(num_registers=R)
