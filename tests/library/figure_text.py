@@ -54,12 +54,12 @@ class Shown:
     width_px: float  # the saved picture's width
     shown_px: float  # its width on the page
     smallest: Drawn  # the smallest text drawn
+    dpi: float = INLINE_DPI  # the picture's pixels per inch
 
     @property
     def smallest_px(self) -> float:
+        """The smallest text's size on the page, in CSS px."""
         return self.smallest.points / 72 * self.dpi * self.shown_px / self.width_px
-
-    dpi: float = INLINE_DPI
 
 
 def shown(fig, dpi: float = INLINE_DPI) -> Shown:
