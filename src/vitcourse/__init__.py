@@ -7,6 +7,6 @@ explorers (``widgets``, ``explorer``), cost counting (``flops``), weight convers
 torchvision and Hugging Face (``convert``) and the check helpers used by the notebooks (``checks``).
 """
 
-from vitcourse.course import info as _info
+from vitcourse.version import VERSION as __version__  # the release (written from the course registry)
 
-__version__ = _info().version  # the release, from the course registry (course.toml)
+__all__ = ["__version__"]

@@ -1,7 +1,8 @@
 """Every figure the course's library draws, made as the chapters make them (same arguments and sizes).
 
-``FIGURES`` maps a name to a function returning the Figure; ``EXPLORERS`` maps a name to a function
-returning the figures of every frame of a static explorer and the dpi they are saved at.
+``FIGURES`` maps a name, ``chapter-id/what``, to a function returning the Figure; ``EXPLORERS`` maps a
+name to a function returning the figures of every frame of a static explorer and the dpi they are saved
+at. The chapter id in the name marks the test of the figure as the chapter's.
 """
 
 from __future__ import annotations
@@ -53,56 +54,56 @@ def _reconstructions(size=1.3):
 
 FIGURES = {
     # chapter 1
-    "01 patch grid": lambda: viz.show_patch_grid(_cat(), patch_size=16),
-    "01 patch sequence": lambda: viz.show_patch_sequence(patchify(_cat()[None], 16)[0], patch_size=16, channels=3,
+    "01-patches/patch grid": lambda: viz.show_patch_grid(_cat(), patch_size=16),
+    "01-patches/patch sequence": lambda: viz.show_patch_sequence(patchify(_cat()[None], 16)[0], patch_size=16, channels=3,
                                                          max_patches=42),
-    "01 shuffled patches": lambda: viz.show_images(
+    "01-patches/shuffled patches": lambda: viz.show_images(
         torch.stack([_cat(), unpatchify(patchify(_cat()[None], 16)[:, torch.randperm(196)], 16, 224)[0]]),
         titles=["patches in order", "the same patches shuffled"], ncols=2, size=3),
-    "01 ViT pipeline": lambda: diagrams.vit_pipeline(_meta(ViT, img_size=224, patch_size=16, embed_dim=768, depth=12,
+    "01-patches/ViT pipeline": lambda: diagrams.vit_pipeline(_meta(ViT, img_size=224, patch_size=16, embed_dim=768, depth=12,
                                                            num_heads=12)),
-    "01 explorer panel": lambda: widgets.static_patch_panel(_cat(448)),
+    "01-patches/explorer panel": lambda: widgets.static_patch_panel(_cat(448)),
     # chapter 3
-    "03 encoder block": lambda: diagrams.encoder_block(Block(768, 12)),
-    "03 training history": lambda: viz.plot_history(_history(), "ViT on the digits"),
-    "03 test digits": lambda: viz.show_images(_digits(4), titles=["label 5", "label 9", "label 2", "label 4"], ncols=4,
+    "03-vit/encoder block": lambda: diagrams.encoder_block(Block(768, 12)),
+    "03-vit/training history": lambda: viz.plot_history(_history(), "ViT on the digits"),
+    "03-vit/test digits": lambda: viz.show_images(_digits(4), titles=["label 5", "label 9", "label 2", "label 4"], ncols=4,
                                               size=1.6),
-    "03 class-token attention": lambda: viz.show_attention(_digits(1)[0], torch.rand(4, 4),
+    "03-vit/class-token attention": lambda: viz.show_attention(_digits(1)[0], torch.rand(4, 4),
                                                            titles=["class-token attention, last block"], size=2.4),
-    "03 DINO heads": lambda: viz.show_attention(_cat(), torch.rand(6, 14, 14)),
+    "03-vit/DINO heads": lambda: viz.show_attention(_cat(), torch.rand(6, 14, 14)),
     # chapter 4
-    "04 DeiT tokens": lambda: diagrams.deit_tokens(_meta(ViT, img_size=224, patch_size=16, embed_dim=384, depth=12,
+    "04-deit/DeiT tokens": lambda: diagrams.deit_tokens(_meta(ViT, img_size=224, patch_size=16, embed_dim=384, depth=12,
                                                          num_heads=6, distilled=True)),
     # chapter 5
-    "05 official crops": lambda: viz.show_images(
+    "05-dino/official crops": lambda: viz.show_images(
         _views(MultiCrop(mean=None, std=None), _cat(448)), titles=["global"] * 2 + ["local"] * 8, ncols=10, size=1.25,
         title="official setting: 2 x 224 px + 8 x 96 px (sizes not to scale)"),
-    "05 tiny crops": lambda: viz.show_images(
+    "05-dino/tiny crops": lambda: viz.show_images(
         _views(MultiCrop.tiny(), _digits(1)[0]), titles=["global"] * 2 + ["local"] * 4, ncols=6, size=1.25,
         title="tiny setting: 2 x 16 px + 4 x 8 px"),
-    "05 DINO loop": lambda: diagrams.dino_loop(MultiCrop(), DINOLoss(65536)),
-    "05 collapse diagnostics": lambda: viz.plot_collapse({
+    "05-dino/DINO loop": lambda: diagrams.dino_loop(MultiCrop(), DINOLoss(65536)),
+    "05-dino/collapse diagnostics": lambda: viz.plot_collapse({
         name: {"teacher_entropy": [4.0 - k * i / 100 for i in range(100)],
                "marginal_entropy": [4.1 - k * i / 200 for i in range(100)], "kl": [0.5 - 0.004 * i for i in range(100)]}
         for name, k in (("no centering", 3.9), ("no sharpening", -0.1), ("centering + sharpening", 1.0))}, K=64),
     # chapter 6
-    "06 masked cat": lambda: viz.show_images(torch.stack([_cat(), _cat() * 0.5]),
+    "06-mae/masked cat": lambda: viz.show_images(torch.stack([_cat(), _cat() * 0.5]),
                                              titles=["image", "what the encoder sees (75% removed)"], ncols=2, size=3),
-    "06 MAE flow": lambda: diagrams.mae_flow(_meta(MAE, img_size=224, patch_size=16, in_chans=3, embed_dim=1024,
+    "06-mae/MAE flow": lambda: diagrams.mae_flow(_meta(MAE, img_size=224, patch_size=16, in_chans=3, embed_dim=1024,
                                                    depth=24, num_heads=16), mask_ratio=0.75),
-    "06 reconstructions": lambda: _reconstructions(1.2),
-    "06 reconstructions (notebook)": lambda: _reconstructions(),
+    "06-mae/reconstructions": lambda: _reconstructions(1.2),
+    "06-mae/reconstructions (notebook)": lambda: _reconstructions(),
     # chapter 7
-    "07 shifted windows": lambda: diagrams.swin_windows(SwinBlock(8, 2, window_size=4, shift_size=2), grid=8),
+    "07-swin/shifted windows": lambda: diagrams.swin_windows(SwinBlock(8, 2, window_size=4, shift_size=2), grid=8),
     # chapter 8
-    "08 register tokens": lambda: diagrams.register_tokens(_meta(ViT, img_size=224, patch_size=14, embed_dim=384,
+    "08-registers/register tokens": lambda: diagrams.register_tokens(_meta(ViT, img_size=224, patch_size=14, embed_dim=384,
                                                                  depth=12, num_heads=6, num_registers=4,
                                                                  no_embed_class=True)),
-    "08 norm histograms": lambda: viz.plot_norm_histograms(
+    "08-registers/norm histograms": lambda: viz.plot_norm_histograms(
         {"no registers": torch.rand(64, 36) * 3, "4 registers": torch.rand(64, 36) * 2}, threshold=2.5),
-    "08 norm map": lambda: viz.plot_norm_map(torch.rand(37 * 37), (37, 37), title="dinov2_vits14\n3 tokens flagged"),
+    "08-registers/norm map": lambda: viz.plot_norm_map(torch.rand(37 * 37), (37, 37), title="dinov2_vits14\n3 tokens flagged"),
     # chapter 9
-    "09 zero-shot digits": lambda: viz.show_images(_digits(8) * 0.3 + 0.3, titles=[f"'... digit {d}'" for d in range(8)],
+    "09-vlm/zero-shot digits": lambda: viz.show_images(_digits(8) * 0.3 + 0.3, titles=[f"'... digit {d}'" for d in range(8)],
                                                    ncols=8, size=1.3),
 }
 
@@ -123,6 +124,6 @@ def _explorer_frames(build):
 
 
 EXPLORERS = {
-    "01 patch explorer": lambda: _explorer_frames(
+    "01-patches/patch explorer": lambda: _explorer_frames(
         lambda: widgets.static_patch_explorer(_cat(448), resolutions=(64, 224, 518), patch_sizes=(8, 14, 32))),
 }

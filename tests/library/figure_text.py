@@ -12,10 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import matplotlib
+from matplotlib.backends.backend_agg import RendererAgg
 
 matplotlib.use("Agg")
-
-from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 
 COLUMN_PX = 688  # the content column in CSS px, measured in Chromium at the 1280 px window the site tests use (790 at 1440 and wider)
 INLINE_DPI = 100  # matplotlib's figure.dpi, which the notebooks' inline figures are saved with

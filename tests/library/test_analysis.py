@@ -21,6 +21,7 @@ from vitcourse.convert import from_timm
 from vitcourse.models.vit import digits_vit
 
 
+@pytest.mark.chapter("03-vit", "08-registers")
 def test_attention_maps_of_timm_equal_its_own_attention():
     from timm.models.vision_transformer import VisionTransformer
 
@@ -41,6 +42,7 @@ def test_attention_maps_of_timm_equal_its_own_attention():
     torch.testing.assert_close(attention_maps(m, torch.ones(2, 1, 16, 16))[-1], got["a"])
 
 
+@pytest.mark.chapter("03-vit", "08-registers")
 def test_attention_maps_of_the_course_vit_equal_timms_after_conversion():
     from timm.models.vision_transformer import VisionTransformer
 
@@ -57,6 +59,7 @@ def test_attention_maps_of_the_course_vit_equal_timms_after_conversion():
     torch.testing.assert_close(attention_maps(ours, x, [-1])[0], maps[2])
 
 
+@pytest.mark.chapter("03-vit", "05-dino")
 def test_cls_attention_is_the_class_row_over_the_patch_grid():
     torch.manual_seed(0)
     model = digits_vit(embed_dim=32, depth=2, num_heads=2, num_registers=3).eval()
@@ -67,6 +70,7 @@ def test_cls_attention_is_the_class_row_over_the_patch_grid():
     torch.testing.assert_close(grid.flatten(2), full[:, :, 0, 4:])  # class token's row, prefix tokens left out
 
 
+@pytest.mark.chapter("08-registers")
 def test_block_tokens_are_the_input_of_the_final_norm():
     torch.manual_seed(0)
     model = digits_vit(embed_dim=32, depth=2, num_heads=2).eval()
@@ -77,6 +81,7 @@ def test_block_tokens_are_the_input_of_the_final_norm():
     torch.testing.assert_close(block_tokens(model, x, block=0), first)
 
 
+@pytest.mark.chapter("08-registers")
 def test_token_norms_of_features_and_of_norms():
     feats = torch.tensor([[[3.0, 4.0], [0.0, 1.0]]])
     assert token_norms(feats).tolist() == [[5.0, 1.0]]
@@ -85,6 +90,7 @@ def test_token_norms_of_features_and_of_norms():
         token_norms(torch.zeros(5))
 
 
+@pytest.mark.chapter("05-dino")
 def test_entropy_and_nearest_neighbour_probes():
     assert float(entropy(torch.tensor([1.0, 0.0]))) == 0
     assert float(entropy(torch.full((8,), 1 / 8))) == pytest.approx(math.log(8))
@@ -96,6 +102,7 @@ def test_entropy_and_nearest_neighbour_probes():
     assert few_shot_accuracy(noise, labels, noise, labels, shots=1, draws=5) < 0.7
 
 
+@pytest.mark.chapter("09-vlm")
 def test_zero_shot_accuracy_and_recall_at_1():
     emb = torch.eye(3)
     assert zero_shot_accuracy(emb, emb * 2, torch.tensor([0, 1, 2])) == 1.0

@@ -75,6 +75,7 @@ def _shown(fig) -> list:
     return [ax for ax in fig.axes if ax.images]
 
 
+@pytest.mark.chapter("01-patches")
 def test_patch_grid_numbers_every_patch():
     fig = viz.show_patch_grid(data.photo("chelsea", 64), 16)
     (ax,) = fig.axes
@@ -84,6 +85,7 @@ def test_patch_grid_numbers_every_patch():
     assert len(ax.lines) == 5 + 5  # the grid: 5 horizontal and 5 vertical lines
 
 
+@pytest.mark.chapter("01-patches")
 def test_patch_sequence_shows_the_tokens_in_order():
     cat = data.photo("chelsea", 64)
     fig = viz.show_patch_sequence(patchify(cat[None], 16)[0], 16)
@@ -94,6 +96,7 @@ def test_patch_sequence_shows_the_tokens_in_order():
     assert fig._suptitle.get_text() == "the first 16 of 16 tokens, in sequence order"
 
 
+@pytest.mark.chapter("01-patches", "05-dino", "09-vlm")
 def test_image_grid_has_a_panel_and_a_title_per_image():
     fig = viz.show_images(torch.rand(3, 1, 8, 8), titles=["a", "b", "c"], ncols=2, title="three images")
     assert [ax.get_title() for ax in _shown(fig)] == ["a", "b", "c"]
@@ -104,6 +107,7 @@ def test_image_grid_has_a_panel_and_a_title_per_image():
     assert wide.get_figwidth() <= viz.PAGE_WIDTH + 1e-9  # a row never outgrows the page
 
 
+@pytest.mark.chapter("03-vit", "05-dino")
 def test_attention_panels_overlay_each_head_on_the_image():
     cat = data.photo("chelsea", 64)
     fig = viz.show_attention(cat, torch.rand(2, 4, 4))
@@ -113,12 +117,14 @@ def test_attention_panels_overlay_each_head_on_the_image():
     assert _titles(viz.show_attention(cat, torch.rand(4, 4), titles=["last block"])) == ["image", "last block"]
 
 
+@pytest.mark.chapter("01-patches")
 def test_explorer_panel_shows_each_setting():
     fig = widgets.static_patch_panel(data.photo("chelsea", 128))
     assert [t.split("\n")[1] for t in _titles(fig)] == ["50 tokens", "197 tokens", "257 tokens", "577 tokens"]
     assert [ax.images[0].get_array().shape[:2] for ax in fig.axes] == [(224, 224)] * 3 + [(336, 336)]
 
 
+@pytest.mark.chapter("03-vit")
 def test_training_history_plots_loss_per_step_and_accuracy_per_epoch():
     h = train.History(step=[1, 2, 3], loss=[2.0, 1.5, 1.0], epoch=[1], train_acc=[0.5], test_acc=[0.4])
     fig = viz.plot_history(h, "run")
@@ -128,6 +134,7 @@ def test_training_history_plots_loss_per_step_and_accuracy_per_epoch():
     assert fig._suptitle.get_text() == "run"
 
 
+@pytest.mark.chapter("05-dino")
 def test_collapse_figure_has_one_curve_per_run_and_log_k():
     runs = {name: {"teacher_entropy": [1.0, 2.0], "marginal_entropy": [2.0, 3.0], "kl": [0.5, 0.4]}
             for name in ("no centering", "no sharpening", "both")}
@@ -141,6 +148,7 @@ def test_collapse_figure_has_one_curve_per_run_and_log_k():
     assert all(ax.get_legend() is None for ax in fig.axes)
 
 
+@pytest.mark.chapter("08-registers")
 def test_norm_figures():
     tokens = torch.randn(2, 16, 8)
     fig = viz.plot_norm_histograms({"a": tokens, "b": tokens.norm(dim=-1)}, threshold=3.0, bins=20)
