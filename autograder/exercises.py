@@ -17,8 +17,9 @@ from autograder import cells
 
 PROTECTED_ROOTS = {"torch", "vitcourse", "builtins", "checks", "__builtins__"}
 # Where the course's reference implementations live, and how many dotted parts name the module that
-# holds them: vitcourse.models.patches.patchify, vitcourse.augment.MultiCrop, vitcourse.flops.vit_macs.
-REFERENCE_MODULES = {"vitcourse.models": 3, "vitcourse.experiments": 3, "vitcourse.augment": 2, "vitcourse.flops": 2}
+# holds them (vitcourse.models.patches.patchify). One rule places them: vitcourse.models holds the models
+# and the reference of every function students write (CONTRIBUTING.md, "Where code goes").
+REFERENCE_MODULES = {"vitcourse.models": 3}
 CALLS = {"forward", "__call__", "_call_impl", "_wrapped_call_impl"}  # what runs a module whole
 MODE_METHODS = {"eval", "train", "to", "float", "double", "half", "cpu", "cuda", "requires_grad_"}
 STUB = re.compile(r"### BEGIN SOLUTION|YOUR CODE HERE|raise NotImplementedError")

@@ -3,9 +3,9 @@
 Everything is found by reading the code (``ast``), never by running it. A flag is for a person to
 judge; it never changes a score. Patterns, in the student's answer cells and the cells they added:
 
-- **the reference used for an exercise**: any access to an object of ``vitcourse.models`` (or of
-  ``vitcourse.augment``, ``vitcourse.flops``, ``vitcourse.experiments``) whose name
-  is one of the notebook's exercises, however it is reached: ``from vitcourse.models.patches import
+- **the reference used for an exercise**: any access to an object of ``vitcourse.models`` (where the
+  reference of everything students write lives) whose name is one of the notebook's exercises,
+  however it is reached: ``from vitcourse.models.patches import
   patchify``, ``import vitcourse.models.patches as P; P.patchify``, ``getattr(P, "patchify")``,
   ``importlib.import_module(...)``, ``vars(P)["patchify"]``, a reference method such as
   ``ref.MAE.forward_encoder(self, ...)`` or ``ref.SwinBlock.forward``;

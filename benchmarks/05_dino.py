@@ -35,8 +35,9 @@ from record import save
 from torch import nn
 
 from vitcourse import data
-from vitcourse.augment import MultiCrop
-from vitcourse.experiments.dino import PixelMLP, features, few_shot_accuracy, knn_accuracy, train_dino
+from vitcourse.analysis import features, few_shot_accuracy, knn_accuracy
+from vitcourse.experiments.dino import DINOConfig, PixelMLP, train_dino
+from vitcourse.models.dino import MultiCrop
 from vitcourse.models.vit import digits_vit
 
 
@@ -78,13 +79,14 @@ def run(a) -> dict:
     train, test = data.digits(16, "train").tensors, data.digits(16, "test").tensors
     crops = MultiCrop.tiny(num_local=a.num_local, global_scale=(a.gmin, 1.0), local_scale=(a.lmin, a.lmax),
                            color_jitter=(a.jitter, a.jitter, 0.0, 0.0))
-    result = train_dino(
-        lambda: BACKBONES[a.backbone](a.dim), train[0], steps=a.steps, K=a.K, batch=a.batch, crops=crops,
-        teacher_temp=a.teacher_temp, teacher_temp_start=a.teacher_temp_start, teacher_temp_warmup=a.tt_warmup,
-        student_temp=a.student_temp, center_momentum=1.0 if a.no_centering else a.center_momentum,
+    config = DINOConfig(
+        steps=a.steps, batch=a.batch, crops=crops, K=a.K, hidden_dim=a.hidden, bottleneck_dim=a.bottleneck,
+        nlayers=a.nlayers, norm_last_layer=not a.free_last_layer, use_bn=a.head_bn, teacher_temp=a.teacher_temp,
+        teacher_temp_start=a.teacher_temp_start, teacher_temp_warmup=a.tt_warmup, student_temp=a.student_temp,
+        center_momentum=1.0 if a.no_centering else a.center_momentum,
         momentum=(a.momentum, 1.0) if a.cosine else a.momentum, lr=a.lr, warmup=a.warmup, weight_decay=a.wd,
-        clip=a.clip, hidden_dim=a.hidden, bottleneck_dim=a.bottleneck, nlayers=a.nlayers,
-        norm_last_layer=not a.free_last_layer, use_bn=a.head_bn, seed=a.seed, device="cpu", progress=True)
+        clip=a.clip, seed=a.seed)
+    result = train_dino(lambda: BACKBONES[a.backbone](a.dim), train[0], config, device="cpu", progress=True)
     last10 = {k: round(sum(v[-10:]) / 10, 3) for k, v in result.history.items()}
     return {
         "seconds": round(result.seconds, 1),

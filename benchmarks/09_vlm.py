@@ -1,7 +1,7 @@
 """Chapter 9: the tiny CLIP on the digits over seeds, and the vision towers against the course ViT.
 
     .venv/bin/python benchmarks/09_vlm.py                      # every variant, seeds 0-9, 2 threads
-    .venv/bin/python benchmarks/09_vlm.py --variants siglip_b16 clip_b16 --no-towers --merge
+    .venv/bin/python benchmarks/09_vlm.py --variants siglip_b16 clip_b16 --no-towers
 
 Variants (all: course ViT image tower and ``TextTower`` of depth 1, width 64, AdamW 3e-3 with a cosine
 schedule, images standardised, one training caption per image and step):
@@ -14,62 +14,64 @@ schedule, images standardised, one training caption per image and step):
   SigLIP, the log-odds of one positive among 16): a batch of 128 digits holds about 13 of each class,
   whose captions both losses count as negatives; with 16 there are fewer.
 
-``--merge`` keeps the other variants of an existing result file and replaces those run now.
-
 For each seed: zero-shot accuracy on the held-out digits (prompts: the held-out caption templates of
 the ten classes) and image -> caption recall@1 (one held-out caption per image), before and after
 training, and the training time. ``--towers`` (default on) also converts timm's full-size CLIP and
 SigLIP towers and small Hugging Face models and records their max abs difference to the course ViT.
-The result goes to ``benchmarks/results/09-vlm.json``; the reading page renders its tables from it.
+Each variant is saved as one run of ``benchmarks/results/09-vlm.json`` (``record.save``: its settings,
+the rows of its seeds and their summary), the tower comparison as the run ``towers``; variants not
+run keep their entries. The reading page renders its tables from the file.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
-import os
-import pathlib
-import platform
 import statistics
-import sys
 
 import torch
+from record import save
 
-from vitcourse.models.vlm import siglip_loss
-from vitcourse.models.vlm_train import (
+from vitcourse.experiments.vlm import (
     digit_tensors,
     evaluate_two_tower,
     make_two_tower,
     train_two_tower,
 )
+from vitcourse.models.vlm import siglip_loss
 
-RESULT = pathlib.Path(__file__).resolve().parent / "results" / "09-vlm.json"
 RECIPE = {"steps": 300, "batch_size": 128, "lr": 3e-3, "depth": 1, "width": 64, "embed_dim": 64,
           "init_logit_scale": math.log(3.0)}
 VARIANTS = ("recipe", "graded", "clip_init", "siglip", "siglip_b16", "clip_b16")
 
 
-def run_variant(variant: str, seed: int, data, graded_steps: int) -> dict:
-    x_train, y_train, x_test, y_test = data
-    steps = {"graded": graded_steps, "siglip_b16": 600, "clip_b16": 600}.get(variant, RECIPE["steps"])
-    batch_size = 16 if variant.endswith("_b16") else RECIPE["batch_size"]
-    init = {"init_logit_scale": RECIPE["init_logit_scale"]}
-    loss_fn = None
+def settings(variant: str, graded_steps: int) -> dict:
+    """The recipe with the variant's changes: steps, batch, initial temperature (and bias), loss."""
+    out = RECIPE | {"loss": "clip", "init_logit_bias": None}
+    if variant == "graded":
+        out["steps"] = graded_steps
+    if variant.endswith("_b16"):
+        out |= {"steps": 600, "batch_size": 16}
     if variant == "clip_init":
-        init = {"init_logit_scale": math.log(1 / 0.07)}
+        out["init_logit_scale"] = math.log(1 / 0.07)
     if variant == "siglip":
-        init, loss_fn = {"init_logit_scale": math.log(10.0), "init_logit_bias": -10.0}, siglip_loss
+        out |= {"loss": "siglip", "init_logit_scale": math.log(10.0), "init_logit_bias": -10.0}
     if variant == "siglip_b16":
-        init, loss_fn = {"init_logit_scale": RECIPE["init_logit_scale"], "init_logit_bias": -math.log(16)}, siglip_loss
-    model = make_two_tower(seed, depth=RECIPE["depth"], width=RECIPE["width"], embed_dim=RECIPE["embed_dim"], **init)
+        out |= {"loss": "siglip", "init_logit_bias": -math.log(16)}
+    return out
+
+
+def run_variant(s: dict, seed: int, data) -> dict:
+    """One seed of a variant with settings ``s``: accuracy before and after training, time, final loss."""
+    x_train, y_train, x_test, y_test = data
+    bias = {} if s["init_logit_bias"] is None else {"init_logit_bias": s["init_logit_bias"]}
+    model = make_two_tower(seed, depth=s["depth"], width=s["width"], embed_dim=s["embed_dim"],
+                           init_logit_scale=s["init_logit_scale"], **bias)
     before = evaluate_two_tower(model, x_test, y_test)
-    run = train_two_tower(model, x_train, y_train, steps=steps, batch_size=batch_size, lr=RECIPE["lr"],
-                          seed=seed, loss_fn=loss_fn)
+    run = train_two_tower(model, x_train, y_train, steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"],
+                          seed=seed, loss_fn=siglip_loss if s["loss"] == "siglip" else None)
     after = evaluate_two_tower(model, x_test, y_test)
-    return {"seed": seed, "steps": steps, "batch_size": batch_size,
-            "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
+    return {"seed": seed, "zero_shot_init": before["zero_shot"], "recall_at_1_init": before["recall_at_1"],
             "zero_shot": after["zero_shot"], "recall_at_1": after["recall_at_1"],
             "recall_gain": after["recall_at_1"] - before["recall_at_1"], "seconds": run["seconds"],
             "final_loss": run["loss"][-1], "final_temperature_multiplier": model.logit_scale.exp().item()}
@@ -134,36 +136,20 @@ def main() -> None:
     parser.add_argument("--graded-steps", type=int, default=120)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--towers", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--out", type=pathlib.Path, default=RESULT)
-    parser.add_argument("--merge", action="store_true", help="keep the other variants of an existing --out file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    command = " ".join(["python", "benchmarks/09_vlm.py", *sys.argv[1:]])
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-               "load_average_at_start": list(os.getloadavg())}
-    result = {"commands": [], "runs": {}, "summary": {}}
-    if args.merge and args.out.is_file():
-        result = json.loads(args.out.read_text())
-    result["commands"].append({"command": command, "date": now, "variants": args.variants, "machine": machine})
-    result.update(torch=torch.__version__, recipe=RECIPE, graded_steps=args.graded_steps)
     data = digit_tensors()
     for variant in args.variants:
-        rows = []
+        s, rows = settings(variant, args.graded_steps), []
         for seed in args.seeds:
-            rows.append(run_variant(variant, seed, data, args.graded_steps))
+            rows.append(run_variant(s, seed, data))
             r = rows[-1]
             print(f"{variant:>9} seed {seed}: zero-shot {r['zero_shot']:.3f}  recall@1 {r['recall_at_1_init']:.3f} -> "
                   f"{r['recall_at_1']:.3f}  ({r['seconds']:.1f} s)", flush=True)
-        result["runs"][variant], result["summary"][variant] = rows, summarise(rows)
+        save("09-vlm", variant, {"settings": s, "seeds": rows, "summary": summarise(rows)})
     if args.towers:
         print("vision towers against the course ViT (max abs difference):")
-        result["towers"] = tower_differences()
-    machine["load_average_at_end"] = list(os.getloadavg())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+        save("09-vlm", "towers", tower_differences())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Where the benchmarks keep their numbers: ``benchmarks/results/<chapter-id>.json``.
 
-Each file maps a run name to the command that produced it, when and where it ran, and its result.
-The reading pages render their tables from these files; rerunning a benchmark updates its entry.
+Each file maps a run name to the command that produced it, when and where it ran (platform, CPU count,
+torch version and threads, and the load average when it was saved: other work on the machine makes
+times longer), and its result. Every benchmark records this way. The reading pages render their tables
+from these files; rerunning a benchmark updates its entry and keeps the others.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def save(chapter: str, run: str, result: dict) -> pathlib.Path:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "result": result,
     }
     RESULTS.mkdir(exist_ok=True)

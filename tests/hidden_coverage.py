@@ -36,12 +36,13 @@ from dataclasses import dataclass
 
 import coverage
 
+from autograder.exercises import REFERENCE_MODULES as GRADER_REFERENCES
+
 from nbexec import NotebookRun, _defines
 
 EXCLUDE = r"# not graded:"
-# Where graded references live: the models and the few library modules that hold an exercise's reference.
-REFERENCE_PACKAGES = ("vitcourse.models",)
-REFERENCE_MODULES = ("vitcourse.augment", "vitcourse.flops")
+# Where graded references live: the grader's list, from the one rule of CONTRIBUTING.md ("Where code goes").
+REFERENCE_PACKAGES = tuple(GRADER_REFERENCES)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Coverage:
 
 
 def reference_modules() -> list:
-    names = list(REFERENCE_MODULES)
+    names = []
     for package in REFERENCE_PACKAGES:
         pkg = importlib.import_module(package)
         names += [f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]

@@ -685,8 +685,9 @@ print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 
 # ### END SOLUTION
 
 # %% tags=["demo"]
+from vitcourse.models.patches import vit_macs as macs_by_part   # the library's count, part by part
 for name, (size, width) in {"ViT-S/16 at 448 px": (448, 384), "ViT-B/16 at 224 px": (224, 768)}.items():
-    parts = flops.vit_macs(size, 16, width, 12)      # the library's count, part by part
+    parts = macs_by_part(size, 16, width, 12)
     linear = parts["qkv"] + parts["proj"] + parts["mlp"]
     attention = parts["attn_scores"] + parts["attn_values"]
     print(f"{name}: {vit_macs(size, 16, width, 12) / 1e9:5.1f} GMACs = projections and MLP {linear / 1e9:4.1f} "

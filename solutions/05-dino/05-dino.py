@@ -202,8 +202,7 @@ checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every l
 
 # %%
 def show_views(views, title):
-    fig = viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3)
-    fig.suptitle(title, fontsize=9)
+    viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3, title=title)
     plt.show()
 
 photo = data.photo("chelsea", (300, 448))
@@ -568,7 +567,7 @@ for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
 #
 # Time to train. The backbone is a small MLP on the 16 px digit views (8 px local views are resized to
 # 16 px first); the head has $K = 64$ prototypes. For speed, the course library's
-# `vitcourse.augment.MultiCrop.tiny()` crops a whole batch at once (the same random resized crops and
+# `vitcourse.models.dino.MultiCrop.tiny()` crops a whole batch at once (the same random resized crops and
 # flips as your `MultiCrop`, plus a little brightness and contrast jitter, with one `grid_sample` call
 # instead of a Python loop over images). The training loop is the library's `train_dino`
 # (`vitcourse.experiments.dino`), run with **your** `DINOHead`, `DINOLoss`, `ema_update` and
@@ -616,15 +615,7 @@ def run_regimes(seed=0, steps=100):
 
 
 histories = run_regimes(seed=0)
-fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for name, h in histories.items():
-    for ax, key in zip(axes, ("teacher_entropy", "marginal_entropy", "kl")):
-        ax.plot(h[key], label=name)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("step")
-for ax in axes[:2]:
-    ax.axhline(math.log(64), color="gray", ls=":", lw=1)
-axes[0].legend(fontsize=8)
+viz.plot_collapse(histories, K=64)
 plt.show()
 for name, h in histories.items():
     print(f"{name:>24}: teacher entropy {h['teacher_entropy'][-1]:.2f}, marginal {h['marginal_entropy'][-1]:.2f}"
@@ -699,7 +690,7 @@ checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform
 # core; the full budget trains ten times longer.)
 
 # %%
-from vitcourse.experiments.dino import features, few_shot_accuracy
+from vitcourse.analysis import features, few_shot_accuracy
 from vitcourse.models.vit import digits_vit
 
 

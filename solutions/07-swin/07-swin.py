@@ -376,21 +376,15 @@ checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
 # what makes reach across the whole image cheap.
 
 # %%
-torch.manual_seed(0)
-def receptive_field(shifts, size=16, M=4):
-    blocks = [SwinBlock(8, 2, window_size=M, shift_size=s).eval() for s in shifts]
-    x = torch.randn(1, size, size, 8, requires_grad=True)
-    y = x
-    for b in blocks:
-        y = b(y)
-    y[0, 6, 6].sum().backward()
-    return (x.grad[0].abs().sum(-1) > 0).float()
+from vitcourse.analysis import receptive_field  # the gradient of one output token, as described above
 
+torch.manual_seed(0)
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 settings = [("2 blocks, no shift", [0, 0]), ("2 blocks, shift", [0, 2]), ("4 blocks, shift", [0, 2, 0, 2]),
             ("6 blocks, shift", [0, 2, 0, 2, 0, 2])]
 for ax, (title, shifts) in zip(axes, settings):
-    ax.imshow(receptive_field(shifts).numpy(), cmap="Blues")
+    blocks = [SwinBlock(8, 2, window_size=4, shift_size=s).eval() for s in shifts]
+    ax.imshow(receptive_field(blocks, 16, 8, point=(6, 6)).float().numpy(), cmap="Blues")
     ax.plot(6, 6, "r*")
     ax.set_title(title, fontsize=9)
     ax.set_xticks(range(0, 16, 4))

@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from vitcourse import checks, env, viz
-from vitcourse.models import vlm_train
+from vitcourse.experiments import vlm as vlm_train
 from vitcourse.models.vit import ViT
 
 DEVICE, BUDGET = env.device(), env.budget()
@@ -255,7 +255,7 @@ print("vocabulary:", len(vlm_train.VOCAB), "words;", "tokens of 'the digit 7':",
 
 # %% [markdown]
 # The image tower is the course `ViT` (16 × 16 digits, 4 × 4 patches, mean pooling, no head). The text
-# tower, `vlm_train.TextTower`, embeds the words, adds positions, runs a transformer block and keeps
+# tower, `TextTower` (from `vitcourse.models.vlm`), embeds the words, adds positions, runs a transformer block and keeps
 # the feature of the `<eos>` token, as CLIP's text tower does.
 #
 # ### Exercise 3 — `TwoTower` (4 points)

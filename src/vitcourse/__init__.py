@@ -1,8 +1,10 @@
 """vitcourse: the library of the course "Vision Transformers from Scratch".
 
-Reference models (``vitcourse.models``), offline data (``data``), a small training loop (``train``),
-figures (``viz``), explorers (``widgets``), FLOP counting (``flops``), weight conversion from timm and
-torchvision (``convert``) and the check helpers used by the notebooks (``checks``).
+Models and the reference of every piece students write (``vitcourse.models``), the chapters' training
+runs (``experiments``), measurements of models (``analysis``), offline data (``data``) and its
+augmentation (``augment``), a small training loop (``train``), figures (``viz``, ``diagrams``),
+explorers (``widgets``, ``explorer``), cost counting (``flops``), weight conversion from timm,
+torchvision and Hugging Face (``convert``) and the check helpers used by the notebooks (``checks``).
 """
 
 from vitcourse.version import VERSION as __version__  # the release (written from the course registry)

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from vitcourse.models.vit import PREFIX_TOKENS
+
 __all__ = ["vit_pipeline", "encoder_block", "deit_tokens", "dino_loop", "mae_flow", "swin_windows",
            "register_tokens"]
 
@@ -63,9 +65,9 @@ def _tokens(ax, x, y, kinds, labels=None, size=0.55, gap=0.08, marks=None):
         else:
             ax.add_patch(Rectangle((cx, y), size, size, fc=COLORS[kind], ec="#333", lw=0.8))
             if labels and labels[i]:
-                ax.text(cx + size / 2, y + size / 2, labels[i], ha="center", va="center", fontsize=6.5)
+                ax.text(cx + size / 2, y + size / 2, labels[i], ha="center", va="center", fontsize=7.5)
             if marks and marks[i]:
-                ax.text(cx + size / 2, y + size + 0.12, marks[i], ha="center", va="bottom", fontsize=7, color="#8a5a00")
+                ax.text(cx + size / 2, y + size + 0.12, marks[i], ha="center", va="bottom", fontsize=7.5, color="#8a5a00")
         centres.append((cx + size / 2, y + size / 2))
     return centres
 
@@ -80,9 +82,11 @@ def _row(prefix: list[str], n_patches: int, shown: int = 4):
 
 
 def _prefix(model) -> list[str]:
+    """The kinds of the model's prefix tokens, one entry per token, in the course's order."""
     has = lambda name: getattr(model, name, None) is not None
-    regs = model.reg_token.shape[1] if has("reg_token") else 0
-    return ["cls"] * has("cls_token") + ["dist"] * has("dist_token") + ["reg"] * regs
+    counts = {"cls": has("cls_token"), "dist": has("dist_token"),
+              "reg": model.reg_token.shape[1] if has("reg_token") else 0}
+    return [kind for kind in PREFIX_TOKENS for _ in range(counts[kind])]
 
 
 # ---- the schematics ----
@@ -105,7 +109,7 @@ def vit_pipeline(model):
     ax.text(1.7, 0.75, f"{gh}×{gw} = {N} patches\nof {P}×{P}×{C} = {P * P * C} values", ha="center", va="top",
             fontsize=7.5)
     _arrow(ax, (3.35, 2.7), (4.35, 2.7))
-    ax.text(3.85, 3.05, f"linear E\n{P * P * C}→{D}", ha="center", fontsize=7)
+    ax.text(3.85, 3.05, f"linear E\n{P * P * C}→{D}", ha="center", fontsize=7.5)
     _tokens(ax, 4.5, 2.4, kinds, labels)
     ax.text((4.5 + right) / 2, 1.75, f"+ position embedding: {model.pos_embed.shape[1]} rows", ha="center",
             fontsize=7.5, color="#8a5a00")
@@ -132,7 +136,7 @@ def encoder_block(block):
     for x0, title, steps, note, tone in layouts:
         cx = x0 + 2.7
         ax.text(cx, 7.6, title, ha="center", fontsize=9, weight="bold")
-        ax.text(cx, 7.3, note, ha="center", va="top", fontsize=7, color=tone)
+        ax.text(cx, 7.3, note, ha="center", va="top", fontsize=7.5, color=tone)
         _box(ax, x0 + 1.3, 0.2, 2.8, 0.55, f"x: tokens × {D}")
         y, split = 0.75, None
         for i, step in enumerate(steps):
@@ -168,14 +172,14 @@ def deit_tokens(model):
                                  "token", COLORS["block"])
     for c in centres[:2]:
         _arrow(ax, (c[0], 1.1), (c[0], 1.75))
-    _box(ax, 6.8, 4.0, 3.4, 0.9, f"class head {D}→{K}", COLORS["head"])
-    _box(ax, 6.8, 2.4, 3.4, 0.9, f"distillation head {D}→{K}", COLORS["head"])
+    _box(ax, 6.8, 4.0, 3.7, 0.9, f"class head {D}→{K}", COLORS["head"])
+    _box(ax, 6.8, 2.4, 3.7, 0.9, f"distillation head {D}→{K}", COLORS["head"])
     _arrow(ax, (centres[0][0], 3.15), (6.75, 4.45))
     _arrow(ax, (centres[1][0], 3.15), (6.75, 2.85))
     _box(ax, 11.0, 4.0, 5.2, 0.9, "cross-entropy with the label y", COLORS["loss"])
     _box(ax, 11.0, 2.3, 5.2, 1.1, "hard: cross-entropy with the teacher's argmax\n"
          "soft: τ² · KL(teacher ‖ student) at τ", COLORS["loss"], fontsize=7.5)
-    _arrow(ax, (10.25, 4.45), (10.95, 4.45)), _arrow(ax, (10.25, 2.85), (10.95, 2.85))
+    _arrow(ax, (10.55, 4.45), (10.95, 4.45)), _arrow(ax, (10.55, 2.85), (10.95, 2.85))
     _box(ax, 12.0, 0.3, 3.2, 1.1, "CNN teacher\neval mode, no gradient", COLORS["teacher"])
     _arrow(ax, (13.6, 1.45), (13.6, 2.25))
     ax.text(6.8, 1.0, "in eval mode the model returns\n(class logits + distillation logits) / 2", fontsize=7.5)
@@ -195,7 +199,7 @@ def dino_loop(crops, loss):
     for i, x in enumerate(xs):
         size = 0.65 if i < G else 0.4
         ax.add_patch(Rectangle((x, 3.6 - size / 2), size, size, fc="#cfe3c0" if i < G else "#e7f2df", ec="#333"))
-    ax.text(xs[0] + 0.7, 4.25, "global", fontsize=7), ax.text(xs[G] + 0.2, 4.25, "local", fontsize=7)
+    ax.text(xs[0] + 0.7, 4.25, "global", fontsize=7.5), ax.text(xs[G] + 0.2, 4.25, "local", fontsize=7.5)
     _arrow(ax, (1.85, 3.6), (2.55, 3.6))
     _box(ax, 3.0, 5.3, 4.0, 1.1, f"teacher: {G} global views\nno gradient (stop-grad)", COLORS["teacher"])
     _box(ax, 3.0, 0.6, 4.0, 1.1, f"student: all {V} views", COLORS["student"])
@@ -229,13 +233,14 @@ def mae_flow(model, mask_ratio: float = 0.75, seed: int = 0):
         ax.add_patch(Rectangle((0.2 + c * cell, 4.2 - (r + 1) * cell), cell, cell, ec="white", lw=0.5,
                                fc=COLORS["mask"] if masked[i] else COLORS["patch"]))
     ax.text(1.7, 0.8, f"{N} patches, {N - keep} removed", ha="center", fontsize=7.5)
-    _arrow(ax, (3.35, 2.7), (4.1, 2.7), "keep", offset=(-0.55, 0.3))
+    _arrow(ax, (3.35, 2.7), (4.1, 2.7))
+    ax.text(3.72, 2.85, "keep", ha="center", va="bottom", fontsize=7.5)
     _box(ax, 4.2, 1.9, 2.9, 1.6, f"encoder\n{len(model.blocks)} blocks, width {enc_D}\n{keep} visible + CLS",
          COLORS["block"])
     _arrow(ax, (7.15, 2.7), (7.9, 2.7))
     seq = ["patch"] * 3 + ["mask"] * 3
     _tokens(ax, 8.0, 3.9, seq, ["v", "v", "v", "m", "m", "m"], size=0.4)
-    ax.text(8.0, 4.5, "unshuffle (ids_restore)\n+ mask tokens + positions", fontsize=7)
+    ax.text(8.0, 4.5, "unshuffle (ids_restore)\n+ mask tokens + positions", fontsize=7.5)
     _box(ax, 8.0, 1.9, 3.1, 1.6, f"decoder\n{len(model.decoder_blocks)} blocks, width {dec_D}\n{N} + CLS tokens",
          COLORS["block"])
     _arrow(ax, (11.15, 2.7), (11.9, 2.7))
@@ -254,9 +259,9 @@ def swin_windows(block, grid: int = 8):
         raise ValueError(f"grid {grid} is not a multiple of the window size {M}: pick grid = k × {M}")
     palette = plt.get_cmap("Pastel1").colors
     n = grid // M
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4.0))
-    titles = [f"block 2k: {n * n} windows of {M}×{M}", f"block 2k+1: windows shifted by {s}",
-              f"computed on the map rolled by −{s}"]
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 3.3))  # the width of the page: nothing is shrunk
+    titles = [f"block 2k:\n{n * n} windows of {M}×{M}", f"block 2k+1:\nwindows shifted by {s}",
+              f"computed on the map\nrolled by −{s}"]
     for k, (ax, title) in enumerate(zip(axes, titles)):
         ax.set_xlim(0, grid), ax.set_ylim(grid, 0), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(title, fontsize=9)
@@ -275,8 +280,8 @@ def swin_windows(block, grid: int = 8):
                          color="#a33", weight="bold")
     for cut in (grid - M, grid - s):
         axes[2].axhline(cut, color="#a33", lw=0.8, ls="--"), axes[2].axvline(cut, color="#a33", lw=0.8, ls="--")
-    axes[2].set_xlabel("red: the 9 mask regions; in one window, pairs from\ndifferent regions are masked",
-                       fontsize=7.5)
+    axes[2].set_xlabel("red: the 9 mask regions; in one\nwindow, pairs from different\nregions are masked",
+                       fontsize=8)
     fig.tight_layout()
     return fig
 

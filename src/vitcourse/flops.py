@@ -3,10 +3,11 @@
 One multiply-accumulate (MAC) is two floating-point operations (FLOPs). Model tables often print
 MACs under the name "FLOPs"; ``torch.utils.flop_counter.FlopCounterMode`` counts FLOPs.
 
-- ``vit_macs``: analytic count of the matrix multiplications of one ViT forward pass;
 - ``measured_macs``: runs a model under ``FlopCounterMode`` on the ``meta`` device (no memory, no
   time, and fused attention is counted — on the CPU it is not) and returns FLOPs / 2;
 - ``count_params``, ``format_count``.
+
+The analytic count of a ViT's MACs, ``vitcourse.models.patches.vit_macs``, is chapter 1's exercise.
 """
 
 from __future__ import annotations
@@ -17,41 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["vit_macs", "measured_macs", "count_params", "format_count"]
-
-
-def vit_macs(
-    img_size: int | tuple[int, int] = 224,
-    patch_size: int = 16,
-    embed_dim: int = 768,
-    depth: int = 12,
-    mlp_ratio: float = 4.0,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    class_token: bool = True,
-    num_registers: int = 0,
-) -> dict[str, int]:
-    """MACs of one ViT forward pass on one image, by part, and their ``"total"``.
-
-    Counts the matrix multiplications (patch-embedding convolution, q/k/v, the two attention
-    products, output projection, MLP, head); LayerNorm, softmax, GELU and additions are not counted
-    (well under 1% of the total). The grid is floor(H/P) x floor(W/P); T = patches + prefix tokens.
-    """
-    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
-    N = (H // patch_size) * (W // patch_size)
-    T = N + int(class_token) + num_registers
-    D, hidden = embed_dim, int(embed_dim * mlp_ratio)
-    parts = {
-        "patch_embed": N * patch_size * patch_size * in_chans * D,
-        "qkv": depth * 3 * T * D * D,
-        "attn_scores": depth * T * T * D,
-        "attn_values": depth * T * T * D,
-        "proj": depth * T * D * D,
-        "mlp": depth * 2 * T * D * hidden,
-        "head": D * num_classes,
-    }
-    parts["total"] = sum(parts.values())
-    return parts
+__all__ = ["measured_macs", "count_params", "format_count"]
 
 
 def measured_macs(model: nn.Module, input_shape: tuple[int, ...] | torch.Tensor) -> int:

@@ -143,7 +143,7 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     is logits) and on ``eval_loader`` is recorded after every epoch. The model ends in eval mode.
     """
     seed_everything(seed)
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device else env.device()
     autocast, amp_dtype, scaling = amp_settings(device, amp)
     model.to(device).train()
     forward = forward or (lambda m, x: m(x))

@@ -1,8 +1,10 @@
 """Figures for the course: images, patch grids, patch sequences, training curves, attention maps,
-MAE reconstructions, token norms.
+DINO's collapse diagnostics, MAE reconstructions, token norms.
 
 Every function draws with matplotlib and returns the Figure (in a notebook it shows by itself).
-Images are (C, H, W) or (B, C, H, W) tensors with values in [0, 1].
+Images are (C, H, W) or (B, C, H, W) tensors with values in [0, 1]. A figure is at most
+``PAGE_WIDTH`` inches wide, the width of the book's content column at matplotlib's 100 dpi, so the
+page never shrinks it and its text keeps the size it was drawn at.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from vitcourse.analysis import token_norms
 from vitcourse.models.patches import patchify, unpatchify
-from vitcourse.models.registers import token_norms
 
 __all__ = ["show_images", "show_patch_grid", "show_patch_sequence", "plot_history", "show_attention",
-           "show_reconstructions", "plot_norm_histograms", "plot_norm_map"]
+           "plot_collapse", "show_reconstructions", "plot_norm_histograms", "plot_norm_map", "PAGE_WIDTH"]
+
+PAGE_WIDTH = 6.6  # inches: with savefig's margins, 680 px at 100 dpi, within the book's 688 px column
+
+
+def _panel_size(size: float, ncols: int) -> float:
+    """The side of one of ``ncols`` panels in a row: ``size``, or less where the row would not fit the page."""
+    return min(size, PAGE_WIDTH / ncols)
 
 
 def _to_hwc(image: torch.Tensor):
@@ -35,12 +44,15 @@ def _imshow(ax, image: torch.Tensor) -> None:
     ax.set_xticks([]), ax.set_yticks([])
 
 
-def show_images(images, titles=None, ncols: int = 8, size: float = 1.5):
-    """A grid of images: a (B, C, H, W) tensor or a list of (C, H, W)."""
+def show_images(images, titles=None, ncols: int = 8, size: float = 1.5, title: str | None = None):
+    """A grid of images: a (B, C, H, W) tensor or a list of (C, H, W), ``titles`` one per image, and a
+    ``title`` above them all. ``size``: the side of one image in inches (less when a row would not fit)."""
     images = list(images)
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    size = _panel_size(size, ncols)
+    height = nrows * (size + (0.25 if titles is not None else 0)) + (0.3 if title else 0)  # room for the titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, image in enumerate(images):
@@ -49,7 +61,9 @@ def show_images(images, titles=None, ncols: int = 8, size: float = 1.5):
         _imshow(ax, image)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=9)
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()  # after the title, so that it makes room for it
     return fig
 
 
@@ -79,14 +93,15 @@ def show_patch_sequence(patches: torch.Tensor, patch_size: int, channels: int = 
     n = min(max_patches, patches.shape[0])
     tiles = patches[:n].reshape(n, patch_size, patch_size, channels).permute(0, 3, 1, 2)
     rows = math.ceil(n / per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(0.55 * per_row, 0.7 * rows), squeeze=False)
+    tile = _panel_size(0.55, per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(tile * per_row, (tile + 0.15) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
         ax = axes.flat[i]
         _imshow(ax, tiles[i])
         ax.axis("on")
-        ax.set_title(str(i), fontsize=6, pad=2)
+        ax.set_title(str(i), fontsize=7, pad=2)
     fig.suptitle(f"the first {n} of {patches.shape[0]} tokens, in sequence order", fontsize=9)
     fig.tight_layout()
     return fig
@@ -94,7 +109,7 @@ def show_patch_sequence(patches: torch.Tensor, patch_size: int, channels: int = 
 
 def plot_history(history, title: str | None = None):
     """Training loss per step and accuracy per epoch from a ``vitcourse.train.History``."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.6))
     ax1.plot(history.step, history.loss, lw=0.8)
     ax1.set_xlabel("step"), ax1.set_ylabel("training loss"), ax1.grid(alpha=0.3)
     if history.train_acc:
@@ -116,6 +131,7 @@ def show_attention(image: torch.Tensor, attn: torch.Tensor, alpha: float = 0.6, 
     H, W = image.shape[-2:]
     up = F.interpolate(maps[:, None].float(), size=(H, W), mode="nearest")[:, 0]
     n = maps.shape[0] + 1
+    size = _panel_size(size, n)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
     _imshow(axes[0, 0], image)
     axes[0, 0].set_title("image", fontsize=9)
@@ -127,6 +143,32 @@ def show_attention(image: torch.Tensor, attn: torch.Tensor, alpha: float = 0.6, 
         ax.imshow(m.cpu().numpy(), cmap="inferno", alpha=alpha)
         ax.set_title(titles[i] if titles else (f"head {i}" if maps.shape[0] > 1 else "attention"), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_collapse(histories: dict[str, dict[str, list[float]]], K: int):
+    """DINO's three collapse diagnostics per step, one curve per run: ``histories`` maps a run's name to its
+    ``train_dino`` history ("teacher_entropy", "marginal_entropy", "kl", in nats); ``log K`` is marked
+    on the two entropies, the uniform distribution over K prototypes."""
+    panels = {"teacher_entropy": "teacher entropy per image", "marginal_entropy": "entropy of the batch average",
+              "kl": "KL(teacher || student)"}
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH, 2.5), sharex=True)
+    for name, history in histories.items():
+        for ax, key in zip(axes, panels):
+            ax.plot(history[key], label=name, lw=1.2)
+    for ax, title in zip(axes, panels.values()):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[:2]:
+        ax.axhline(math.log(K), color="gray", ls=":", lw=1.2, label=f"log K = {math.log(K):.2f}, uniform")
+        ax.set_ylim(top=1.08 * math.log(K))
+    axes[0].set_ylabel("nats", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False, columnspacing=1.2,
+               handlelength=1.5)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # the legend sits below the panels, over no curve
     return fig
 
 

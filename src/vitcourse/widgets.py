@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from vitcourse import data, explorer, flops, viz
-from vitcourse.models.patches import num_tokens
+from vitcourse import data, explorer, viz
+from vitcourse.models.patches import num_tokens, vit_macs
 
 __all__ = ["patch_explorer", "static_patch_explorer", "static_patch_panel", "describe_setting"]
 
@@ -25,7 +25,7 @@ PATCH_SIZES = (8, 14, 16, 32)
 def describe_setting(size: int, patch_size: int) -> str:
     """One line: grid, tokens and ViT-B cost for a square image."""
     g, left = divmod(size, patch_size)
-    macs = flops.vit_macs(size, patch_size, 768, 12)["total"]
+    macs = vit_macs(size, patch_size, 768, 12)["total"]
     dropped = f" ({left} px dropped on the right and bottom)" if left else ""
     return (f"{size}x{size} px, patch {patch_size}: {g}x{g} grid, {num_tokens(size, size, patch_size)} tokens "
             f"with CLS; ViT-B forward {macs / 1e9:.1f} GMACs = {2 * macs / 1e9:.1f} GFLOPs{dropped}")
@@ -73,7 +73,8 @@ def static_patch_panel(image: torch.Tensor | None = None,
                        settings=((224, 32), (224, 16), (224, 14), (336, 14))):
     """The explorer's picture for a few (resolution, patch size) settings side by side."""
     image = data.photo("chelsea", 448) if image is None else image
-    fig, axes = plt.subplots(1, len(settings), figsize=(3.2 * len(settings), 3.6))
+    side = min(3.2, viz.PAGE_WIDTH / len(settings))  # the row fits the page
+    fig, axes = plt.subplots(1, len(settings), figsize=(side * len(settings), side + 0.5))
     for ax, (size, p) in zip(axes, settings):
         viz.show_patch_grid(_resized(image, size), p, ax=ax, numbers=False,
                             title=f"{size} px, P={p}\n{num_tokens(size, size, p)} tokens")
@@ -87,11 +88,11 @@ def static_patch_explorer(image: torch.Tensor | None = None, resolutions=RESOLUT
     image = data.photo("chelsea", 448) if image is None else image
 
     def render(resolution, patch_size):
-        fig, ax = plt.subplots(figsize=(4.4, 4.4))
+        fig, ax = plt.subplots(figsize=(7.0, 7.0))  # a frame about 500 px wide
         viz.show_patch_grid(_resized(image, resolution), patch_size, ax=ax, numbers=resolution // patch_size <= 14)
         return fig, f"<b>{describe_setting(resolution, patch_size)}</b>"
 
     initial = {"resolution": 224 if 224 in resolutions else resolutions[0],
                "patch size": 16 if 16 in patch_sizes else patch_sizes[0]}
     return explorer.static_explorer({"resolution": list(resolutions), "patch size": list(patch_sizes)}, render,
-                                    initial=initial, fmt="jpeg", dpi=80, slug="patch-explorer")
+                                    initial=initial, fmt="jpeg", dpi=90, slug="patch-explorer")

@@ -200,18 +200,21 @@ def test_chapter_loopholes_are_flagged(name):
 
 
 def _reference_homes(name: str, chapter_module: str) -> list[str]:
-    """The reference modules (the chapter's model module, augment, flops) that define ``name``."""
+    """The reference modules that define ``name``: the chapter's model module, or another model module
+    (chapter 8's add_prefix_tokens is chapter 3's)."""
     import importlib
+    import pkgutil
 
-    homes = [chapter_module, "vitcourse.augment", "vitcourse.flops"]
-    return [m for m in homes if hasattr(importlib.import_module(m), name)]
+    import vitcourse.models
+
+    homes = [chapter_module] + [f"vitcourse.models.{m.name}" for m in pkgutil.iter_modules(vitcourse.models.__path__)]
+    return [m for m in dict.fromkeys(homes) if hasattr(importlib.import_module(m), name)]
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_answers_imported_from_the_library_are_flagged(name):
-    """An answer replaced by an import of the library's own version is flagged, wherever in the library
-    the reference lives (vitcourse.models, and also vitcourse.augment's MultiCrop and vitcourse.flops'
-    vit_macs)."""
+    """An answer replaced by an import of the library's own version is flagged, from whichever module of
+    vitcourse.models holds it."""
     from authoring import registry
     from autograder import cells
 

@@ -1,9 +1,22 @@
-"""vitcourse.analysis: attention maps of any ViT, and the tokens leaving a block."""
+"""vitcourse.analysis: attention maps of any ViT, the tokens leaving a block, and feature probes."""
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vitcourse.analysis import attention_maps, block_tokens, cls_attention
+from vitcourse.analysis import (
+    attention_maps,
+    block_tokens,
+    cls_attention,
+    entropy,
+    few_shot_accuracy,
+    knn_accuracy,
+    recall_at_1,
+    token_norms,
+    zero_shot_accuracy,
+)
 from vitcourse.convert import from_timm
 from vitcourse.models.vit import digits_vit
 
@@ -66,3 +79,33 @@ def test_block_tokens_are_the_input_of_the_final_norm():
         torch.testing.assert_close(model.norm(block_tokens(model, x)), model.forward_features(x))
         first = model.blocks[0](model._pos_embed(model.patch_embed(x), (4, 4)))
     torch.testing.assert_close(block_tokens(model, x, block=0), first)
+
+
+@pytest.mark.chapter("08-registers")
+def test_token_norms_of_features_and_of_norms():
+    feats = torch.tensor([[[3.0, 4.0], [0.0, 1.0]]])
+    assert token_norms(feats).tolist() == [[5.0, 1.0]]
+    assert torch.equal(token_norms(token_norms(feats)), token_norms(feats))
+    with pytest.raises(ValueError, match="expected token features"):
+        token_norms(torch.zeros(5))
+
+
+@pytest.mark.chapter("05-dino")
+def test_entropy_and_nearest_neighbour_probes():
+    assert float(entropy(torch.tensor([1.0, 0.0]))) == 0
+    assert float(entropy(torch.full((8,), 1 / 8))) == pytest.approx(math.log(8))
+    labels = torch.arange(4).repeat(5)
+    feats = F.normalize(F.one_hot(labels, 4).float() + 0.01 * torch.randn(20, 4), dim=-1)
+    assert few_shot_accuracy(feats, labels, feats, labels, shots=1, draws=3) == 1.0
+    assert knn_accuracy(feats, labels, feats, labels, k=3) == 1.0
+    noise = F.normalize(torch.randn(20, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+    assert few_shot_accuracy(noise, labels, noise, labels, shots=1, draws=5) < 0.7
+
+
+@pytest.mark.chapter("09-vlm")
+def test_zero_shot_accuracy_and_recall_at_1():
+    emb = torch.eye(3)
+    assert zero_shot_accuracy(emb, emb * 2, torch.tensor([0, 1, 2])) == 1.0
+    assert zero_shot_accuracy(emb, emb, torch.tensor([1, 1, 2])) == pytest.approx(2 / 3)
+    assert recall_at_1(emb, emb[[1, 0, 2]]) == pytest.approx(1 / 3)
+    assert recall_at_1(emb, emb[[1, 0, 2]], torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1])) == 1.0

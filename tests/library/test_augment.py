@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vitcourse import augment, data
-from vitcourse.augment import MultiCrop, random_resized_crops
+from vitcourse.augment import random_resized_crops
+from vitcourse.models.dino import MultiCrop
 
 
 def test_random_shift_translates_training_images_only():

@@ -12,7 +12,8 @@ import timm
 import torch
 from timm.models.vision_transformer import _convert_dinov2
 
-from vitcourse.models.swin import SwinBlock, receptive_field
+from vitcourse.analysis import receptive_field
+from vitcourse.models.swin import SwinBlock
 
 
 def _extent(field: torch.Tensor) -> int:

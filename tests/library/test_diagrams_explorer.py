@@ -12,8 +12,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 from vitcourse import data, diagrams, explorer, widgets
-from vitcourse.augment import MultiCrop
-from vitcourse.models.dino import DINOLoss
+from vitcourse.models.dino import DINOLoss, MultiCrop
 from vitcourse.models.mae import MAE
 from vitcourse.models.swin import SwinBlock
 from vitcourse.models.vit import Block, ViT

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.augment import MultiCrop
 from vitcourse.models.dino import (
     DINOHead,
     DINOLoss,
+    MultiCrop,
     MultiCropWrapper,
     cosine_momentum,
     ema_update,

@@ -88,27 +88,25 @@ def test_dino_collapse_regimes_and_diagnostics(digits16):
         assert all(abs(k - (loss - t)) < 1e-6 for k, loss, t in zip(hist["kl"], hist["loss"], hist["teacher_entropy"]))
         assert all(t <= m + 1e-5 for t, m in zip(hist["teacher_entropy"], hist["marginal_entropy"]))  # concavity
         assert all(p.grad is None for p in run.teacher.parameters())
-    again = dino.train_dino(PixelMLP, images, steps=60, teacher_temp=0.03, center_momentum=1.0, seed=0, device="cpu")
-    assert again.history == h
+    config = dino.DINOConfig(steps=60, teacher_temp=0.03, center_momentum=1.0, seed=0)
+    again = dino.train_dino(PixelMLP, images, config, device="cpu")  # the same run, from a config
+    assert again.history == h and again.config == config
+    assert runs["no centering"].config == config
     start = runs["no centering"].initial
     assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), PixelMLPSeeded().state_dict().values()))
+
+
+@pytest.mark.chapter("05-dino")
+def test_dino_settings_are_the_config_fields():
+    with pytest.raises(TypeError, match=r"unknown settings \['temperature'\].*DINOConfig"):
+        dino.train_dino(PixelMLP, torch.rand(4, 1, 16, 16), steps=1, temperature=0.1)
+    with pytest.raises(TypeError):
+        dino.DINOConfig(temperature=0.1)
 
 
 def PixelMLPSeeded():
     torch.manual_seed(0)
     return PixelMLP()
-
-
-@pytest.mark.chapter("05-dino")
-def test_entropy_and_probes():
-    assert float(dino.entropy(torch.tensor([1.0, 0.0]))) == 0
-    assert float(dino.entropy(torch.full((8,), 1 / 8))) == pytest.approx(math.log(8))
-    labels = torch.arange(4).repeat(5)
-    feats = F.normalize(F.one_hot(labels, 4).float() + 0.01 * torch.randn(20, 4), dim=-1)
-    assert dino.few_shot_accuracy(feats, labels, feats, labels, shots=1, draws=3) == 1.0
-    assert dino.knn_accuracy(feats, labels, feats, labels, k=3) == 1.0
-    noise = F.normalize(torch.randn(20, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
-    assert dino.few_shot_accuracy(noise, labels, noise, labels, shots=1, draws=5) < 0.7
 
 
 @pytest.mark.chapter("04-deit")

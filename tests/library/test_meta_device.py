@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from authoring import registry
-from vitcourse.models import deit, dino, mae, patches, swin, vit, vlm, vlm_train
+from vitcourse.experiments import vlm as vlm_experiment
+from vitcourse.models import deit, dino, mae, patches, swin, vit, vlm
 
 from devicecheck import DeviceMismatch, on_meta
 
@@ -55,10 +56,10 @@ def _examples():
     yield "PatchMerging", swin.PatchMerging(16), (x(2, 8, 8, 16),)
     yield "SwinTransformer", swin.SwinTransformer(img_size=64, patch_size=4, embed_dim=16, depths=(2, 2),
                                                   num_heads=(2, 4), window_size=4, num_classes=5), (x(1, 3, 64, 64),)
-    tokens = vlm_train.tokenize(["the digit 3", "a 7"])
-    yield "TextTower", vlm_train.TextTower(width=16, depth=1), (tokens,)
-    yield "TwoTower", vlm_train.make_two_tower(width=16, depth=1, embed_dim=8), (x(2, 1, 16, 16), tokens)
-    yield "TwoTower (SigLIP bias)", vlm_train.make_two_tower(width=16, depth=1, embed_dim=8, init_logit_bias=-10.0), \
+    tokens = vlm_experiment.tokenize(["the digit 3", "a 7"])
+    yield "TextTower", vlm.TextTower(len(vlm_experiment.VOCAB), tokens.shape[1], width=16, depth=1), (tokens,)
+    yield "TwoTower", vlm_experiment.make_two_tower(width=16, depth=1, embed_dim=8), (x(2, 1, 16, 16), tokens)
+    yield "TwoTower (SigLIP bias)", vlm_experiment.make_two_tower(width=16, depth=1, embed_dim=8, init_logit_bias=-10.0), \
         (x(2, 1, 16, 16), tokens)
     yield "Projector", vlm.Projector(16, 32), (x(2, 5, 16),)
 

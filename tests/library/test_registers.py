@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.models.registers import find_artifact_tokens, robust_threshold, split_tokens, token_norms
+from vitcourse.analysis import token_norms
+from vitcourse.models.registers import find_artifact_tokens, robust_threshold, split_tokens
 from vitcourse.models.vit import add_prefix_tokens
 
 

@@ -91,3 +91,22 @@ def test_bad_size_is_named():
     model = SwinTransformer(num_classes=0)
     with pytest.raises(ValueError, match=r"230x224.*multiples of 224.*resize.*pad"):
         model(torch.zeros(1, 3, 230, 224))
+
+
+def test_shifted_blocks_keep_their_mask_as_a_buffer_like_timm():
+    model = SwinTransformer(img_size=64, patch_size=4, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4,
+                            num_classes=5)
+    shifted = model.stages[0][1]
+    assert shifted.shift_size == 2 and shifted.attn_mask.shape == (16, 16, 16)  # 16x16 grid: 16 windows of 4x4
+    torch.testing.assert_close(shifted.attn_mask, shifted_window_mask(16, 16, 4, 2))
+    assert model.stages[0][0].attn_mask is None  # no shift, no mask
+    assert not any(k.endswith("attn_mask") for k in model.state_dict())  # not saved, as in timm
+    assert dict(model.named_buffers())["stages.0.1.attn_mask"] is shifted.attn_mask
+    x = torch.randn(1, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        for block in (b for stage in model.stages for b in stage):
+            block.attn_mask = None  # computed in forward instead: the same result
+        torch.testing.assert_close(model(x), out)
+        assert model(torch.randn(1, 3, 96, 96)).shape == (1, 5)  # another size: masks computed for it

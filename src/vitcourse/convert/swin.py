@@ -10,7 +10,7 @@ import re
 
 from torch import nn
 
-from vitcourse.convert import load_checked
+from vitcourse.convert.checkpoint import load_checked
 from vitcourse.models.swin import SwinTransformer
 
 

@@ -32,14 +32,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitcourse.convert import load_checked
+from vitcourse.convert.checkpoint import load_checked
+from vitcourse.models.patches import pair
 from vitcourse.models.vit import ACT_LAYERS, ViT
 
 SUPPORTED = ("ViTModel", "Dinov2Model", "CLIPVisionModel")
 
-
-def _pair(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def _check(config, kind: str) -> str:
@@ -90,7 +88,7 @@ def from_transformers(model: nn.Module) -> ViT:
     act = _check(config, kind)
     D, depth = config.hidden_size, config.num_hidden_layers
     src = dict(model.state_dict())
-    common = dict(img_size=_pair(config.image_size), patch_size=_pair(config.patch_size)[0], in_chans=config.num_channels,
+    common = dict(img_size=pair(config.image_size), patch_size=pair(config.patch_size)[0], in_chans=config.num_channels,
                   num_classes=0, embed_dim=D, depth=depth, num_heads=config.num_attention_heads,
                   norm_eps=config.layer_norm_eps, act_layer=act)
     if kind == "ViTModel":

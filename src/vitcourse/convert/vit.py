@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vitcourse.convert import load_checked
+from vitcourse.convert.checkpoint import load_checked
 from vitcourse.models.vit import ViT
 
 

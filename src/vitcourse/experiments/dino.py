@@ -1,6 +1,7 @@
 """Chapter 5: DINO on the digits without labels, the diagnostics of collapse, a few-shot probe.
 
-``train_dino`` is the training loop of the notebook, the reading page and ``benchmarks/05_dino.py``:
+``train_dino`` is the training loop of the notebook, the reading page and ``benchmarks/05_dino.py``
+(its settings in one place, ``DINOConfig``):
 multi-crop views of random batches, a student (backbone + DINO head) and an EMA teacher, linear
 learning-rate warm-up and gradient clipping as in the official recipe. It records, at every step, the
 three numbers that tell healthy training from the two collapses, computed from the teacher's
@@ -13,7 +14,8 @@ probabilities q (centered with the center from before the step):
 The head, loss, EMA update and momentum schedule are arguments, so the notebook runs the loop with
 the student's own implementation of them. Backbones: ``PixelMLP`` (the collapse experiments) or the
 course ViT without a head, ``digits_vit(num_classes=0, mlp_ratio=2.0)``, whose output is the class
-token. ``features``, ``few_shot_accuracy`` and ``knn_accuracy`` probe what a backbone learned.
+token. ``vitcourse.analysis`` (``features``, ``few_shot_accuracy``, ``knn_accuracy``) probes what a
+backbone learned.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import copy
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,17 +32,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vitcourse import env
-from vitcourse.augment import MultiCrop
+from vitcourse.analysis import entropy
 from vitcourse.models.dino import (
     DINOHead,
     DINOLoss,
+    MultiCrop,
     MultiCropWrapper,
     cosine_momentum,
     ema_update,
+    teacher_probs,
     teacher_temp_schedule,
 )
 
-__all__ = ["DINORun", "PixelMLP", "entropy", "train_dino", "features", "few_shot_accuracy", "knn_accuracy"]
+__all__ = ["DINOConfig", "DINORun", "PixelMLP", "train_dino"]
 
 
 @dataclass
@@ -52,6 +56,7 @@ class DINORun:
     initial: nn.Module  # the backbone as it was before training (the random initialisation)
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    config: DINOConfig | None = None  # the settings of the run
 
 
 class PixelMLP(nn.Module):
@@ -67,11 +72,6 @@ class PixelMLP(nn.Module):
         return self.net(x)
 
 
-def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each distribution along the last dimension."""
-    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
-
-
 @torch.no_grad()
 def _output_dim(backbone: nn.Module, images: torch.Tensor) -> int:
     was_training = backbone.training
@@ -80,122 +80,100 @@ def _output_dim(backbone: nn.Module, images: torch.Tensor) -> int:
     return out.shape[-1]
 
 
+@dataclass
+class DINOConfig:
+    """Every setting of a ``train_dino`` run, with the chapter's defaults for the 16 px digits."""
+
+    steps: int = 100
+    batch: int = 32  # images per step, drawn with replacement
+    crops: MultiCrop | None = None  # None: MultiCrop.tiny(), 2 global 16 px and 4 local 8 px views
+    # head: MLP -> bottleneck -> K prototypes
+    K: int = 64
+    hidden_dim: int = 256
+    bottleneck_dim: int = 64
+    nlayers: int = 3
+    norm_last_layer: bool = True
+    use_bn: bool = True  # BatchNorm in the head, which small backbones need (see the chapter)
+    # loss: centering and sharpening of the teacher (center_momentum=1 turns centering off,
+    # teacher_temp == student_temp sharpening); the warm-up of the teacher temperature from
+    # teacher_temp_start over teacher_temp_warmup steps works with the library loss only
+    teacher_temp: float = 0.03
+    teacher_temp_start: float | None = None
+    teacher_temp_warmup: int = 0
+    student_temp: float = 0.1
+    center_momentum: float = 0.9
+    # teacher: EMA momentum, a constant or (base, final) for the momentum schedule
+    momentum: float | tuple[float, float] = 0.97
+    # optimiser: AdamW, learning rate warmed up linearly over `warmup` steps, gradients clipped at `clip`
+    lr: float = 1e-3
+    warmup: int = 20
+    weight_decay: float = 0.04
+    clip: float | None = 3.0
+    seed: int = 0
+
+
 def train_dino(
     make_backbone: Callable[[], nn.Module],
     images: torch.Tensor,
+    config: DINOConfig | None = None,
     *,
-    steps: int = 100,
-    K: int = 64,
-    batch: int = 32,
-    crops: MultiCrop | None = None,
-    teacher_temp: float = 0.03,
-    teacher_temp_start: float | None = None,
-    teacher_temp_warmup: int = 0,
-    student_temp: float = 0.1,
-    center_momentum: float = 0.9,
-    momentum: float | tuple[float, float] = 0.97,
-    lr: float = 1e-3,
-    warmup: int = 20,
-    weight_decay: float = 0.04,
-    clip: float | None = 3.0,
-    hidden_dim: int = 256,
-    bottleneck_dim: int = 64,
-    nlayers: int = 3,
-    norm_last_layer: bool = True,
-    use_bn: bool = True,
-    seed: int = 0,
     device=None,
     progress: bool = False,
     head_cls=DINOHead,
     loss_cls=DINOLoss,
     ema: Callable = ema_update,
     momentum_schedule: Callable = cosine_momentum,
+    **options,
 ) -> DINORun:
     """Pretrain ``make_backbone()`` with DINO on ``images`` (N, C, H, W), no labels. Returns a ``DINORun``.
 
-    Every step: a batch drawn with replacement, ``crops`` views of it (default ``MultiCrop.tiny()``),
-    the loss of ``loss_cls(K, teacher_temp, student_temp, center_momentum, ncrops=...)`` over the
-    student's outputs on all views and the teacher's on the 2 global ones, an AdamW step (learning rate
-    warmed up over ``warmup`` steps, gradients clipped at ``clip``), then the EMA update of the teacher
-    with ``momentum`` (a constant, or (base, final) for ``momentum_schedule``). ``center_momentum=1``
-    turns centering off, ``teacher_temp == student_temp`` sharpening; ``teacher_temp_start`` and
-    ``teacher_temp_warmup`` warm the teacher temperature up (the library loss only). ``use_bn`` puts
-    BatchNorm in the head, which small backbones need (see the chapter). Seeded by ``seed``.
+    The run's settings are ``config`` (default ``DINOConfig()``) with any of its fields changed by
+    ``options``: ``train_dino(PixelMLP, images, steps=60, teacher_temp=0.1)``. Every step: a batch,
+    ``crops`` views of it, the loss of ``loss_cls(K, teacher_temp, student_temp, center_momentum,
+    ncrops=...)`` over the student's outputs on all views and the teacher's on the 2 global ones, an
+    AdamW step, then ``ema(student, teacher, m)`` with m from ``momentum`` (through
+    ``momentum_schedule`` when it is a pair). The head, loss, EMA and schedule are arguments so that a
+    notebook can run the loop with the student's own. Seeded by ``seed``.
     """
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    crops = crops or MultiCrop.tiny()
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    unknown = sorted(set(options) - {f.name for f in fields(DINOConfig)})
+    if unknown:
+        raise TypeError(f"train_dino() got unknown settings {unknown}: the settings are DINOConfig's fields")
+    c = replace(config or DINOConfig(), **options)
+    device = torch.device(device) if device else env.device()
+    crops = c.crops or MultiCrop.tiny()
+    torch.manual_seed(c.seed)  # the backbone's and the head's initial weights
+    g = torch.Generator().manual_seed(c.seed)  # batches and views
     backbone = make_backbone()
     initial = copy.deepcopy(backbone)
-    head = head_cls(_output_dim(backbone, images), K, hidden_dim, bottleneck_dim, nlayers=nlayers,
-                    norm_last_layer=norm_last_layer, use_bn=use_bn)
+    head = head_cls(_output_dim(backbone, images), c.K, c.hidden_dim, c.bottleneck_dim, nlayers=c.nlayers,
+                    norm_last_layer=c.norm_last_layer, use_bn=c.use_bn)
     student = MultiCropWrapper(backbone, head).to(device)
     teacher = copy.deepcopy(student).requires_grad_(False)
-    loss_fn = loss_cls(K, teacher_temp, student_temp, center_momentum, ncrops=crops.num_views).to(device)
-    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    loss_fn = loss_cls(c.K, c.teacher_temp, c.student_temp, c.center_momentum, ncrops=crops.num_views).to(device)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=c.lr, weight_decay=c.weight_decay)
     history: dict[str, list[float]] = {"loss": [], "teacher_entropy": [], "marginal_entropy": [], "kl": []}
     start = time.perf_counter()
-    for step in tqdm(range(env.steps(steps)), disable=not progress, file=sys.stdout, desc="DINO", leave=False):
-        x = images[torch.randint(len(images), (batch,), generator=g)].to(device)
+    for step in tqdm(range(env.steps(c.steps)), disable=not progress, file=sys.stdout, desc="DINO", leave=False):
+        x = images[torch.randint(len(images), (c.batch,), generator=g)].to(device)
         views = crops(x, generator=g)
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / max(warmup, 1))
-        temp = teacher_temp_schedule(step, teacher_temp_warmup, teacher_temp_start or teacher_temp, teacher_temp)
+            group["lr"] = c.lr * min(1.0, (step + 1) / max(c.warmup, 1))
+        temp = teacher_temp_schedule(step, c.teacher_temp_warmup, c.teacher_temp_start or c.teacher_temp, c.teacher_temp)
         with torch.no_grad():
             t_out = teacher(views[:2])
-            q = F.softmax((t_out - loss_fn.center) / temp, dim=-1)  # the center before this step's update
+            q = teacher_probs(t_out, loss_fn.center, temp)  # with the center before this step's update
         s_out = student(views)
-        loss = loss_fn(s_out, t_out) if temp == teacher_temp else loss_fn(s_out, t_out, teacher_temp=temp)
+        loss = loss_fn(s_out, t_out) if temp == c.teacher_temp else loss_fn(s_out, t_out, teacher_temp=temp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if clip:
-            nn.utils.clip_grad_norm_(student.parameters(), clip)
+        if c.clip:
+            nn.utils.clip_grad_norm_(student.parameters(), c.clip)
         opt.step()
-        m = momentum if isinstance(momentum, (int, float)) else momentum_schedule(step, steps, *momentum)
+        m = c.momentum if isinstance(c.momentum, (int, float)) else momentum_schedule(step, c.steps, *c.momentum)
         ema(student, teacher, m)
         h = float(entropy(q).mean())
         history["loss"].append(float(loss.detach()))
         history["teacher_entropy"].append(h)
         history["marginal_entropy"].append(float(entropy(q.mean(0))))
         history["kl"].append(history["loss"][-1] - h)  # mean cross-entropy minus mean teacher entropy
-    return DINORun(student, teacher, initial, history, time.perf_counter() - start)
-
-
-@torch.no_grad()
-def features(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """L2-normalised features (N, D) of ``net`` on images (N, C, H, W), in eval mode, on the CPU."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    out = torch.cat([net(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
-    net.train(was_training)
-    return F.normalize(out, dim=-1)
-
-
-def few_shot_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                      test_labels: torch.Tensor, shots: int, draws: int = 20, seed: int = 0) -> float:
-    """1-nearest-neighbour (cosine) with ``shots`` labelled images per class: mean accuracy over draws.
-
-    Features are L2-normalised (``features``); draw d picks its labelled images with seed ``seed + d``.
-    """
-    classes = train_labels.unique().tolist()
-    accs = []
-    for d in range(draws):
-        g = torch.Generator().manual_seed(seed + d)
-        picks = []
-        for c in classes:
-            members = (train_labels == c).nonzero()[:, 0]
-            picks.append(members[torch.randperm(len(members), generator=g)[:shots]])
-        idx = torch.cat(picks)
-        pred = train_labels[idx][(test_features @ train_features[idx].T).argmax(1)]
-        accs.append(float((pred == test_labels).float().mean()))
-    return sum(accs) / len(accs)
-
-
-def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, k: int = 20) -> float:
-    """k-nearest-neighbour (cosine, majority vote) with every training label."""
-    top = (test_features @ train_features.T).topk(k, dim=1).indices
-    pred = torch.mode(train_labels[top], dim=1).values
-    return float((pred == test_labels).float().mean())
+    return DINORun(student, teacher, initial, history, time.perf_counter() - start, c)

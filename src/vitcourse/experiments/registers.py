@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from vitcourse import data
-from vitcourse.analysis import attention_maps, block_tokens
+from vitcourse.analysis import attention_maps, block_tokens, token_norms
 from vitcourse.models.registers import attention_shares, find_artifact_tokens, split_tokens
+from vitcourse.models.vit import token_layout
 from vitcourse.train import RandomBatches, fit
 
 __all__ = ["CANVAS", "PATCH", "digit_pairs", "train_pairs", "measure"]
@@ -72,11 +73,12 @@ def measure(model: nn.Module, num_registers: int, x: torch.Tensor, y: torch.Tens
     R, bg = num_registers, ~ink
     acc = (model(x).argmax(1) == y).float().mean().item()
     _, regs, patches = split_tokens(block_tokens(model, x), R)
-    norms = patches.norm(dim=-1)  # (B, N)
+    norms = token_norms(patches)  # (B, N)
     flags = find_artifact_tokens(patches)
     attn = attention_maps(model, x, [-1])[0]  # (B, heads, T, T)
     shares = attention_shares(attn, R, ink)  # (B, 4): itself, registers, ink, background
-    a_patch = attn.mean(1)[:, 0, 1 + R:]  # (B, N): the class token's row over the patches
+    layout = token_layout(num_registers=R)
+    a_patch = attn.mean(1)[:, layout["cls"].start, layout["patch"]]  # (B, N): the class token's row over the patches
     return {
         "acc": acc,
         "norm_bg": norms[bg].median().item(),

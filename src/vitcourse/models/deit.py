@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitcourse.models.vit import token_layout
+
 __all__ = ["DistillationLoss", "distillation_term", "forward_heads", "predict", "SmallCNN", "KINDS", "MODES"]
 
 KINDS = ("none", "soft", "hard")
@@ -126,7 +128,8 @@ def forward_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
     if getattr(model, "head_dist", None) is None:
         raise ValueError("this model has no distillation head: build it with distilled=True.")
     tokens = model.forward_features(x)
-    return model.head(tokens[:, 0]), model.head_dist(tokens[:, 1])
+    layout = token_layout(distilled=True)
+    return model.head(tokens[:, layout["cls"].start]), model.head_dist(tokens[:, layout["dist"].start])
 
 
 def predict(model: nn.Module, x: torch.Tensor, mode: str = "avg") -> torch.Tensor:

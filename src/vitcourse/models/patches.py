@@ -10,6 +10,7 @@ shared linear map. Conventions (the same as MAE's ``patchify``):
 ``conv_weight_to_linear`` shows it is the same linear map applied to ``patchify``'s output, and
 ``linear_to_conv_weight`` turns the paper's matrix E (the layout of the original JAX checkpoints'
 ``(P, P, C, D)`` embedding kernel, flattened) into the convolution's weight.
+``vit_macs`` counts the multiply-accumulates of a whole ViT forward pass from its sizes.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear", "linear_to_conv_weight"]
+__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear", "linear_to_conv_weight",
+           "vit_macs", "pair"]
 
 
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+def pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """A size given as one number or as (height, width), as (height, width): 224 -> (224, 224)."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -61,7 +64,7 @@ def unpatchify(
 
     patches: (B, N, P*P*C); img_size: H or (H, W). Returns images (B, C, H, W).
     """
-    H, W = _pair(img_size)
+    H, W = pair(img_size)
     P = patch_size
     check_divisible(H, W, P)
     h, w = H // P, W // P
@@ -107,7 +110,7 @@ class PatchEmbed(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        self.img_size = _pair(img_size)
+        self.img_size = pair(img_size)
         self.patch_size = patch_size
         self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
@@ -143,3 +146,38 @@ def linear_to_conv_weight(E: torch.Tensor, patch_size: int) -> torch.Tensor:
     if E.shape[0] % (P * P):  # not graded in 01-patches: the exercise passes only (P*P*C, D) matrices
         raise ValueError(f"E has {E.shape[0]} rows, not a multiple of P*P = {P * P}: expected (P*P*C, D)")
     return E.T.reshape(D, P, P, E.shape[0] // (P * P)).permute(0, 3, 1, 2)  # (D, C, P, P)
+
+
+def vit_macs(
+    img_size: int | tuple[int, int] = 224,
+    patch_size: int = 16,
+    embed_dim: int = 768,
+    depth: int = 12,
+    mlp_ratio: float = 4.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    class_token: bool = True,
+    num_registers: int = 0,
+) -> dict[str, int]:
+    """MACs of one ViT forward pass on one image, by part, and their ``"total"``.
+
+    Counts the matrix multiplications (patch-embedding convolution, q/k/v, the two attention
+    products, output projection, MLP, head); LayerNorm, softmax, GELU and additions are not counted
+    (well under 1% of the total). The grid is floor(H/P) x floor(W/P); T = patches + prefix tokens.
+    One MAC is two FLOPs; ``vitcourse.flops.measured_macs`` measures the same count on a model.
+    """
+    H, W = pair(img_size)
+    N = (H // patch_size) * (W // patch_size)
+    T = num_tokens(H, W, patch_size, class_token, num_registers)
+    D, hidden = embed_dim, int(embed_dim * mlp_ratio)
+    parts = {
+        "patch_embed": N * patch_size * patch_size * in_chans * D,
+        "qkv": depth * 3 * T * D * D,
+        "attn_scores": depth * T * T * D,
+        "attn_values": depth * T * T * D,
+        "proj": depth * T * D * D,
+        "mlp": depth * 2 * T * D * hidden,
+        "head": D * num_classes,
+    }
+    parts["total"] = sum(parts.values())
+    return parts

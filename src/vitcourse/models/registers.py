@@ -8,20 +8,19 @@ noisy. Adding R learnable *register* tokens, which the model reads and writes bu
 away at the output, gives that computation a place of its own: the outliers disappear. The paper's
 main models use R = 4.
 
-The registers themselves are an option of ``vitcourse.models.vit.ViT`` (``num_registers=R``; token
-order cls, registers, patches, built by ``add_prefix_tokens``; with ``no_embed_class=True``, timm's layout
-for DINOv2 checkpoints, position embeddings are added to the patches only, the class token's own row
-folded into the class token). This module holds the other
+The registers themselves are an option of ``vitcourse.models.vit.ViT`` (``num_registers=R``; the
+token order is ``vitcourse.models.vit.PREFIX_TOKENS``, built by ``add_prefix_tokens``; with
+``no_embed_class=True``, timm's layout for DINOv2 checkpoints, position embeddings are added to the
+patches only, the class token's own row folded into the class token). This module holds the other
 graded pieces of the chapter:
 
 - ``split_tokens``: cut a (B, T, D) token sequence into class token, registers and patches;
-- ``token_norms``, ``robust_threshold`` and ``find_artifact_tokens``: flag tokens whose norm is an
-  outlier;
+- ``robust_threshold`` and ``find_artifact_tokens``: flag tokens whose norm is an outlier;
 - ``attention_shares``: how the class token's attention divides between itself, the registers, ink and
   background patches.
 
-Attention maps and the tokens leaving a block are in ``vitcourse.analysis``, the figures in
-``vitcourse.viz`` (``plot_norm_histograms``, ``plot_norm_map``).
+Attention maps, the tokens leaving a block and their norms (``token_norms``) are measured by
+``vitcourse.analysis``, and drawn by ``vitcourse.viz`` (``plot_norm_histograms``, ``plot_norm_map``).
 
 The outlier rule. With m the median and MAD the median absolute deviation of the norms (over all
 tokens given, pooled over the batch, as one fixed cut-off for a model),
@@ -37,29 +36,22 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["DEFAULT_K", "split_tokens", "token_norms", "robust_threshold", "find_artifact_tokens", "attention_shares"]
+from vitcourse.analysis import token_norms
+from vitcourse.models.vit import token_layout
+
+__all__ = ["DEFAULT_K", "split_tokens", "robust_threshold", "find_artifact_tokens", "attention_shares"]
 
 DEFAULT_K = 6.0
 MAD_TO_STD = 1.4826  # 1 / Phi^-1(3/4): turns a MAD into a standard deviation for Gaussian data
 
 
 def split_tokens(tokens: torch.Tensor, num_registers: int, class_token: bool = True,
-                 num_extra: int = 0) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """Cut (B, T, D) tokens ordered [cls, (extra, e.g. dist), registers, patches] into
+                 distilled: bool = False) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Cut (B, T, D) tokens ordered [cls, (dist), registers, patches] (``vit.token_layout``) into
     ``(cls (B, D) or None, registers (B, R, D), patches (B, N, D))``."""
-    start = int(class_token) + num_extra
-    cls = tokens[:, 0] if class_token else None
-    return cls, tokens[:, start:start + num_registers], tokens[:, start + num_registers:]
-
-
-def token_norms(features: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each token: (B, N, D) -> (B, N). A (B, N) tensor is taken as norms already."""
-    if features.ndim == 3:
-        return features.detach().float().norm(dim=-1)
-    if features.ndim == 2:
-        return features.detach().float()
-    raise ValueError(  # not graded: the exercise takes features (B, N, D) or norms (B, N) only
-        f"expected token features (B, N, D) or norms (B, N), got shape {tuple(features.shape)}")
+    layout = token_layout(class_token, distilled, num_registers)
+    cls = tokens[:, layout["cls"].start] if class_token else None
+    return cls, tokens[:, layout["reg"]], tokens[:, layout["patch"]]
 
 
 def robust_threshold(norms: torch.Tensor, k: float = DEFAULT_K) -> float:
@@ -95,8 +87,9 @@ def attention_shares(attn: torch.Tensor, num_registers: int, ink: torch.Tensor) 
 
     attn: one block's weights (B, heads, T, T), T = 1 + R + N, rows the reading tokens; ink: (B, N) bool.
     """
-    row = attn.mean(dim=1)[:, 0]  # (B, T): the class token's row
-    patches = row[:, 1 + num_registers:]  # (B, N)
+    layout = token_layout(num_registers=num_registers)
+    row = attn.mean(dim=1)[:, layout["cls"].start]  # (B, T): the class token's row
+    patches = row[:, layout["patch"]]  # (B, N)
     ink = ink.to(patches.dtype)
-    return torch.stack([row[:, 0], row[:, 1:1 + num_registers].sum(-1), (patches * ink).sum(-1),
+    return torch.stack([row[:, layout["cls"].start], row[:, layout["reg"]].sum(-1), (patches * ink).sum(-1),
                         (patches * (1 - ink)).sum(-1)], dim=-1)

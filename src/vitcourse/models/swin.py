@@ -20,7 +20,7 @@ from torch import nn
 from vitcourse.models.vit import Mlp
 
 __all__ = ["window_partition", "window_reverse", "relative_position_index", "shifted_window_mask",
-           "WindowAttention", "SwinBlock", "PatchMerging", "SwinTransformer", "receptive_field"]
+           "WindowAttention", "SwinBlock", "PatchMerging", "SwinTransformer"]
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -96,16 +96,35 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    """Pre-norm block with (shifted) window attention. (B, H, W, C) -> (B, H, W, C)."""
+    """Pre-norm block with (shifted) window attention. (B, H, W, C) -> (B, H, W, C).
+
+    With ``input_resolution=(H, W)`` a shifted block keeps the mask of that map as a buffer,
+    ``attn_mask`` (nW, M*M, M*M), which moves with the block to its device, as timm keeps it (not
+    saved in the state dict); a map of another size gets its mask computed in ``forward``.
+    """
+
+    attn_mask: torch.Tensor | None
 
     def __init__(self, dim: int, num_heads: int, window_size: int = 7, shift_size: int = 0,
-                 mlp_ratio: float = 4.0) -> None:
+                 mlp_ratio: float = 4.0, input_resolution: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.window_size, self.shift_size = window_size, shift_size
+        self.window_size, self.shift_size, self.input_resolution = window_size, shift_size, input_resolution
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        mask = shifted_window_mask(*input_resolution, window_size, shift_size) if shift_size and input_resolution else None
+        self.register_buffer("attn_mask", mask, persistent=False)
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The mask of a shifted block for the map x (B, H, W, C): (nW, M*M, M*M), on x's device and in its
+        dtype; None without a shift."""
+        if not self.shift_size:
+            return None
+        H, W = x.shape[1:3]
+        if self.attn_mask is not None and (H, W) == tuple(self.input_resolution):
+            return self.attn_mask.to(x)
+        return shifted_window_mask(H, W, self.window_size, self.shift_size).to(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
@@ -114,7 +133,7 @@ class SwinBlock(nn.Module):
         x = self.norm1(x)
         if s:
             x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
-        mask = shifted_window_mask(H, W, M, s).to(x) if s else None
+        mask = self._mask(x)
         windows = window_partition(x, M).reshape(-1, M * M, C)
         windows = self.attn(windows, mask).reshape(-1, M, M, C)
         x = window_reverse(windows, M, H, W)
@@ -163,7 +182,8 @@ class SwinTransformer(nn.Module):
             window = min(window_size, grid)
             shift = 0 if grid <= window_size else window_size // 2
             self.stages.append(nn.ModuleList(
-                SwinBlock(dim, heads, window, shift if j % 2 else 0, mlp_ratio) for j in range(depth)))
+                SwinBlock(dim, heads, window, shift if j % 2 else 0, mlp_ratio, input_resolution=(grid, grid))
+                for j in range(depth)))
             grid //= 2
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
         self.norm = nn.LayerNorm(self.num_features)
@@ -195,22 +215,3 @@ class SwinTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.forward_pyramid(x)[-1])
         return self.head(x.mean(dim=(1, 2)))
-
-
-
-
-def receptive_field(blocks, size: int, dim: int, point: tuple[int, int] | None = None) -> torch.Tensor:
-    """Which input tokens can change one output token of a stack of ``SwinBlock``s.
-
-    Runs the blocks on a random ``(1, size, size, dim)`` map and back-propagates from the token at
-    ``point`` (default: the centre); returns a ``(size, size)`` bool map, True where the gradient is
-    nonzero. With alternating shifts the region grows by about one window per side per shifted pair.
-    """
-    if point is None:
-        point = (size // 2, size // 2)
-    x = torch.randn(1, size, size, dim, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    y = x
-    for block in blocks:
-        y = block(y)
-    y[0, point[0], point[1]].sum().backward()
-    return x.grad[0].abs().sum(-1) > 0

@@ -15,7 +15,8 @@
   the pooled vector (``True``); ``None`` picks timm's default (after pooling only for ``"avg"``).
 
 Token order inside the model: ``[cls, dist, reg_1 .. reg_R, patch_1 .. patch_N]`` (the prefix tokens
-that exist), as in timm; ``add_prefix_tokens`` builds it. Numerical details that equivalence with
+that exist), as in timm. ``PREFIX_TOKENS`` holds that order for the whole course: ``add_prefix_tokens``
+builds the sequence from it and ``token_layout`` says where each kind of token sits. Numerical details that equivalence with
 timm/torchvision depends on: qkv reshaped as (B, N, 3, heads, head_dim), LayerNorm eps (1e-6 in timm's
 ViTs, 1e-5 in CLIP, 1e-12 in Hugging Face's ViT), exact (erf) GELU unless QuickGELU is asked for.
 ``digits_vit()`` is the small ViT the course trains on the 16 px digits. Attention maps of any block:
@@ -23,6 +24,8 @@ ViTs, 1e-5 in CLIP, 1e-12 in Hugging Face's ViT), exact (erf) GELU unless QuickG
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +35,15 @@ from vitcourse.models.patches import PatchEmbed
 from vitcourse.models.pooling import AttentionPoolLatent
 from vitcourse.models.position import interpolate_pos_embed, pool
 
-__all__ = ["Attention", "Mlp", "QuickGELU", "LayerScale", "Block", "ViT", "add_prefix_tokens", "DIGITS_VIT",
-           "digits_vit"]
+__all__ = ["Attention", "Mlp", "QuickGELU", "LayerScale", "Block", "ViT", "PREFIX_TOKENS", "token_layout",
+           "add_prefix_tokens", "DIGITS_VIT", "digits_vit"]
 
-ACT_LAYERS = ("gelu", "quick_gelu")
-GLOBAL_POOLS = ("token", "avg", "map")
+ActLayer = Literal["gelu", "quick_gelu"]
+GlobalPool = Literal["token", "avg", "map"]
+ACT_LAYERS: tuple[str, ...] = get_args(ActLayer)
+GLOBAL_POOLS: tuple[str, ...] = get_args(GlobalPool)
+# The prefix tokens in the order they take before the patches (as timm): class, distillation, registers.
+PREFIX_TOKENS = ("cls", "dist", "reg")
 
 
 class QuickGELU(nn.Module):
@@ -46,7 +53,7 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-def activation(name: str) -> nn.Module:
+def activation(name: ActLayer) -> nn.Module:
     """``"gelu"`` (exact, erf) or ``"quick_gelu"``."""
     if name not in ACT_LAYERS:
         raise ValueError(f"act_layer={name!r}: use one of {ACT_LAYERS}")
@@ -86,7 +93,7 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """Linear -> GELU (or QuickGELU) -> Linear. (B, N, D) -> (B, N, D)."""
 
-    def __init__(self, in_features: int, hidden_features: int, act_layer: str = "gelu") -> None:
+    def __init__(self, in_features: int, hidden_features: int, act_layer: ActLayer = "gelu") -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
         self.act = activation(act_layer)
@@ -112,7 +119,7 @@ class Block(nn.Module):
 
     def __init__(
         self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-        init_values: float | None = None, norm_eps: float = 1e-6, act_layer: str = "gelu",
+        init_values: float | None = None, norm_eps: float = 1e-6, act_layer: ActLayer = "gelu",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
@@ -127,6 +134,21 @@ class Block(nn.Module):
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
+def token_layout(class_token: bool = True, distilled: bool = False, num_registers: int = 0) -> dict[str, slice]:
+    """Where each kind of token sits in a sequence ordered by ``PREFIX_TOKENS``, then the patches.
+
+    Slices along the token axis for ``"cls"``, ``"dist"`` and ``"reg"`` (empty when absent) and
+    ``"patch"`` (to the end): ``tokens[:, token_layout(num_registers=4)["reg"]]`` are the 4 registers.
+    """
+    counts = {"cls": int(class_token), "dist": int(distilled), "reg": num_registers}
+    layout, start = {}, 0
+    for kind in PREFIX_TOKENS:
+        layout[kind] = slice(start, start + counts[kind])
+        start += counts[kind]
+    layout["patch"] = slice(start, None)
+    return layout
+
+
 def add_prefix_tokens(
     patch_tokens: torch.Tensor,
     pos_embed: torch.Tensor,
@@ -138,12 +160,13 @@ def add_prefix_tokens(
 ) -> torch.Tensor:
     """Prepend the prefix tokens and add the position embedding: (B, N, D) -> (B, T, D).
 
-    Order ``[cls, dist, reg_1 .. reg_R, patches]`` for the tokens given (each (1, n, D), shared by the
+    Order ``[cls, dist, reg_1 .. reg_R, patches]`` (``PREFIX_TOKENS``) for the tokens given (each (1, n, D), shared by the
     batch). ``pos_embed`` is (1, T, D) and covers every token, or, with ``no_embed_class`` (DINOv2),
     (1, N, D) for the patches only.
     """
     B = patch_tokens.shape[0]
-    prefix = [t.expand(B, -1, -1) for t in (cls_token, dist_token, reg_token) if t is not None]
+    given = {"cls": cls_token, "dist": dist_token, "reg": reg_token}
+    prefix = [given[kind].expand(B, -1, -1) for kind in PREFIX_TOKENS if given[kind] is not None]
     if no_embed_class:
         return torch.cat(prefix + [patch_tokens + pos_embed], dim=1)
     return torch.cat(prefix + [patch_tokens], dim=1) + pos_embed
@@ -174,13 +197,13 @@ class ViT(nn.Module):
         class_token: bool = True,
         num_registers: int = 0,
         distilled: bool = False,
-        global_pool: str = "token",
+        global_pool: GlobalPool = "token",
         no_embed_class: bool = False,
         init_values: float | None = None,
         pre_norm: bool = False,
         fc_norm: bool | None = None,
         norm_eps: float = 1e-6,
-        act_layer: str = "gelu",
+        act_layer: ActLayer = "gelu",
     ) -> None:
         super().__init__()
         if global_pool not in GLOBAL_POOLS:
@@ -198,7 +221,8 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
         self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dim)) if num_registers else None
-        self.num_prefix_tokens = int(class_token) + int(distilled) + num_registers
+        self.layout = token_layout(class_token, distilled, num_registers)  # where each kind of token sits
+        self.num_prefix_tokens = self.layout["patch"].start
         # Position embeddings cover the prefix tokens too, unless no_embed_class (DINOv2: patches only).
         num_pos = self.patch_embed.num_patches + (0 if no_embed_class else self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(torch.randn(1, num_pos, embed_dim) * 0.02)
@@ -246,7 +270,8 @@ class ViT(nn.Module):
     def forward_head(self, tokens: torch.Tensor):
         """(B, T, D) -> logits (B, num_classes); a distilled model returns both heads in training."""
         if self.head_dist is not None:
-            cls_logits, dist_logits = self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
+            cls_logits = self.head(tokens[:, self.layout["cls"].start])
+            dist_logits = self.head_dist(tokens[:, self.layout["dist"].start])
             return (cls_logits, dist_logits) if self.training else (cls_logits + dist_logits) / 2
         return self.head(self.pool(tokens))
 

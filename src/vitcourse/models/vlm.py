@@ -4,8 +4,10 @@ Two ways a ViT meets language, and the reference for every graded piece of the c
 
 - **Contrastive alignment** (CLIP, SigLIP): an image tower and a text tower map their inputs into one
   space; ``clip_loss`` and ``siglip_loss`` pull matching pairs together. ``TwoTower`` joins two towers
-  with projections and a learned temperature; ``zero_shot_accuracy`` and ``recall_at_1`` measure it.
-  (The text tower, the digit captions and the training loop are in ``vitcourse.models.vlm_train``.)
+  with projections and a learned temperature; ``TextTower`` is the small text tower the chapter
+  trains. (Its captions, vocabulary and training loop are in ``vitcourse.experiments.vlm``;
+  ``zero_shot_accuracy`` and ``recall_at_1``, which measure a trained pair of towers, in
+  ``vitcourse.analysis``.)
 - **Visual tokens for a language model** (LLaVA, InternVL, Qwen2-VL): patch tokens are merged
   (``pixel_shuffle_tokens``), projected to the language model's width (``Projector``) and counted
   (``internvl_tile_grid``, ``smart_resize``, ``visual_token_count``).
@@ -30,19 +32,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitcourse.models.vit import Block
+
 __all__ = [
+    "EOS",
+    "PAD",
     "SCHEMES",
     "Projector",
+    "TextTower",
     "TwoTower",
     "clip_loss",
     "internvl_tile_grid",
     "pixel_shuffle_tokens",
-    "recall_at_1",
     "siglip_loss",
     "smart_resize",
     "visual_token_count",
-    "zero_shot_accuracy",
 ]
+
+PAD, EOS = 0, 1  # token ids of padding and of the end of a caption
 
 
 # Contrastive losses ------------------------------------------------------------------------------
@@ -110,33 +117,37 @@ class TwoTower(nn.Module):
         return self.encode_image(images), self.encode_text(tokens)
 
 
-@torch.no_grad()
-def zero_shot_accuracy(image_emb: torch.Tensor, class_emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of images whose most similar class embedding is their label's.
+class TextTower(nn.Module):
+    """Token ids (B, L) -> caption features (B, width); id ``PAD`` (0) pads, ``EOS`` (1) ends a caption.
 
-    image_emb (N, D), class_emb (K, D) (one embedding per class, e.g. of a caption "the digit 7"),
-    labels (N,) in [0, K). Cosine similarity; the embeddings need not be normalised.
+    Token embedding + learned position embedding -> ``depth`` course ``Block``s -> LayerNorm -> the
+    feature at the ``<eos>`` token (``pool="eos"``, as CLIP's text tower) or the mean over the
+    caption's non-padding tokens (``pool="mean"``). Attention is not masked: with so few words the
+    padding tokens are harmless, and their outputs are never pooled.
     """
-    pred = _similarities_any(image_emb, class_emb).argmax(dim=1)
-    return (pred == labels.to(pred.device)).float().mean().item()
 
+    def __init__(self, vocab_size: int, max_len: int, width: int = 64, depth: int = 2, num_heads: int = 4,
+                 pool: str = "eos") -> None:
+        super().__init__()
+        if pool not in ("eos", "mean"):
+            raise ValueError(f"pool={pool!r}: use 'eos' or 'mean'")
+        self.pool, self.width = pool, width
+        self.token_embed = nn.Embedding(vocab_size, width)
+        self.pos_embed = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
+        self.blocks = nn.ModuleList(Block(width, num_heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        nn.init.normal_(self.token_embed.weight, std=0.02)
 
-@torch.no_grad()
-def recall_at_1(image_emb: torch.Tensor, text_emb: torch.Tensor, image_labels: torch.Tensor | None = None,
-                text_labels: torch.Tensor | None = None) -> float:
-    """Image -> caption retrieval: the fraction of images whose nearest caption (cosine) is a hit.
-
-    Without labels, caption i belongs to image i (a hit is the diagonal). With labels, a hit is any
-    caption with the image's label: several captions can describe one digit class.
-    """
-    nearest = _similarities_any(image_emb, text_emb).argmax(dim=1)  # (N,)
-    if image_labels is None:
-        return (nearest == torch.arange(len(nearest), device=nearest.device)).float().mean().item()
-    return (text_labels.to(nearest.device)[nearest] == image_labels.to(nearest.device)).float().mean().item()
-
-
-def _similarities_any(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.token_embed(tokens) + self.pos_embed[:, : tokens.shape[1]]  # (B, L, width)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        if self.pool == "eos":
+            eos = (tokens == EOS).int().argmax(dim=1)  # position of <eos> in each caption
+            return x[torch.arange(len(x), device=x.device), eos]  # (B, width)
+        keep = (tokens != PAD).unsqueeze(-1).float()
+        return (x * keep).sum(1) / keep.sum(1)
 
 
 # Visual tokens for a language model --------------------------------------------------------------

@@ -4,10 +4,13 @@
   digit 7", ...). ``TRAIN_TEMPLATES`` are used for training; ``HELDOUT_TEMPLATES`` recombine the same
   words in phrasings never seen in training and are used for zero-shot prompts and retrieval.
 - ``Vocab`` / ``tokenize``: one token per word, ``<eos>`` after the caption, ``<pad>`` after that.
-- ``TextTower``: token and position embeddings, a few course ``Block``s, a final LayerNorm, and the
-  feature of the ``<eos>`` token (as CLIP) or the mean over the caption's tokens.
-- ``make_two_tower``, ``train_two_tower`` and ``evaluate_two_tower``: the chapter's recipe (see
+- ``digit_tensors``: the digits, standardised.
+- ``make_two_tower``, ``train_two_tower`` and ``evaluate_two_tower``: the chapter's recipe, a course
+  ``ViT`` and a ``vitcourse.models.vlm.TextTower`` joined by a ``TwoTower`` (see
   ``benchmarks/09_vlm.py`` for its numbers over seeds).
+
+Every random draw comes from a generator seeded with the functions' ``seed``: the caller's global
+random state is left as it was.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitcourse import env
-from vitcourse.models.vit import Block, ViT
-from vitcourse.models.vlm import TwoTower, clip_loss, recall_at_1, zero_shot_accuracy
+from vitcourse.analysis import recall_at_1, zero_shot_accuracy
+from vitcourse.models.vit import ViT
+from vitcourse.models.vlm import EOS, PAD, TextTower, TwoTower, clip_loss
 
 __all__ = [
     "HELDOUT_TEMPLATES",
     "NAMES",
+    "MAX_LEN",
     "TRAIN_TEMPLATES",
     "VOCAB",
-    "TextTower",
     "Vocab",
     "caption",
     "class_prompts",
@@ -71,7 +75,7 @@ def random_captions(labels: torch.Tensor, templates=TRAIN_TEMPLATES, generator: 
 class Vocab:
     """Word-level vocabulary: id 0 is ``<pad>``, 1 is ``<eos>``, then the words in sorted order."""
 
-    PAD, EOS = 0, 1
+    PAD, EOS = PAD, EOS  # the ids TextTower reads
 
     def __init__(self, words) -> None:
         self.words = ["<pad>", "<eos>"] + sorted(set(words))
@@ -107,39 +111,6 @@ def tokenize(texts: list[str], vocab: Vocab = VOCAB, max_len: int = MAX_LEN) -> 
     return torch.tensor([vocab.encode(t, max_len) for t in texts], dtype=torch.long)
 
 
-class TextTower(nn.Module):
-    """Token ids (B, L) -> caption features (B, width).
-
-    Token embedding + learned position embedding -> ``depth`` course ``Block``s -> LayerNorm -> the
-    feature at the ``<eos>`` token (``pool="eos"``, as CLIP's text tower) or the mean over the
-    caption's non-padding tokens (``pool="mean"``). Attention is not masked: with so few words the
-    padding tokens are harmless, and their outputs are never pooled.
-    """
-
-    def __init__(self, vocab_size: int = len(VOCAB), max_len: int = MAX_LEN, width: int = 64, depth: int = 2,
-                 num_heads: int = 4, pool: str = "eos") -> None:
-        super().__init__()
-        if pool not in ("eos", "mean"):
-            raise ValueError(f"pool={pool!r}: use 'eos' or 'mean'")
-        self.pool, self.width = pool, width
-        self.token_embed = nn.Embedding(vocab_size, width)
-        self.pos_embed = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
-        self.blocks = nn.ModuleList(Block(width, num_heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(width, eps=1e-6)
-        nn.init.normal_(self.token_embed.weight, std=0.02)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.token_embed(tokens) + self.pos_embed[:, : tokens.shape[1]]  # (B, L, width)
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        if self.pool == "eos":
-            eos = (tokens == Vocab.EOS).int().argmax(dim=1)  # position of <eos> in each caption
-            return x[torch.arange(len(x), device=x.device), eos]  # (B, width)
-        keep = (tokens != Vocab.PAD).unsqueeze(-1).float()
-        return (x * keep).sum(1) / keep.sum(1)
-
-
 def digit_tensors(img_size: int = 16, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """(train_images, train_labels, test_images, test_labels) of the bundled digits, images standardised
     with the training set's mean and standard deviation (without it the image tower's outputs start
@@ -157,13 +128,15 @@ def make_two_tower(seed: int = 0, img_size: int = 16, width: int = 64, depth: in
     """The chapter's tiny CLIP: a course ViT (patch 4, one channel, mean pooling) and a ``TextTower``.
 
     ``two_tower_cls`` builds the joint model from (image_tower, text_tower, image_dim, text_dim,
-    embed_dim, **kwargs), so a notebook can pass its own class.
+    embed_dim, **kwargs), so a notebook can pass its own class. The weights are drawn with ``seed``,
+    the caller's random state is left alone.
     """
-    torch.manual_seed(seed)
-    image_tower = ViT(img_size=img_size, patch_size=4, in_chans=1, num_classes=0, embed_dim=width, depth=depth,
-                      num_heads=4, class_token=False, global_pool="avg")
-    text_tower = TextTower(width=width, depth=depth, pool=text_pool)
-    return two_tower_cls(image_tower, text_tower, width, width, embed_dim, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        image_tower = ViT(img_size=img_size, patch_size=4, in_chans=1, num_classes=0, embed_dim=width, depth=depth,
+                          num_heads=4, class_token=False, global_pool="avg")
+        text_tower = TextTower(len(VOCAB), MAX_LEN, width=width, depth=depth, pool=text_pool)
+        return two_tower_cls(image_tower, text_tower, width, width, embed_dim, **kwargs)
 
 
 def class_prompts(templates=HELDOUT_TEMPLATES) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,8 +181,7 @@ def train_two_tower(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     from vitcourse.augment import random_shift
 
     loss_fn = loss_fn or clip_loss
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # every draw: batches, captions, shifts
     scalars = [p for n, p in model.named_parameters() if n in ("logit_scale", "logit_bias")]
     others = [p for n, p in model.named_parameters() if n not in ("logit_scale", "logit_bias")]
     optimizer = torch.optim.AdamW([{"params": others, "weight_decay": weight_decay},
