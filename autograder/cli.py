@@ -8,6 +8,8 @@
     autograder grade 01-patches --shard 3/8              # one machine's share of a large class
     autograder merge                                     # shard results into the workspace
     autograder feedback 01-patches
+    autograder written 03-vit                            # written answers: a CSV to score ...
+    autograder written --import written-03-vit.csv       # ... and the scores back into the gradebook
     autograder export
     autograder repair 01-patches                         # repair and flag only, no grading
 
@@ -81,6 +83,12 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("merge", help="copy shard results (grade --shard) into the workspace")
     q.set_defaults(run=cmd_merge)
     q.add_argument("folders", nargs="*", help="shard folders (default: every one under DIR/shards)")
+
+    q = sub.add_parser("written", help="written answers: a CSV to score them (ASSIGNMENT), the scores back (--import)")
+    q.set_defaults(run=cmd_written)
+    q.add_argument("assignment", nargs="?", help="write exports/written-ASSIGNMENT.csv")
+    q.add_argument("--import", dest="import_file", metavar="FILE", help="put the scores of a filled-in CSV into the gradebook")
+    q.add_argument("--out", default=None, help="where to write the CSV (default: DIR/exports/written-ASSIGNMENT.csv)")
 
     sub.add_parser("export", help="grades CSV and the needs-a-human report").set_defaults(run=cmd_export)
     return p
@@ -162,6 +170,25 @@ def cmd_feedback(args) -> int:
     ws = _ws(args)
     files = feedback(ws, args.assignment)
     print(f"{len(files)} feedback file(s) under {ws.root / 'feedback'}")
+    return 0
+
+
+def cmd_written(args) -> int:
+    import pathlib
+
+    from autograder import written
+
+    ws = _ws(args)
+    if args.import_file:
+        done = written.import_csv(ws, args.import_file)
+        print(f"scored {done['scored']} written answer(s) in {ws.db_url}; {done['skipped']} row(s) without a "
+              "score left waiting")
+        return 0
+    if not args.assignment:
+        raise GraderError("name the assignment whose written answers to export, or --import FILE to read scores back")
+    path, rows, waiting = written.export_csv(ws, args.assignment, pathlib.Path(args.out) if args.out else None)
+    print(f"wrote {path}: {rows} written answer(s), {waiting} waiting for a score; fill in the score (and comment) "
+          f"columns, then run: autograder written --import {path}")
     return 0
 
 

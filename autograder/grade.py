@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from autograder import cells, gradebook
+from autograder import cells, gradebook, written
 from autograder import flags as flagging
 from autograder import repair as repairing
 from autograder.errors import NothingToGrade, OriginalsChanged
@@ -182,8 +182,11 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
     with gradebook.lock(target.db_url):
         for k, chunk in enumerate(chunks):
             if chunk:
+                keep = {s: written.unchanged(written.graded_notebook(target.root, s, assignment),
+                                             written.graded_notebook(run / f"worker{k}", s, assignment))
+                        for s in chunk}
                 gradebook.copy_submissions(f"sqlite:///{run / f'worker{k}' / 'gradebook.db'}", target.db_url,
-                                           assignment, chunk)
+                                           assignment, chunk, keep_manual=keep)
         corrupt = [s for s in chosen if records[s].status == "corrupt"]
         gradebook.copy_submissions(f"sqlite:///{template}", target.db_url, assignment, corrupt)  # removes
         _collect_results(ws, assignment, run, chunks, failures, records, target)
@@ -194,6 +197,7 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
             if s in by_student:
                 r.cells = by_student[s].cells
                 r.score = by_student[s].score if r.status == "graded" else 0.0
+                r.waiting = by_student[s].waiting if r.status == "graded" else []
             r.save(target.report(assignment, s))
     problems = ws.verify_originals()
     if problems:
@@ -204,8 +208,12 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
     for s, r in records.items():
         notes = [r.status] + (["repaired"] if r.repair and r.repair.repaired else []) \
             + (["FLAGGED"] if r.flags else []) + (["timeout"] if r.timeouts else []) \
-            + (["memory"] if r.memory_errors else []) + ([r.detail] if r.detail else [])
+            + (["memory"] if r.memory_errors else []) + ([r.detail] if r.detail else []) \
+            + ([f"{len(r.waiting)} written answer(s) waiting"] if r.waiting else [])
         log(f"  {s:20s} {r.score:6.1f} / {r.max_score:.0f}  {', '.join(notes)}")
+    if any(r.waiting for r in records.values()):
+        log(f"written answers wait for a person: `autograder written {assignment}` writes them to a CSV to score "
+            "(then `autograder written --import FILE`), or score them in nbgrader's formgrader")
     return records
 
 

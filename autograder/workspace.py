@@ -30,6 +30,7 @@ from autograder.errors import GraderError, NbgraderFailed, NotAWorkspace, Unknow
 
 REPO = pathlib.Path(settings.REPO_ROOT)
 KERNEL_MEMORY_MB = 6000  # torch (CUDA build) maps ~3 GB of address space at import
+FEEDBACK_TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"  # autograder.feedback
 
 
 def default_course() -> pathlib.Path:
@@ -194,8 +195,10 @@ class Workspace:
             f"c.ExecutePreprocessor.timeout = {self.cell_timeout_s}\n"
             "c.OverwriteCells.add_missing_cells = True\n"
             "c.GenerateFeedback.preprocessors = [\n"
-            "    'nbgrader.preprocessors.GetGrades', 'autograder.feedback.HideHiddenTests',\n"
+            "    'autograder.feedback.GetGrades', 'autograder.feedback.FeedbackPage',\n"
             "    'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n"
+            "c.HTMLExporter.template_name = 'vitcourse_feedback'\n"
+            f"c.HTMLExporter.extra_template_basedirs = [{str(FEEDBACK_TEMPLATES)!r}]\n"
         )
 
     @property
