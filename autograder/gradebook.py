@@ -177,7 +177,7 @@ def scores(url: str, assignment: str | None = None) -> list[Score]:
                 continue
             for sub in a.submissions:
                 cells = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
-                waiting = [g.name for nb in sub.notebooks for g in nb.grades if g.needs_manual_grade]
+                waiting = sorted(g.name for nb in sub.notebooks for g in nb.grades if g.needs_manual_grade)
                 out.append(Score(sub.student.id, a.name, float(sub.score), float(a.max_score), cells, waiting))
         return out
 
