@@ -83,9 +83,15 @@ def grade_id(cell) -> str | None:
     return nbgrader(cell).get("grade_id") or None
 
 
+def is_written(cell) -> bool:
+    """A written answer: a markdown answer cell that a person grades (``solution`` and ``grade``)."""
+    meta = nbgrader(cell)
+    return cell.get("cell_type", "code") == "markdown" and bool(meta.get("solution")) and bool(meta.get("grade"))
+
+
 def points(cell) -> float:
-    """Points of a test cell, 0.0 for any other cell."""
-    return float(nbgrader(cell).get("points") or 0.0) if kind(cell) == "test" else 0.0
+    """Points of a test cell or a written answer, 0.0 for any other cell."""
+    return float(nbgrader(cell).get("points") or 0.0) if kind(cell) == "test" or is_written(cell) else 0.0
 
 
 def is_locked(cell) -> bool:
@@ -103,14 +109,8 @@ def tests(nb: dict) -> dict[str, dict]:
 
 
 def total_points(nb: dict) -> float:
-    """The autograded points (test cells); written answers add ``written_points``."""
+    """Every point of the notebook: autograded tests and written answers."""
     return sum(points(c) for c in nb["cells"])
-
-
-def is_written(cell) -> bool:
-    """A written answer: a markdown answer cell with points, scored by a person."""
-    meta = nbgrader(cell)
-    return cell.get("cell_type") == "markdown" and bool(meta.get("solution")) and bool(meta.get("grade"))
 
 
 def written(nb: dict) -> dict[str, dict]:
@@ -118,8 +118,9 @@ def written(nb: dict) -> dict[str, dict]:
     return {grade_id(c): c for c in nb["cells"] if is_written(c) and grade_id(c)}
 
 
-def written_points(nb: dict) -> float:
-    return sum(float(nbgrader(c).get("points") or 0.0) for c in written(nb).values())
+def autograded_points(nb: dict) -> float:
+    """The points the autograder can give: the test cells' (written answers wait for a person)."""
+    return sum(points(c) for c in nb["cells"] if kind(c) == "test")
 
 
 def rubric(cell) -> str:

@@ -30,7 +30,11 @@ def announced_points(nb: nbformat.NotebookNode) -> list[str]:
     """
     sections: list[list] = []  # [heading text, announced points or None, graded points]
     for cell in nb.cells:
-        if cells.kind(cell) == "markdown":
+        if cells.is_written(cell):
+            if not sections:
+                return [f"written answer {cells.grade_id(cell)!r} comes before any heading"]
+            sections[-1][2] += cells.points(cell)
+        elif cells.kind(cell) == "markdown":
             for line in cells.source(cell).splitlines():
                 if line.startswith("#"):
                     found = POINTS.findall(line)

@@ -15,20 +15,29 @@
 # 3. assemble `ViT` and load reference weights into it;
 # 4. make it overfit one batch (a test every model should pass before real training), train it on the
 #    digits and look at what its class token attends to.
+
+# %% [markdown]
+# This notebook is the exercise of [Chapter 3 — The encoder and a complete ViT](https://vit-from-scratch.github.io/vit-course/book/03-vit.html)
+# in the course's book: read the chapter first.
+#
+# **How it works.** Write your code where a cell says `# YOUR CODE HERE` (delete the
+# `raise NotImplementedError()` under it), then run the check cell right below: it tests your code at
+# once, and when it fails its message names the likely mistake and how to fix it. A check that builds on
+# an earlier exercise checks that one first. Answer the written questions in the cells that say
+# `YOUR ANSWER HERE`: a person reads and grades them.
+#
+# **When the notebook is graded,** hidden checks run your code again with other sizes (odd and
+# non-square ones too), other random seeds, `float64` inputs, and on PyTorch's `meta` device, which stands
+# in for a GPU: a tensor created without `device=...` lands on the CPU and cannot be combined with inputs
+# that live elsewhere. Code that fits only the visible examples loses those points.
 #
 # **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
 # `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
 # graded, other packages may not be.
 #
-# Hidden checks run when your notebook is graded: they compare your code with the course's reference on
-# random inputs and weights with every argument varied, in training mode, check dtypes, the parameters
-# your modules own, and run them on PyTorch's `meta` device, which stands in for a GPU (a tensor created
-# without `device=...` lands on the CPU and cannot be mixed with the input). 20 points in all.
-
-# %% [markdown]
-# This notebook is the exercise of [Chapter 3 — The encoder and a complete ViT](https://vit-from-scratch.github.io/vit-course/book/03-vit.html)
-# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
-# the course library).
+# **Time and points.** Top to bottom, the notebook runs in about 30 seconds on a two-core CPU
+# (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
+# 20 points, all for code.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
@@ -44,6 +53,7 @@ except ImportError:
                      "cell again; elsewhere install it with pip install "
                      '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
 env.check_version("0.2.0")
+env.set_threads()
 
 import math
 import time
@@ -89,15 +99,27 @@ def attention(q, k, v):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-torch.manual_seed(0)
-q, k, v = torch.randn(3, 2, 5, 8).unbind(0)
-out, weights = attention(q, k, v)
-checks.check_shape(out, (2, 5, 8), name="attention output")
-checks.check_shape(weights, (2, 5, 5), name="attention weights")
-checks.check_sums_to_one(weights, dim=-1, name="attention rows")
-checks.check_close(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5, name="attention vs F.scaled_dot_product_attention",
-                   hint="scale the scores by 1/sqrt(d), d = the last dimension of q")
-print("attention: visible checks passed")
+def check_attention():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 5, 8).unbind(0)   # each (batch 2, heads 4, N 5, d 8)
+    out, weights = attention(q, k, v)
+    checks.check_shape(out, (2, 4, 5, 8), name="attention output")
+    checks.check_shape(weights, (2, 4, 5, 5), name="attention weights")
+    checks.check_sums_to_one(weights, dim=-1, name="attention rows", hint="softmax over the keys: dim=-1 of the scores")
+    scores = q @ k.transpose(-2, -1)
+    checks.check_close(out, F.scaled_dot_product_attention(q, k, v), name="attention output",
+                       mistakes={"leaving the scores unscaled": scores.softmax(-1) @ v,
+                                 "dividing the scores by d instead of sqrt(d)": (scores / 8).softmax(-1) @ v},
+                       hint="scale the scores by 1/sqrt(d), d = q.shape[-1]")
+    out64, _ = attention(q.double(), k.double(), v.double())
+    checks.check_dtype(out64, torch.float64, name="attention of float64 inputs", hint="keep the inputs' dtype: no .float()")
+    checks.check_on_meta(lambda: attention(*torch.empty(3, 2, 4, 5, 8, device="meta").unbind(0)), name="attention",
+                         shape=(2, 4, 5, 8), hint="scale with a Python number (math.sqrt(d)), or create tensors with "
+                                                  "device=q.device")
+
+
+checks.run(check_attention, "Exercise 1 (attention)",
+           hint="swap the last two dims of k with k.transpose(-2, -1): with heads in front, dims 1 and 2 are not those")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed())
 draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
@@ -154,14 +176,31 @@ class Attention(nn.Module):
 
 # %% nbgrader={"grade": true, "grade_id": "test_mhsa", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 from vitcourse.models import vit as ref
-torch.manual_seed(0)
-mine, ref_attn = Attention(32, 4), ref.Attention(32, 4)
-ref_attn.load_state_dict(mine.state_dict())
-x = torch.randn(2, 7, 32)
-checks.check_close(mine(x), ref_attn(x), atol=1e-5, name="Attention vs the reference",
-                   hint="reshape qkv to (B, N, 3, heads, head_dim) before splitting into q, k, v")
-checks.check_shape(mine.last_attn, (2, 4, 7, 7), name="last_attn")
-print("Attention: visible checks passed")
+
+
+def check_mhsa():
+    torch.manual_seed(0)
+    mine, theirs = Attention(32, 4, qkv_bias=False), ref.Attention(32, 4, qkv_bias=False)
+    checks.check_equal(sorted(mine.state_dict()), sorted(theirs.state_dict()), name="parameters of Attention(32, 4, "
+                       "qkv_bias=False)", hint="own exactly qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias) and proj")
+    mine.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 7, 32)                                                  # (B, N, D), 4 heads of width 8
+    out = mine(x)
+    q, k, v = theirs.qkv(x).reshape(2, 7, 3, 4, 8).permute(2, 0, 3, 1, 4)      # each (B, heads, N, head_dim)
+    weights = (q @ k.transpose(-2, -1) / math.sqrt(8)).softmax(dim=-1)
+    checks.check_close(mine.last_attn, weights, name="last_attn, the weights of the 4 heads",
+                       mistakes={"scaling by sqrt(dim) instead of sqrt(head_dim)":
+                                 (q @ k.transpose(-2, -1) / math.sqrt(32)).softmax(dim=-1)},
+                       hint="split qkv(x) as (B, N, 3, heads, head_dim), then permute(2, 0, 3, 1, 4) and unbind(0) "
+                            "into q, k, v of shape (B, heads, N, head_dim)")
+    heads = weights @ v                                                        # (B, heads, N, head_dim)
+    checks.check_close(out, theirs(x), name="Attention output",
+                       mistakes={"leaving out the output projection proj": heads.transpose(1, 2).reshape(2, 7, 32),
+                                 "merging the heads without transpose(1, 2)": theirs.proj(heads.reshape(2, 7, 32))},
+                       hint="merge the heads back with out.transpose(1, 2).reshape(B, N, D), then apply proj")
+
+
+checks.run(check_mhsa, "Exercise 2 (Attention)", after=[check_attention])
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
 draw = lambda low, high: int(torch.randint(low, high, (1,), generator=g))
@@ -405,12 +444,6 @@ checks.check_shape(out, (2, 10), name="ViT on (2, 1, 16, 16) meta images")
 # Before a long training run, check that the model can memorise a handful of examples. If the loss
 # does not fall to near zero on 32 images, something is broken (a detached tensor, a wrong axis, a
 # learning rate far off), and no amount of data will fix it.
-
-# %%
-# On a CPU, one thread: models this small gain little from several, and on a busy machine the threads
-# spend their time waiting for each other.
-if DEVICE.type == "cpu":
-    torch.set_num_threads(1)
 
 # %% nbgrader={"grade": true, "grade_id": "test_overfit", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 digits_train = data.digits(16, "train")

@@ -22,17 +22,29 @@
 # 3. assemble a ViT with registers that matches timm's `vit_small_patch14_reg4_dinov2` exactly (`RegisterViT`);
 # 4. find high-norm artifact tokens with a robust threshold (`find_artifact_tokens`);
 # 5. run a small controlled experiment with and without registers.
+
+# %% [markdown]
+# This notebook is the exercise of [Chapter 8 — Registers: where artifact tokens come from](https://vit-from-scratch.github.io/vit-course/book/08-registers.html)
+# in the course's book: read the chapter first.
+#
+# **How it works.** Write your code where a cell says `# YOUR CODE HERE` (delete the
+# `raise NotImplementedError()` under it), then run the check cell right below: it tests your code at
+# once, and when it fails its message names the likely mistake and how to fix it. A check that builds on
+# an earlier exercise checks that one first. Answer the written questions in the cells that say
+# `YOUR ANSWER HERE`: a person reads and grades them.
+#
+# **When the notebook is graded,** hidden checks run your code again with other sizes (odd and
+# non-square ones too), other random seeds, `float64` inputs, and on PyTorch's `meta` device, which stands
+# in for a GPU: a tensor created without `device=...` lands on the CPU and cannot be combined with inputs
+# that live elsewhere. Code that fits only the visible examples loses those points.
 #
 # **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
 # `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
 # graded, other packages may not be.
 #
-# Hidden checks compare your code with the course's reference (`vitcourse.models`) and with timm. 20 points in all.
-
-# %% [markdown]
-# This notebook is the exercise of [Chapter 8 — Registers: where artifact tokens come from](https://vit-from-scratch.github.io/vit-course/book/08-registers.html)
-# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
-# the course library).
+# **Time and points.** Top to bottom, the notebook runs in about 20 seconds on a two-core CPU
+# (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
+# 20 points, all for code.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
@@ -48,6 +60,7 @@ except ImportError:
                      "cell again; elsewhere install it with pip install "
                      '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
 env.check_version("0.2.0")
+env.set_threads()
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +71,6 @@ from vitcourse.models.patches import PatchEmbed, num_tokens
 from vitcourse.models.vit import Block
 
 DEVICE, BUDGET = env.device(), env.budget()
-if BUDGET == "tiny":
-    torch.set_num_threads(1)   # models this small gain little from more threads, and one shares a busy CPU better
 print(env.describe())
 
 

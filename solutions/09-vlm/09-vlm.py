@@ -32,17 +32,29 @@
 #    language model's width (`Projector`);
 # 4. count the visual tokens that LLaVA-1.5, InternVL and Qwen2-VL hand their language model
 #    (`internvl_tile_grid`, `visual_token_count`).
+
+# %% [markdown]
+# This notebook is the exercise of [Chapter 9 — A ViT inside a vision-language model](https://vit-from-scratch.github.io/vit-course/book/09-vlm.html)
+# in the course's book: read the chapter first.
+#
+# **How it works.** Write your code where a cell says `# YOUR CODE HERE` (delete the
+# `raise NotImplementedError()` under it), then run the check cell right below: it tests your code at
+# once, and when it fails its message names the likely mistake and how to fix it. A check that builds on
+# an earlier exercise checks that one first. Answer the written questions in the cells that say
+# `YOUR ANSWER HERE`: a person reads and grades them.
+#
+# **When the notebook is graded,** hidden checks run your code again with other sizes (odd and
+# non-square ones too), other random seeds, `float64` inputs, and on PyTorch's `meta` device, which stands
+# in for a GPU: a tensor created without `device=...` lands on the CPU and cannot be combined with inputs
+# that live elsewhere. Code that fits only the visible examples loses those points.
 #
 # **Imports:** your answers may use Python's standard library, `torch`, `torchvision`, `numpy` and
 # `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
 # graded, other packages may not be.
 #
-# 20 points in all.
-
-# %% [markdown]
-# This notebook is the exercise of [Chapter 9 — A ViT inside a vision-language model](https://vit-from-scratch.github.io/vit-course/book/09-vlm.html)
-# in the course's book: read the chapter first. The next cell sets the notebook up (on Colab it installs
-# the course library).
+# **Time and points.** Top to bottom, the notebook runs in about 20 seconds on a two-core CPU
+# (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
+# 20 points, all for code.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
@@ -58,6 +70,7 @@ except ImportError:
                      "cell again; elsewhere install it with pip install "
                      '"git+https://github.com/vit-from-scratch/vit-course@v0.2.0".') from None
 env.check_version("0.2.0")
+env.set_threads()
 
 import math
 import time

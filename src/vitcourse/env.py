@@ -12,7 +12,8 @@ Every chapter's set-up cell calls ``device()`` and ``budget()``:
 loop of the library and the notebooks at N steps (``steps``): the course's smoke test runs the `full`
 budget's code that way on a CPU.
 
-The set-up cell also calls ``check_version`` with the release its notebook came from.
+The set-up cell also calls ``check_version`` with the release its notebook came from, and
+``set_threads`` (one CPU thread in the tiny budget).
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def budget() -> str:
     if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("CI"):
         return "tiny"
     return "full" if torch.cuda.is_available() else "tiny"
+
+
+def set_threads() -> int:
+    """On a CPU in the ``tiny`` budget, let torch use one thread; return the number of threads it uses.
+
+    The course's tiny models multiply matrices a few dozen rows wide: split over several threads, each
+    piece is too small to pay for the threads' coordination, and on a machine that is busy with anything
+    else the threads wait for each other. One thread runs the tiny budget's notebooks faster, and leaves
+    the other cores to the rest of the machine (a grader running several notebooks, a browser). On a GPU,
+    or in the ``full`` budget, torch keeps its own choice.
+    """
+    if device().type == "cpu" and budget() == "tiny":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 def online(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -121,5 +136,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 def describe() -> str:
-    """One line for the set-up cell: torch version, device and budget."""
-    return f"torch {torch.__version__} | device {device()} | budget {budget()}"
+    """One line for the set-up cell: torch version, device, budget and CPU threads."""
+    threads = torch.get_num_threads()
+    return (f"torch {torch.__version__} | device {device()} | budget {budget()} | "
+            f"{threads} CPU thread{'s' if threads > 1 else ''}")

@@ -79,10 +79,10 @@ def basic_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
     ids = list(answers(source))
     # first answer only: exactly the points of the test cells before the second answer cell
     second = find(release, ids[1]) if len(ids) > 1 else len(release["cells"])
-    partial_points = sum(cells.points(c) for c in release["cells"][:second])
+    partial_points = sum(cells.points(c) for c in release["cells"][:second] if cells.is_test(c))
     written = list(cells.written(release))  # answered in the solution: they wait for a person
     return {
-        "solution": Case(full, fn, expect_score=cells.total_points(release), expect_repaired=False,
+        "solution": Case(full, fn, expect_score=cells.autograded_points(release), expect_repaired=False,
                          expect_waiting=written),
         "release": Case(dump(release), fn, expect_score=0.0, expect_repaired=False, expect_waiting=[]),
         "partial": Case(dump(filled(release, source, which={ids[0]})), fn, expect_score=partial_points,
@@ -124,7 +124,7 @@ def _inserted(nb: dict, gid: str) -> dict:
 def structural_cases(name: str, source: dict, release: dict, separate: bool) -> dict[str, Case]:
     """Damaged but complete solutions: each must get full marks, repaired. ``separate``: one student
     per kind of damage; else one student with all of them (one grading run instead of five)."""
-    fn, total = f"{name}.ipynb", cells.total_points(release)
+    fn, total = f"{name}.ipynb", cells.autograded_points(release)
     full = filled(release, source)
     ids = list(answers(source))
     if not separate:
@@ -143,7 +143,7 @@ def structural_cases(name: str, source: dict, release: dict, separate: bool) -> 
 
 def hostile_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
     """Expensive misbehaviour: a loop, 8 GB, os._exit, 50 MB of output, warnings on stderr."""
-    fn, total = f"{name}.ipynb", cells.total_points(release)
+    fn, total = f"{name}.ipynb", cells.autograded_points(release)
     sol = answers(source)
     first = next(iter(sol))
     full = filled(release, source)

@@ -139,7 +139,7 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
     assert not (tmp_path / "ws" / "gradebook.db").exists()
     source = json.loads((FIXTURE / "solutions/toy/toy.ipynb").read_text())
     with Gradebook(url) as gb:  # the autograded and the written points
-        assert gb.find_assignment("toy").max_score == cells.total_points(source) + cells.written_points(source) == 12
+        assert gb.find_assignment("toy").max_score == cells.total_points(source) == 12
 
 
 # ------------------------------------------------------------------ cells, records, the command line
@@ -151,8 +151,8 @@ def test_cells_read_nbgrader_metadata():
     assert list(cells.answers(source)) == ["relu", "softmax", "patchify", "q_shift"]
     assert {g: cells.points(c) for g, c in cells.tests(source).items()} == \
         {"test_relu": 2.0, "test_softmax": 3.0, "test_patchify": 5.0}
-    assert cells.total_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
-    assert list(cells.written(source)) == ["q_shift"] and cells.written_points(source) == 2.0
+    assert cells.autograded_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
+    assert list(cells.written(source)) == ["q_shift"] and cells.total_points(source) == 12.0
     assert "BEGIN SOLUTION" not in cells.solution_code(cells.answers(source)["relu"])
     broken = {"cell_type": "code", "source": ["x = 1\n", "y = 2"], "metadata": {"nbgrader": "lost"}}
     assert cells.kind(broken) == "code" and cells.source(broken) == "x = 1\ny = 2" and cells.points(broken) == 0.0

@@ -71,7 +71,7 @@ def test_full_cycle_from_the_guide(tmp_path):
 
     ws = home / "grading" / "vit-course"
     rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(open(ws / "exports/grades.csv"))}
-    autograded, written = cells.total_points(release), sorted(cells.written(release))  # written: scored by a person
+    autograded, written = cells.autograded_points(release), sorted(cells.written(release))  # written: scored by a person
     assert float(rows[("ada", "01-patches")]["score"]) == float(rows[("ada", "TOTAL")]["score"]) == autograded
     assert rows[("ada", "01-patches")]["waiting_for_a_person"].split() == written
     assert rows[("bob", "01-patches")]["score"] == "0" and rows[("bob", "01-patches")]["waiting_for_a_person"] == ""

@@ -104,7 +104,7 @@ def test_written_answers_end_to_end(tmp_path, capsys):
     assert main(["init", str(ws), "--course", str(COURSE)]) == 0
     w = ["-w", str(ws)]
     source, release = source_notebook(COURSE, "toy"), cells.read(Workspace.load(ws).release("toy"))
-    autograded = cells.total_points(release)
+    autograded = cells.autograded_points(release)
     other = "**Prediction**\n\nThey change.\n\n**What happened, and why**\n\nThey did not: the shift cancels."
     students = {"ann": Case(dump(filled(release, source)), "toy.ipynb"),                 # the model answer
                 "bob": Case(dump(release), "toy.ipynb"),                                  # nothing written

@@ -239,24 +239,36 @@ def make_block_residual_after_norm(solution_cls):
 
 
 BUGS = {
-    "attention: no 1/sqrt(d)": Variant({"attention": attention_unscaled}, "test_attention"),
-    "attention: softmax over queries": Variant({"attention": attention_wrong_axis}, "test_attention"),
-    "attention: scaled by 1/d": Variant({"attention": attention_scaled_by_d}, "test_attention"),
-    "attention: k.transpose(1, 2)": Variant({"attention": attention_transpose_1_2}, "test_attention"),
-    "attention: scale tensor made on the CPU": Variant({"attention": attention_cpu_scale}, "test_attention"),
-    "attention: float64 turned into float32": Variant({"attention": attention_float32}, "test_attention"),
+    "attention: no 1/sqrt(d)": Variant({"attention": attention_unscaled}, "test_attention",
+                                  check="test_attention", hint="leaving the scores unscaled"),
+    "attention: softmax over queries": Variant({"attention": attention_wrong_axis}, "test_attention",
+                                  check="test_attention", hint="dim=-1 of the scores"),
+    "attention: scaled by 1/d": Variant({"attention": attention_scaled_by_d}, "test_attention",
+                                  check="test_attention", hint="dividing the scores by d instead of sqrt(d)"),
+    "attention: k.transpose(1, 2)": Variant({"attention": attention_transpose_1_2}, "test_attention",
+                                  check="test_attention", hint="k.transpose(-2, -1)"),
+    "attention: scale tensor made on the CPU": Variant({"attention": attention_cpu_scale}, "test_attention",
+                                  check="test_attention", hint="math.sqrt(d)"),
+    "attention: float64 turned into float32": Variant({"attention": attention_float32}, "test_attention",
+                                  check="test_attention", hint="keep the inputs' dtype"),
     "Attention: qkv split as (heads, 3)": Variant(
-        lambda ns: {"Attention": make_attention_heads_first(ns["Attention"])}, "test_mhsa"),
+        lambda ns: {"Attention": make_attention_heads_first(ns["Attention"])}, "test_mhsa", check="test_mhsa",
+        hint="split qkv(x) as (B, N, 3, heads, head_dim)"),
     "Attention: heads merged without transpose": Variant(
-        lambda ns: {"Attention": make_attention_no_merge_transpose(ns["Attention"])}, "test_mhsa"),
+        lambda ns: {"Attention": make_attention_no_merge_transpose(ns["Attention"])}, "test_mhsa", check="test_mhsa",
+        hint="merging the heads without transpose(1, 2)"),
     "Attention: no output projection": Variant(lambda ns: {"Attention": make_attention_no_proj(ns["Attention"])},
-                                               "test_mhsa"),
+                                               "test_mhsa", check="test_mhsa",
+                                               hint="leaving out the output projection"),
     "Attention: qkv_bias ignored": Variant(lambda ns: {"Attention": make_attention_always_bias(ns["Attention"])},
-                                           "test_mhsa"),
+                                           "test_mhsa", check="test_mhsa",
+                                           hint="bias=qkv_bias"),
     "Attention: scaled by the full width": Variant(
-        lambda ns: {"Attention": make_attention_width_scale(ns["Attention"])}, "test_mhsa"),
+        lambda ns: {"Attention": make_attention_width_scale(ns["Attention"])}, "test_mhsa", check="test_mhsa",
+        hint="scaling by sqrt(dim) instead of sqrt(head_dim)"),
     "Attention: heads split by reshape": Variant(
-        lambda ns: {"Attention": make_attention_heads_by_reshape(ns["Attention"])}, "test_mhsa"),
+        lambda ns: {"Attention": make_attention_heads_by_reshape(ns["Attention"])}, "test_mhsa", check="test_mhsa",
+        hint="split qkv(x) as (B, N, 3, heads, head_dim)"),
     "Block: post-norm": Variant(lambda ns: {"Block": make_post_norm(ns["Block"])}, "test_block"),
     "Block: no residual around the MLP": Variant(
         lambda ns: {"Block": make_block_without_mlp_residual(ns["Block"])}, "test_block"),
