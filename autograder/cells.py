@@ -11,6 +11,7 @@ through the same code. Depends on nothing but the standard library and nbformat.
     >>> answers(nb)          # {grade id: solution cell}, in notebook order
     >>> solution_code(cell)  # the source without the BEGIN/END SOLUTION marker lines
     >>> written(nb)          # {grade id: written answer cell}: scored by a person
+    >>> is_demo(cell)        # a demonstration (tag "demo"): the grader does not run it
     >>> rubric(cell), model_answer(cell), question_text(nb, gid)
 
 The kinds of code cells: a *solution* cell holds the student's answer (``solution: true``, graded by
@@ -28,6 +29,7 @@ region's end; the question is the markdown cell(s) just above.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -39,6 +41,8 @@ import nbformat
 Kind = Literal["markdown", "code", "solution", "test"]
 
 SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
+DEMO_TAG = "demo"  # cell tag of demonstrations, plots and full-budget runs that no graded cell needs
+DEMO_PLACEHOLDER = "# (a demonstration: the grader does not run it; its output is in your own notebook)"
 SOLUTION_REGION = re.compile(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION[^\n]*\n?", re.S | re.M)
 RUBRIC = re.compile(r"^\*\*Rubric.*", re.S | re.M)
 HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
@@ -151,6 +155,26 @@ def question_text(nb: dict, gid: str) -> str:
         if c.get("cell_type") == "markdown":
             above.append(source(c).strip())
     return "\n\n".join(reversed(above))
+
+
+def tags(cell) -> list[str]:
+    meta = cell.get("metadata") or {}
+    found = meta.get("tags") if isinstance(meta, dict) else None
+    return list(found) if isinstance(found, list) else []
+
+
+def is_demo(cell) -> bool:
+    """A demonstration: an ungraded code cell tagged ``demo`` (jupytext: ``# %% tags=["demo"]``)."""
+    return kind(cell) == "code" and DEMO_TAG in tags(cell)
+
+
+def without_demos(nb: dict) -> dict:
+    """A copy of ``nb`` whose demonstration cells hold one comment line instead of their code."""
+    out = copy.deepcopy(nb)
+    for cell in out["cells"]:
+        if is_demo(cell):
+            cell["source"], cell["outputs"], cell["execution_count"] = DEMO_PLACEHOLDER, [], None
+    return out
 
 
 def solution_code(cell) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import pathlib
 from dataclasses import dataclass, field
 
 import nbformat
@@ -177,13 +176,3 @@ def rebuild(release: dict, stu: list[dict], m: Matching) -> tuple[dict, RepairRe
 def _consistent(pair: dict[int, int], i: int, j: int) -> bool:
     """Keep the mapping monotone: release order and student order agree."""
     return all((a < i) == (b < j) for a, b in pair.items())
-
-
-def repair_file(original: pathlib.Path, release: dict, dest: pathlib.Path) -> tuple[dict, RepairReport]:
-    """Repair ``original`` into ``dest`` (the original is only read). Returns (notebook, report).
-
-    Raises ``ValueError`` (or ``UnicodeError``) for a file that is not a readable notebook."""
-    fixed, report = repair(cells.read(original), release)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nbformat.from_dict(fixed), str(dest))
-    return fixed, report

@@ -70,7 +70,7 @@ print(env.describe())
 # With a patch size of $P = 16$ the image is a $14 \times 14$ grid of patches. The figure numbers them in
 # the order the transformer will read them: **row-major**, left to right, then top to bottom.
 
-# %%
+# %% tags=["demo"]
 cat = data.photo("chelsea", img_size=224)          # (3, 224, 224), values in [0, 1]
 print("image:", tuple(cat.shape))
 viz.show_patch_grid(cat, patch_size=16);
@@ -152,7 +152,7 @@ checks.check_shape(out, (2, 6, 48), name="patchify on (2, 3, 8, 12) meta images"
 # The transformer never sees the grid: it sees the sequence below, one flattened patch per row. Reading
 # the strip left to right is reading the cat row by row.
 
-# %%
+# %% tags=["demo"]
 cat_patches = patchify(cat[None], 16)[0]          # (196, 768)
 print("sequence:", tuple(cat_patches.shape))
 viz.show_patch_sequence(cat_patches, patch_size=16, channels=3, max_patches=42);
@@ -212,7 +212,7 @@ checks.check_shape(out, (2, 3, 8, 12), name="unpatchify of (2, 6, 48) meta patch
 # the picture is gone. A transformer without position information sees exactly this — a bag of patches.
 # Chapter 2 gives the tokens their positions back.
 
-# %%
+# %% tags=["demo"]
 shuffled = cat_patches[torch.randperm(196, generator=torch.Generator().manual_seed(0))]
 viz.show_images(torch.stack([unpatchify(cat_patches[None], 16, 224)[0],
                              unpatchify(shuffled[None], 16, 224)[0]]),
@@ -273,7 +273,7 @@ for k in range(20):
 # Token counts grow with the square of the resolution. The table shows the sequence length for a few
 # resolutions and the patch sizes in common use (with `[CLS]`):
 
-# %%
+# %% tags=["demo"]
 sizes, patch_sizes = [224, 336, 448, 518, 1024], [32, 16, 14, 8]
 print("pixels | " + " | ".join(f"P={p:>2}" for p in patch_sizes))
 for s in sizes:
@@ -284,7 +284,7 @@ for s in sizes:
 # memory". Let us check it. The sequence grows from 197 to 4097 tokens, about **21x**; the attention matrix
 # (tokens squared) grows about **430x**. How much the *compute* grows we will measure in section 4.
 
-# %%
+# %% tags=["demo"]
 t224, t1024 = num_tokens(224, 224, 16), num_tokens(1024, 1024, 16)
 print(f"tokens: {t224} -> {t1024}  ({t1024 / t224:.1f}x)")
 print(f"attention matrix entries per head: {t224**2:,} -> {t1024**2:,}  ({(t1024 / t224) ** 2:.0f}x)")
@@ -405,7 +405,7 @@ for C in (1, 2, 3, 5):
 # The two computations agree to rounding error on the cat as well; the convolution is simply the faster
 # way to run the same linear map (it never materialises the patch matrix).
 
-# %%
+# %% tags=["demo"]
 embed = PatchEmbed(patch_size=16, in_chans=3, embed_dim=768)
 with torch.no_grad():
     by_conv = embed(cat[None])
@@ -490,7 +490,7 @@ for k, (mlp_ratio, in_chans) in enumerate([(2.0, 1), (4.0, 3), (3.0, 4), (2.5, 2
 # `meta` device (no memory is allocated); MACs from your `vit_macs`, checked against PyTorch's counter for
 # ViT-S/16.
 
-# %%
+# %% tags=["demo"]
 zoo = {  # name: (patch, resolution, width, depth, heads)
     "ViT-S/16": (16, 224, 384, 12, 6), "ViT-B/16": (16, 224, 768, 12, 12),
     "ViT-L/14": (14, 224, 1024, 24, 16), "ViT-L/14@336": (14, 336, 1024, 24, 16),
@@ -511,7 +511,7 @@ print("ViT-S/16 measured by FlopCounterMode:", f"{flops.measured_macs(vit_s, (1,
 # Back to the 1024-pixel claim. With ViT-B/16 the compute grows far less than the attention matrix,
 # because the projections and the MLP — most of the work at 224 px — grow only linearly with the tokens:
 
-# %%
+# %% tags=["demo"]
 m224, m1024 = vit_macs(224, 16, 768, 12), vit_macs(1024, 16, 768, 12)
 print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 / m224:.1f}x for {t1024 / t224:.1f}x the tokens)")
 
@@ -521,7 +521,7 @@ print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 
 # Move the sliders: resolution and patch size change the grid, the sequence length and the cost of a
 # ViT-B forward pass. (On the static site you see a few fixed settings instead.)
 
-# %%
+# %% tags=["demo"]
 from vitcourse import widgets
 widgets.patch_explorer(cat)
 

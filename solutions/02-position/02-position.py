@@ -132,7 +132,7 @@ checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, 
 # Each token's embedding is a different pattern of waves. The dot product between two tokens'
 # embeddings depends on how far apart they are, which is what makes these vectors useful to attention:
 
-# %%
+# %% tags=["demo"]
 pe = sincos_2d(64, 8)
 similarity = pe @ pe[27]                   # token 27 = row 3, column 3 of an 8x8 grid
 fig, axes = plt.subplots(1, 2, figsize=(7, 3))
@@ -202,7 +202,7 @@ for k, (h, w, H, W) in enumerate(cases):
 # Resizing a smooth embedding keeps its structure. Here is channel 0 of a sin-cos embedding on a 14 × 14
 # grid and the same channel after resizing to 6 × 6 and to 24 × 24:
 
-# %%
+# %% tags=["demo"]
 pe = sincos_2d(64, 14)[None]
 fig, axes = plt.subplots(1, 3, figsize=(8, 2.8))
 for ax, g in zip(axes, [14, 6, 24]):
@@ -425,7 +425,7 @@ for n_prefix in (0, 1, 2, 3):
 # The same fact seen on a photograph: a small untrained encoder (4 blocks) reads the cat and a shuffled
 # cat. Without positions the class token's output is identical for both; with positions it differs.
 
-# %%
+# %% tags=["demo"]
 torch.manual_seed(0)
 cat = data.photo("chelsea", 64)[None]
 tok = Tokens(img_size=64, patch_size=8, in_chans=3, embed_dim=32).eval()

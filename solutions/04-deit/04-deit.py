@@ -525,7 +525,7 @@ xtr, ytr, xte, yte = digits_split(seed=0, train_size=500)
 print("train", tuple(xtr.shape), "test", tuple(xte.shape))
 
 
-# %%
+# %% tags=["demo"]
 # SmallCNN, trained for 300 steps on digits shifted by up to 2 px (vitcourse.experiments.deit.train_teacher)
 def accuracy(logits, y):
     return (logits.argmax(1).cpu() == y).float().mean().item()
@@ -580,7 +580,7 @@ checks.check_true(r["cls"][0] > 0.5, f"the class head reaches only {r['cls'][0]:
 # Now the comparison. In the `tiny` budget the three runs take seconds; in the `full` budget (a GPU) the
 # ViT is larger, trained longer on more images, with shifts and a smaller cut-out.
 
-# %%
+# %% tags=["demo"]
 if BUDGET == "full":
     xtr, ytr, xte, yte = digits_split(seed=0, train_size=1200)
     teacher = train_teacher(xtr, ytr, steps=600, batch=128)

@@ -200,7 +200,7 @@ checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every l
 # Here are the crops of a photograph with the official sizes, and of a handwritten digit with the tiny
 # setting we train with below: 16 px global views and 8 px local views.
 
-# %%
+# %% tags=["demo"]
 def show_views(views, title):
     fig = viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3)
     fig.suptitle(title, fontsize=9)
@@ -615,6 +615,7 @@ def run_regimes(seed=0, steps=100):
             for name, (tt, cm) in REGIMES.items()}
 
 
+# %% tags=["demo"]
 histories = run_regimes(seed=0)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
 for name, h in histories.items():
@@ -698,7 +699,7 @@ checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform
 # same ViT at its random initialisation. (In the tiny budget this takes about half a minute on one CPU
 # core; the full budget trains ten times longer.)
 
-# %%
+# %% tags=["demo"]
 from vitcourse.experiments.dino import features, few_shot_accuracy
 from vitcourse.models.vit import digits_vit
 
@@ -738,7 +739,7 @@ for name, net in (("random init", run.initial), ("DINO teacher", run.teacher.bac
 # In the DINO paper such maps outline the main object of the image, though no label or mask was ever
 # used in training.
 
-# %%
+# %% tags=["demo"]
 # Reading the official DINO ViT-S/16 into the course's ViT: its class token's attention outlines the cat.
 if BUDGET == "full" and not env.online():
     print("No connection to huggingface.co: the attention maps of the official DINO ViT-S/16 need internet access.")

@@ -396,7 +396,7 @@ checks.check_true(last < first / 2, f"the loss should at least halve in 150 step
 # the original, what the encoder saw (removed patches grey), and the prediction with the visible patches
 # pasted back.
 
-# %%
+# %% tags=["demo"]
 steps = 600 if BUDGET == "tiny" else 5000
 pretrain(model, digits, steps=steps, seed=1, device=DEVICE)   # more training, from where the check left off
 test_digits = data.digits(16, "test").tensors[0][:6]
@@ -412,7 +412,7 @@ viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% ma
 # in the tokens (attention's part is quadratic), so at 75% masking it should run close to 4 times faster
 # than on the full sequence. Measured here on a ViT-S-sized encoder at 224 px (batch 8, forward only):
 
-# %%
+# %% tags=["demo"]
 big = ref.MAE(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12 if BUDGET == "full" else 4,
               num_heads=6, decoder_embed_dim=128, decoder_depth=1).eval().to(DEVICE)
 x = torch.rand(8, 3, 224, 224, device=DEVICE)

@@ -375,7 +375,7 @@ checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
 # shifts it grows by about one window per pair of blocks — linearly, not logarithmically. Patch merging is
 # what makes reach across the whole image cheap.
 
-# %%
+# %% tags=["demo"]
 torch.manual_seed(0)
 def receptive_field(shifts, size=16, M=4):
     blocks = [SwinBlock(8, 2, window_size=M, shift_size=s).eval() for s in shifts]

@@ -502,7 +502,7 @@ for k in (3.0, 4.0, 8.0):
 # - how many background tokens `find_artifact_tokens` flags;
 # - where the class token of the last block looks: background, ink, registers.
 
-# %%
+# %% tags=["demo"]
 from vitcourse.analysis import attention_maps, block_tokens
 from vitcourse.experiments.registers import CANVAS, PATCH, digit_pairs, measure, train_pairs
 from vitcourse.viz import plot_norm_histograms
@@ -526,7 +526,7 @@ xtr, ytr, _ = digit_pairs(n_train, seed=0)
 xte, yte, ink = digit_pairs(500, seed=1, split="test")
 models = {R: train_pairs(make_model(R, **setting), xtr, ytr, steps, seed=0, device=DEVICE) for R in (0, 4)}
 
-# %%
+# %% tags=["demo"]
 norms = {}
 for R, model in models.items():
     m = measure(model, R, xte, yte, ink)   # tokens leaving the last block, before the final norm
@@ -539,7 +539,7 @@ plot_norm_histograms(norms)
 plt.title("background patch-token norms, last block")
 plt.show()
 
-# %%
+# %% tags=["demo"]
 fig, axes = plt.subplots(2, 4, figsize=(9, 4.6))
 for col in range(4):   # top row: four test canvases
     axes[0, col].imshow(xte[col, 0].numpy(), cmap="gray_r")
@@ -572,7 +572,7 @@ plt.show()
 # with and without registers from timm, computes the norms of the patch tokens on the cat photograph,
 # and flags the outliers with your `find_artifact_tokens`. Offline, or on CPU, it says so and skips.
 
-# %%
+# %% tags=["demo"]
 def dinov2_norms(name, image):
     import timm
     model = timm.create_model(name, pretrained=True, img_size=518).eval().to(DEVICE)

@@ -231,7 +231,7 @@ checks.check_true(high > low, "swapping two captions must raise the loss (positi
 # 10 whatever the batch size: each image's own caption, scored $t \cdot 0 - 10$, costs about 10, and
 # the $B - 1$ negatives cost almost nothing because the bias already says "no" to them.
 
-# %%
+# %% tags=["demo"]
 g = torch.Generator().manual_seed(0)
 for B in (8, 64, 512):
     a, b = torch.randn(B, 64, generator=g), torch.randn(B, 64, generator=g)
@@ -245,7 +245,7 @@ for B in (8, 64, 512):
 # for training differ from the ones held out for testing, so a test caption is a phrasing the model
 # has never read, made of words it has read.
 
-# %%
+# %% tags=["demo"]
 train_x, train_y, test_x, test_y = vlm_train.digit_tensors()  # 16 x 16 digits, standardised
 print("training images", tuple(train_x.shape), "| held-out images", tuple(test_x.shape))
 for name, templates in (("training", vlm_train.TRAIN_TEMPLATES), ("held out", vlm_train.HELDOUT_TEMPLATES)):
@@ -352,7 +352,7 @@ for _ in range(3):
 # Now a run of our own, longer with the `full` budget, and what it learned: for a few held-out digits,
 # the most similar of the ten classes' captions in a phrasing never used in training.
 
-# %%
+# %% tags=["demo"]
 steps = 300 if BUDGET == "full" else 120
 model = vlm_train.make_two_tower(seed=0, depth=1, two_tower_cls=TwoTower, init_logit_scale=math.log(3.0))
 run = vlm_train.train_two_tower(model, train_x, train_y, steps=steps, batch_size=128, lr=3e-3, seed=0,
@@ -376,7 +376,7 @@ viz.show_images(test_x[:8] * 0.3 + 0.3, titles=[f"'... digit {t}'" for t in titl
 # 576 patch tokens of width 1024 (the class token is dropped), projected to 4096 for a 7B language
 # model. The shapes, with the course ViT built on PyTorch's `meta` device (no memory, no arithmetic):
 
-# %%
+# %% tags=["demo"]
 with torch.device("meta"):
     clip_l = ViT(img_size=336, patch_size=14, embed_dim=1024, depth=24, num_heads=16, num_classes=0,
                  pre_norm=True, norm_eps=1e-5, act_layer="quick_gelu")
@@ -487,7 +487,7 @@ for _ in range(3):
 # The whole path from pixels to what the language model reads, for LLaVA-1.5 (no merging) and for an
 # InternVL-style tile (2 × 2 merging; InternVL also puts a LayerNorm in front of its MLP):
 
-# %%
+# %% tags=["demo"]
 with torch.device("meta"):
     llava_in = Projector(1024, 4096)(vit_tokens[:, 1:])
     intern_vit = ViT(img_size=448, patch_size=14, embed_dim=1024, depth=24, num_heads=16, num_classes=0)
@@ -652,7 +652,7 @@ for _ in range(30):
 # %% [markdown]
 # The budgets side by side, for a few common image sizes:
 
-# %%
+# %% tags=["demo"]
 sizes = {"square 448": (448, 448), "phone photo 3024x4032": (4032, 3024), "HD 1920x1080": (1080, 1920),
          "document 1700x2200": (2200, 1700), "thumbnail 320x240": (240, 320)}
 print(f"{'image':<24} {'LLaVA-1.5':>9} {'InternVL':>9} {'Qwen2-VL':>9}")

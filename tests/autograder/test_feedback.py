@@ -165,6 +165,7 @@ def test_feedback_page_in_chromium(toy_feedback, browser):
     assert statuses == {"test_relu": "passed", "test_softmax": "passed", "test_patchify": "passed", "q_shift": "waiting"}
     html = toy_feedback["sol"].read_text()
     assert "hidden case 3 x 4" not in html and "BEGIN HIDDEN TESTS" not in html and "Out[" not in tab.inner_text("#test_relu")
+    assert "demonstration ran:" not in html and "the grader does not run it" in html  # the demonstration cell
     assert not re.search(r"<(script|link)[^>]+(src|href)=", html), "the page loads a file: it must be self-contained"
     tab.close()
     assert not problems, problems

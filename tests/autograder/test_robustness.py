@@ -26,6 +26,7 @@ import time
 
 import pytest
 
+from autograder import cells
 from autograder.cli import main
 from autograder.collect import collect
 from autograder.export import export
@@ -175,6 +176,17 @@ def check_outcomes(ws, cases, records, grades_csv, human_csv):
 
 
 
+def check_demonstrations_skipped(ws, records):
+    """The graded copies hold one comment line in place of each demonstration cell, and no output."""
+    for student, r in records.items():
+        if r.status != "graded":
+            continue
+        graded = cells.read(ws.root / "autograded" / student / r.assignment / f"{r.assignment}.ipynb")
+        for c in graded["cells"]:
+            if cells.is_demo(c):
+                assert cells.source(c) == cells.DEMO_PLACEHOLDER and not c.get("outputs"), (student, cells.source(c))
+
+
 def check_feedback(ws, records):
     """Scores and errors kept, hidden test code removed."""
     for student, r in records.items():
@@ -188,6 +200,7 @@ def test_toy_assignment(tmp_path, capsys):
     ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, FIXTURE_COURSE, "toy", toy_cases, True,
                                                           TOY_CELL_TIMEOUT_S)
     check_outcomes(ws, cases, records, grades_csv, human_csv)
+    check_demonstrations_skipped(ws, records)
     check_feedback(ws, records)
     # a regrade of some students, in parallel, from the command line, replaces their submissions:
     # nothing lost or doubled; the crash makes the command exit with status 1
@@ -202,4 +215,9 @@ def test_toy_assignment(tmp_path, capsys):
 
 @pytest.mark.parametrize("chapter", course_assignments(REPO))
 def test_chapter(tmp_path, chapter):
-    check_outcomes(*run_batch(tmp_path, REPO, chapter, chapter_cases, False, CHAPTER_CELL_TIMEOUT_S))
+    """The solution's full autograded marks, with the demonstrations skipped, show that no graded cell
+    needs one (tests/autograder/test_demo_cells.py checks it without the grader)."""
+    ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, REPO, chapter, chapter_cases, False,
+                                                          CHAPTER_CELL_TIMEOUT_S)
+    check_outcomes(ws, cases, records, grades_csv, human_csv)
+    check_demonstrations_skipped(ws, records)
