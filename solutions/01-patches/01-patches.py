@@ -145,7 +145,7 @@ for H, W, bad in ((3 * P, 2 * P + 1, 2 * P + 1), (2 * P + 1, 3 * P, 2 * P + 1)):
 out = checks.check_on_meta(lambda: patchify(torch.empty(2, 3, 8, 12, device="meta"), 4), name="patchify",
                            hint="create new tensors on the input's device (device=images.device), or use reshape and "
                                 "permute only")
-checks.check_shape(out, (2, 6, 48), name="patchify on (2, 3, 8, 12) meta images")
+_ = checks.check_shape(out, (2, 6, 48), name="patchify on (2, 3, 8, 12) meta images")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -204,7 +204,7 @@ checks.check_true(unpatchify(p, 4, (8, 12)).dtype == torch.float64,
 out = checks.check_on_meta(lambda: unpatchify(torch.empty(2, 6, 48, device="meta"), 4, (8, 12)), name="unpatchify",
                            hint="create new tensors on the input's device (device=patches.device), or use reshape and "
                                 "permute only")
-checks.check_shape(out, (2, 3, 8, 12), name="unpatchify of (2, 6, 48) meta patches to 8x12")
+_ = checks.check_shape(out, (2, 3, 8, 12), name="unpatchify of (2, 6, 48) meta patches to 8x12")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -357,7 +357,7 @@ checks.check_true(PatchEmbed(4, 2, 8).double()(x).dtype == torch.float64,
                   "a float64 PatchEmbed on float64 images should return float64")
 out = checks.check_on_meta(lambda: PatchEmbed(4, 2, 8).to("meta")(torch.empty(2, 2, 8, 12, device="meta")),
                            name="PatchEmbed", hint="create new tensors on the input's device (device=x.device)")
-checks.check_shape(out, (2, 6, 8), name="PatchEmbed(4, 2, 8) on (2, 2, 8, 12) meta images")
+_ = checks.check_shape(out, (2, 6, 8), name="PatchEmbed(4, 2, 8) on (2, 2, 8, 12) meta images")
 ### END HIDDEN TESTS
 
 # %% [markdown]

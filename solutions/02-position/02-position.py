@@ -125,7 +125,7 @@ for k in range(4):
                       hint="compute in float64 if you like, then convert the result with .float()")
     checks.check_close(pe, ref.sincos_2d(D, (h, w)), name=f"sincos_2d({D}, ({h}, {w}))")
 n = draw(2, 9)
-checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, {n})")
+_ = checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, {n})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -305,7 +305,7 @@ outs = checks.check_on_meta(lambda: [meta(torch.empty(2, 2, 16, 16, device="meta
                             hint="create no tensor on a fixed device in forward: expand the parameters, or use "
                                  "device=images.device")
 checks.check_shape(outs[0], (2, 17, 8), name="Tokens on (2, 2, 16, 16) meta images")
-checks.check_shape(outs[1], (2, 7, 8), name="Tokens on (2, 2, 8, 12) meta images")
+_ = checks.check_shape(outs[1], (2, 7, 8), name="Tokens on (2, 2, 8, 12) meta images")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -226,7 +226,7 @@ x = torch.randn(2, 5, 16, generator=g, dtype=torch.float64)
 checks.check_true(Attention(16, 4).double()(x).dtype == torch.float64, "a float64 Attention on float64 tokens should return float64")
 out = checks.check_on_meta(lambda: Attention(16, 4).to("meta")(torch.empty(2, 5, 16, device="meta")), name="Attention",
                            hint="create no tensor on a fixed device in forward (use Python numbers or device=x.device)")
-checks.check_shape(out, (2, 5, 16), name="Attention(16, 4) on (2, 5, 16) meta tokens")
+_ = checks.check_shape(out, (2, 5, 16), name="Attention(16, 4) on (2, 5, 16) meta tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -327,7 +327,7 @@ x = torch.randn(2, 5, 16, generator=g, dtype=torch.float64)
 checks.check_true(Block(16, 2).double()(x).dtype == torch.float64, "a float64 Block on float64 tokens should return float64")
 out = checks.check_on_meta(lambda: Block(16, 2).to("meta")(torch.empty(2, 5, 16, device="meta")), name="Block",
                            hint="create no tensor on a fixed device in forward")
-checks.check_shape(out, (2, 5, 16), name="Block(16, 2) on (2, 5, 16) meta tokens")
+_ = checks.check_shape(out, (2, 5, 16), name="Block(16, 2) on (2, 5, 16) meta tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -435,7 +435,7 @@ checks.check_true(ViT(embed_dim=16, depth=1, num_heads=2).double()(torch.rand(2,
 out = checks.check_on_meta(lambda: ViT(embed_dim=16, depth=2, num_heads=2).to("meta")(torch.empty(2, 1, 16, 16, device="meta")),
                            name="ViT", hint="create no tensor on a fixed device in forward: expand cls_token to the batch "
                                             "instead of adding it to torch.zeros(...)")
-checks.check_shape(out, (2, 10), name="ViT on (2, 1, 16, 16) meta images")
+_ = checks.check_shape(out, (2, 10), name="ViT on (2, 1, 16, 16) meta images")
 ### END HIDDEN TESTS
 
 # %% [markdown]

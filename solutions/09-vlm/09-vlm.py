@@ -151,8 +151,8 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(clip_loss(a[perm], b[perm], s), clip_loss(a, b, s),
                        name="clip_loss after shuffling the pairs together (must not change)")
-checks.check_on_meta(lambda: clip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0), name="clip_loss",
-                     hint="create the targets on the logits' device (torch.arange(B, device=logits.device))")
+_ = checks.check_on_meta(lambda: clip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0), name="clip_loss",
+                         hint="create the targets on the logits' device (torch.arange(B, device=logits.device))")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -221,7 +221,7 @@ x = torch.eye(3)
 y = torch.eye(3)[[0, 1, 2]]
 y_swapped = torch.eye(3)[[0, 2, 1]]  # images 1 and 2 now look like each other's caption
 low, high = siglip_loss(x, y, math.log(10.0), -5.0), siglip_loss(x, y_swapped, math.log(10.0), -5.0)
-checks.check_true(high > low, "swapping two captions must raise the loss (positives are on the diagonal only)")
+_ = checks.check_true(high > low, "swapping two captions must raise the loss (positives are on the diagonal only)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -436,8 +436,8 @@ for _ in range(5):
     grid = hh if hh == ww and bool(torch.randint(0, 2, (1,), generator=g)) else (hh, ww)
     checks.check_close(pixel_shuffle_tokens(x, grid, f), ref.pixel_shuffle_tokens(x, grid, f),
                        name=f"pixel_shuffle_tokens on a {hh}x{ww} grid, factor {f}, C={C}")
-checks.check_raises(lambda: pixel_shuffle_tokens(torch.zeros(1, 12, 2), (3, 4), 2), ValueError,
-                    name="a 3x4 grid with factor 2")
+_ = checks.check_raises(lambda: pixel_shuffle_tokens(torch.zeros(1, 12, 2), (3, 4), 2), ValueError,
+                        name="a 3x4 grid with factor 2")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -10,6 +10,7 @@ end with a value) and looks at the pages in Debian's Chromium, offline, saving s
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pathlib
@@ -19,9 +20,9 @@ import shutil
 import nbformat
 import pytest
 
-from autograder import cells
+from autograder import cells, exercises
 from autograder.feedback import PLACEHOLDER, FeedbackPage
-from autograder.workspace import source_notebook
+from autograder.workspace import course_assignments, source_notebook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
@@ -64,6 +65,28 @@ def test_feedback_page_names_exercises_and_drops_hidden_output():
     assert nb.cells[2].outputs[0]["traceback"] == []  # a traceback quotes the hidden code
     for cell in nb.cells[1:3]:
         assert "HIDDEN" not in cell.source.replace(PLACEHOLDER, "") and "check_raises" not in cell.source
+
+
+def _hidden_blocks(nb: dict):
+    for gid, cell in cells.tests(nb).items():
+        text = cells.source(cell)
+        if "### BEGIN HIDDEN TESTS" in text:
+            yield gid, text.split("### BEGIN HIDDEN TESTS", 1)[1].split("### END HIDDEN TESTS", 1)[0]
+
+
+@pytest.mark.parametrize("chapter", [*course_assignments(REPO), "toy"])
+def test_no_hidden_block_ends_with_a_bare_expression(chapter):
+    """A bare expression at the end of a graded cell is shown as ``Out[n]`` (a hidden case revealed) and
+    nbgrader reads a number there as partial credit: end a hidden block with a statement."""
+    nb = source_notebook(FIXTURE if chapter == "toy" else REPO, chapter)
+    ending = {}
+    for gid, block in _hidden_blocks(nb):
+        tree = exercises.parse(block)
+        assert tree is not None, f"{gid}: the hidden block does not parse"
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            ending[gid] = ast.unparse(tree.body[-1])[:80]
+    assert not ending, "hidden blocks ending with a bare expression (assign its value: `_ = ...`): " + json.dumps(
+        ending, indent=1)
 
 
 # ------------------------------------------------------------------ in the browser
