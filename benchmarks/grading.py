@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -165,11 +166,11 @@ def plan(course: list[dict], runs: list[dict]) -> list[str]:
     work = CLASS * sum(marginal.values())  # CPU seconds, without the start-ups
     one = (len(course) * fixed + work / CORES) / 60
     many = (len(course) * fixed + work / (CORES * MACHINES)) / 60
-    return [
+    return [*textwrap.wrap(
         f"From these files: one grading command costs about {fixed:.0f} CPU seconds to start (building the "
         f"release and the gradebook, starting nbgrader) and {per:.1f} CPU seconds per `{big['chapter']}` "
         f"submission ({60 / per:.1f} notebooks per CPU-minute); the other chapters' cost per submission is their "
-        f"CPU time above less that start-up, {sum(marginal.values()):.0f} CPU seconds for the whole course.",
+        f"CPU time above less that start-up, {sum(marginal.values()):.0f} CPU seconds for the whole course.", 104, break_on_hyphens=False),
         "",
         f"| A class of {CLASS} students, {len(course)} chapters | CPU work | Wall time |",
         "|---|---|---|",
@@ -178,9 +179,9 @@ def plan(course: list[dict], runs: list[dict]) -> list[str]:
         f"| {MACHINES} such machines (`--shard I/{MACHINES} --jobs {CORES}`, then `merge`) | "
         f"{(work + MACHINES * len(course) * fixed) / 3600:.1f} CPU-hours | about {many:.0f} min |",
         "",
-        "The wall times assume a core there does the work of a core here, the cores stay busy (a class "
-        "much larger than the number of workers) and memory for that many kernels (each may map up to "
-        "`--memory-mb` of address space, 6000 MiB by default).",
+        *textwrap.wrap("The wall times assume a core there does the work of a core here, the cores stay busy (a "
+                       "class much larger than the number of workers) and memory for that many kernels (each may "
+                       "map up to `--memory-mb` of address space, 6000 MiB by default).", 104, break_on_hyphens=False),
     ]
 
 

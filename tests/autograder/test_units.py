@@ -222,3 +222,19 @@ def test_feedback_hides_every_hidden_test_of_the_course(chapter):
         assert "HIDDEN TESTS" not in shown.replace(PLACEHOLDER, "") and PLACEHOLDER in shown
         visible = cells.source(cell).split("### BEGIN HIDDEN TESTS")[0]
         assert shown.startswith(visible.rstrip(" \t"))
+
+
+def test_guide_timing_tables_are_rendered_from_the_committed_results(tmp_path, monkeypatch):
+    """The instructor guide's grading tables and class plan are what `benchmarks/grading.py --render`
+    writes from benchmarks/results/grading_course.json and grading_class.json."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_grading", REPO / "benchmarks" / "grading.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    guide = REPO / "book" / "instructor-guide.md"
+    copy = tmp_path / "guide.md"
+    copy.write_text(guide.read_text())
+    monkeypatch.setattr(bench, "GUIDE", copy)
+    bench.render()
+    assert copy.read_text() == guide.read_text(), "run `python benchmarks/grading.py --render`"
