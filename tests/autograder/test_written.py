@@ -1,15 +1,23 @@
 """Written answers, end to end: ``grade`` leaves them to a person, ``written`` exports a CSV to score
-and imports it back (every bad row named, nothing half-imported), ``export`` and the feedback show the
-scores, and a regrade keeps a score whose answer did not change.
+and imports it back (every bad row named, nothing half-imported), nbgrader's formgrader scores them
+too (through its web API, as its page does), ``export`` and the feedback show the scores, and a
+regrade keeps a score whose answer did not change.
 
 The toy course (``fixtures/course``) has one predict-then-run question, ``q_shift``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import pathlib
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -98,6 +106,39 @@ def _human(ws: pathlib.Path) -> dict[str, str]:
     return {r["student"]: r["reasons"] for r in csv.DictReader(open(ws / "exports" / "needs_human.csv"))}
 
 
+@contextlib.contextmanager
+def formgrader(ws: pathlib.Path):
+    """A Jupyter server started in the workspace, as the guide says; yields a function that calls the
+    formgrader's web API (``call("PUT", "/formgrader/api/grade/ID", {...})``)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token = secrets.token_hex(8)
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser", "--allow-root",
+                               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ws}"],
+                              cwd=ws, env=Workspace.load(ws).env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+
+    def call(method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    try:
+        for _ in range(240):
+            with contextlib.suppress(OSError):
+                call("GET", "/formgrader/api/status")
+                break
+            assert server.poll() is None, server.communicate()[0]
+            time.sleep(0.5)
+        yield call
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 @pytest.mark.slow
 def test_written_answers_end_to_end(tmp_path, capsys):
     ws = tmp_path / "ws"
@@ -130,9 +171,17 @@ def test_written_answers_end_to_end(tmp_path, capsys):
     assert rows["ann"]["rubric"].startswith("**Rubric**") and "The same probabilities" in rows["ann"]["model_answer"]
     assert rows["ann"]["question_text"].startswith("## Exercise 4")
     rows["ann"].update(score="2", comment="Right, and the reason is the cancelling factor.")
-    rows["cyd"].update(score="1")
-    _write(path, list(rows.values()))
+    _write(path, list(rows.values()))  # cyd's score left empty: his answer keeps waiting
     assert main([*w, "written", "--import", str(path)]) == 0
+    assert "1 row(s) without a score left waiting" in capsys.readouterr().out
+    assert main([*w, "export"]) == 0
+    assert _human(ws) == {"cyd": "written answers waiting for a person: q_shift"}
+    with formgrader(ws) as call:  # cyd's answer scored in nbgrader's formgrader instead
+        notebook = next(n for n in call("GET", "/formgrader/api/submitted_notebooks/toy/toy") if n["student"] == "cyd")
+        grade = next(g for g in call("GET", f"/formgrader/api/grades?submission_id={notebook['id']}")
+                     if g["name"] == "q_shift")
+        assert grade["needs_manual_grade"]
+        call("PUT", f"/formgrader/api/grade/{grade['id']}", {"manual_score": 1, "extra_credit": 0})
     assert main([*w, "export"]) == 0
     assert {s: float(r["score"]) for s, r in _grades(ws).items()} == {"ann": autograded + 2, "bob": 0.0, "cyd": autograded + 1}
     assert _human(ws) == {}
