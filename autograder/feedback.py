@@ -31,7 +31,7 @@ from autograder.workspace import Workspace
 HERE = pathlib.Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 TEMPLATE = "vitcourse_feedback"
-MATHJAX = HERE / "vendor" / "mathjax" / "tex-svg-full.js"  # tools/vendor_assets.py puts it there
+MATHJAX = HERE / "vendor" / "mathjax" / "tex-svg-full.js"  # authoring/vendor_assets.py puts it there
 PLACEHOLDER = "# (hidden tests: run by the grader, not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$", re.M)
@@ -145,7 +145,7 @@ class FeedbackPage(NbGraderPreprocessor):
 def mathjax_script() -> str:
     """The vendored MathJax (TeX input, SVG output: no font files), to inline into a page."""
     if not MATHJAX.is_file():
-        raise NbgraderFailed(f"{MATHJAX} is missing; run `python -m tools.vendor_assets` in the course repository")
+        raise NbgraderFailed(f"{MATHJAX} is missing; run `python -m authoring vendor-assets` in the course repository")
     text = MATHJAX.read_text(encoding="utf-8")
     return text.replace("</script", "<\\/script")
 

@@ -6,8 +6,8 @@ site itself. The feedback pages students get from the grader are single files re
 carry MathJax's self-contained SVG build inline (``autograder.feedback``). The files are committed;
 run this only to change a version:
 
-    python -m tools.vendor_assets            # fetch the pinned packages with `npm pack`, copy the files
-    python -m tools.vendor_assets --check    # fail if a vendored file is missing (used by tasks.py book)
+    python -m authoring vendor-assets            # fetch the pinned packages with `npm pack`, copy the files
+    python -m authoring vendor-assets --check    # fail if a vendored file is missing (used by tasks.py book)
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import sys
 import tarfile
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from authoring.registry import ROOT
+
 VENDOR = ROOT / "book" / "_extra" / "vendor"
 GRADER_VENDOR = ROOT / "autograder" / "vendor"
 
@@ -78,7 +79,7 @@ def vendor() -> None:
 def check() -> int:
     missing = [str(f.relative_to(ROOT)) for f in REQUIRED if not f.is_file()]
     if missing:
-        print("missing vendored assets: " + ", ".join(missing) + "\nrun: python -m tools.vendor_assets")
+        print("missing vendored assets: " + ", ".join(missing) + "\nrun: .venv/bin/python -m authoring vendor-assets")
         return 1
     return 0
 
