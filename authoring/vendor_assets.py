@@ -1,7 +1,10 @@
-"""Vendor the site's JavaScript from npm packages into book/_extra/vendor/ (served at /vendor/).
+"""Vendor the site's JavaScript from npm packages into book/_extra/vendor/ (served at /vendor/), and
+the grader's MathJax into autograder/vendor/.
 
 The site must work with no network, so MathJax and the ipywidgets embed scripts are served by the
-site itself. The files are committed; run this only to change a version:
+site itself. The feedback pages students get from the grader are single files read offline, so they
+carry MathJax's self-contained SVG build inline (``autograder.feedback``). The files are committed;
+run this only to change a version:
 
     python -m authoring vendor-assets            # fetch the pinned packages with `npm pack`, copy the files
     python -m authoring vendor-assets --check    # fail if a vendored file is missing (used by tasks.py book)
@@ -20,18 +23,22 @@ import tempfile
 from authoring.registry import ROOT
 
 VENDOR = ROOT / "book" / "_extra" / "vendor"
+GRADER_VENDOR = ROOT / "autograder" / "vendor"
 
-# package@version -> (folder under vendor/, files or folders inside the package to copy)
+# package@version -> [(destination folder, files or folders inside the package to copy)]
 PACKAGES = {
-    "mathjax@3.2.2": ("mathjax", ["es5/tex-chtml.js", "es5/input/tex/extensions", "es5/output/chtml/fonts/woff-v2",
-                                  "es5/ui", "es5/a11y", "es5/adaptors", "LICENSE"]),
-    "@jupyter-widgets/html-manager@1.0.15": ("widgets", ["dist/embed-amd.js", "dist/*.woff2", "dist/*.woff",
-                                                         "dist/*.ttf", "dist/*.eot", "dist/*.svg", "LICENSE"]),
-    "requirejs@2.3.8": ("requirejs", ["require.js", "LICENSE"]),
+    "mathjax@3.2.2": [(VENDOR / "mathjax", ["es5/tex-chtml.js", "es5/input/tex/extensions",
+                                             "es5/output/chtml/fonts/woff-v2", "es5/ui", "es5/a11y", "es5/adaptors",
+                                             "LICENSE"]),
+                      (GRADER_VENDOR / "mathjax", ["es5/tex-svg-full.js", "LICENSE"])],
+    "@jupyter-widgets/html-manager@1.0.15": [(VENDOR / "widgets", ["dist/embed-amd.js", "dist/*.woff2", "dist/*.woff",
+                                                                    "dist/*.ttf", "dist/*.eot", "dist/*.svg",
+                                                                    "LICENSE"])],
+    "requirejs@2.3.8": [(VENDOR / "requirejs", ["require.js", "LICENSE"])],
 }
 # Files whose presence --check verifies (the ones the pages load first).
-REQUIRED = ["mathjax/tex-chtml.js", "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
-            "widgets/embed-amd.js", "requirejs/require.js"]
+REQUIRED = [VENDOR / f for f in ["mathjax/tex-chtml.js", "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
+                                 "widgets/embed-amd.js", "requirejs/require.js"]] + [GRADER_VENDOR / "mathjax/tex-svg-full.js"]
 
 
 def _strip(path: str) -> str:
@@ -47,32 +54,32 @@ def vendor() -> None:
     if npm is None:
         sys.exit("npm is needed to refresh the vendored assets (the committed ones work without it).")
     with tempfile.TemporaryDirectory() as tmp:
-        for spec, (folder, patterns) in PACKAGES.items():
+        for spec, destinations in PACKAGES.items():
             done = subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"npm pack {spec} failed:\n{done.stderr}")
             tarball = pathlib.Path(tmp) / done.stdout.strip().splitlines()[-1]
-            unpacked = pathlib.Path(tmp) / folder
+            unpacked = pathlib.Path(tmp) / tarball.stem
             with tarfile.open(tarball) as tar:
                 tar.extractall(unpacked, filter="data")
             package = unpacked / "package"
-            target = VENDOR / folder
-            shutil.rmtree(target, ignore_errors=True)
-            for pattern in patterns:
-                for source in package.glob(pattern):
-                    dest = target / _strip(str(source.relative_to(package)))
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    if source.is_dir():
-                        shutil.copytree(source, dest)
-                    else:
-                        shutil.copy2(source, dest)
-            print(f"vendored {spec} -> {target.relative_to(ROOT)}")
+            for target, patterns in destinations:
+                shutil.rmtree(target, ignore_errors=True)
+                for pattern in patterns:
+                    for source in package.glob(pattern):
+                        dest = target / _strip(str(source.relative_to(package)))
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        if source.is_dir():
+                            shutil.copytree(source, dest)
+                        else:
+                            shutil.copy2(source, dest)
+                print(f"vendored {spec} -> {target.relative_to(ROOT)}")
 
 
 def check() -> int:
-    missing = [f for f in REQUIRED if not (VENDOR / f).is_file()]
+    missing = [str(f.relative_to(ROOT)) for f in REQUIRED if not f.is_file()]
     if missing:
-        print("missing vendored site assets: " + ", ".join(missing) + "\nrun: .venv/bin/python -m authoring vendor-assets")
+        print("missing vendored assets: " + ", ".join(missing) + "\nrun: .venv/bin/python -m authoring vendor-assets")
         return 1
     return 0
 

@@ -10,15 +10,26 @@ through the same code. Depends on nothing but the standard library and nbformat.
     >>> points(cell)         # 4.0 for a test cell, 0.0 for any other cell
     >>> answers(nb)          # {grade id: solution cell}, in notebook order
     >>> solution_code(cell)  # the source without the BEGIN/END SOLUTION marker lines
+    >>> written(nb)          # {grade id: written answer cell}: scored by a person
+    >>> is_demo(cell)        # a demonstration (tag "demo"): the grader does not run it
+    >>> rubric(cell), model_answer(cell), question_text(nb, gid)
 
 The kinds of code cells: a *solution* cell holds the student's answer (``solution: true``, graded by
 its tests or by hand); a *test* cell is an autograded check (``grade: true``, ``solution: false``);
 any other code cell is ``"code"``. Every non-code cell is ``"markdown"``; ``is_solution`` also
 covers a written answer in a markdown cell (``solution: true``).
+
+A *written* answer is a manually graded markdown cell (``solution: true, grade: true, points: N``,
+grade id ``q_...``). Its source holds the model answer between ``### BEGIN SOLUTION`` and
+``### END SOLUTION`` lines (the release replaces each region with "YOUR ANSWER HERE"; a
+predict-then-run question has two regions, after ``**Prediction**`` and ``**What happened, and
+why**``); the rubric is the paragraph that starts with ``**Rubric`` in the last region, up to the
+region's end; the question is the markdown cell(s) just above.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -30,6 +41,10 @@ import nbformat
 Kind = Literal["markdown", "code", "solution", "test"]
 
 SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
+DEMO_TAG = "demo"  # cell tag of demonstrations, plots and full-budget runs that no graded cell needs
+DEMO_PLACEHOLDER = "# (a demonstration: the grader does not run it; its output is in your own notebook)"
+SOLUTION_REGION = re.compile(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION[^\n]*\n?", re.S | re.M)
+RUBRIC = re.compile(r"^\*\*Rubric.*", re.S | re.M)
 HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*", re.S | re.M)
 
 
@@ -110,6 +125,56 @@ def written(nb: dict) -> dict[str, dict]:
 def autograded_points(nb: dict) -> float:
     """The points the autograder can give: the test cells' (written answers wait for a person)."""
     return sum(points(c) for c in nb["cells"] if kind(c) == "test")
+
+
+def rubric(cell) -> str:
+    """The rubric of a written answer's source: from ``**Rubric`` to the end of the last solution region."""
+    regions = SOLUTION_REGION.findall(source(cell))
+    found = RUBRIC.search(regions[-1]) if regions else None
+    return found.group(0).strip() if found else ""
+
+
+def model_answer(cell) -> str:
+    """A written answer's source as the model answer: marker lines and the rubric removed."""
+    regions = SOLUTION_REGION.findall(source(cell))
+    text = source(cell)
+    if regions and RUBRIC.search(regions[-1]):
+        last = regions[-1]
+        text = text.replace(last, last[: RUBRIC.search(last).start()].rstrip() + "\n")
+    return re.sub(r"\n{3,}", "\n\n", SOLUTION_MARKER.sub("", text)).strip()
+
+
+def question_text(nb: dict, gid: str) -> str:
+    """The markdown cell(s) just above the answer cell ``gid``; ungraded code cells between them (the
+    experiment of a predict-then-run question) are skipped."""
+    index = next(i for i, c in enumerate(nb["cells"]) if grade_id(c) == gid)
+    above: list[str] = []
+    for c in reversed(nb["cells"][:index]):
+        if nbgrader(c) or (c.get("cell_type") != "markdown" and above):
+            break
+        if c.get("cell_type") == "markdown":
+            above.append(source(c).strip())
+    return "\n\n".join(reversed(above))
+
+
+def tags(cell) -> list[str]:
+    meta = cell.get("metadata") or {}
+    found = meta.get("tags") if isinstance(meta, dict) else None
+    return list(found) if isinstance(found, list) else []
+
+
+def is_demo(cell) -> bool:
+    """A demonstration: an ungraded code cell tagged ``demo`` (jupytext: ``# %% tags=["demo"]``)."""
+    return kind(cell) == "code" and DEMO_TAG in tags(cell)
+
+
+def without_demos(nb: dict) -> dict:
+    """A copy of ``nb`` whose demonstration cells hold one comment line instead of their code."""
+    out = copy.deepcopy(nb)
+    for cell in out["cells"]:
+        if is_demo(cell):
+            cell["source"], cell["outputs"], cell["execution_count"] = DEMO_PLACEHOLDER, [], None
+    return out
 
 
 def solution_code(cell) -> str:

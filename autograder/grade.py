@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import pathlib
+import shlex
 import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from autograder import cells, gradebook
+from autograder import cells, gradebook, written
 from autograder import flags as flagging
 from autograder import repair as repairing
 from autograder.errors import NothingToGrade, OriginalsChanged
@@ -80,40 +82,59 @@ def students_for(ws: Workspace, assignment: str) -> list[str]:
 
 
 def prepare(ws: Workspace, assignment: str, student: str, release: dict) -> Submission:
-    """Repair the student's original into ``submitted/`` and scan it for flags."""
+    """Repair the student's original into ``submitted/`` (demonstration cells replaced by one comment:
+    the grader runs what the grades depend on) and scan it for flags."""
     entry = ws.manifest()[f"{student}/{assignment}"]
     original = ws.root / "originals" / entry["file"]
     dest = ws.root / "submitted" / student / assignment / f"{assignment}.ipynb"
     shutil.rmtree(dest.parent, ignore_errors=True)
     record = Submission(student, assignment, original=entry["file"])
     try:
-        fixed, record.repair = repairing.repair_file(original, release, dest)
+        fixed, record.repair = repairing.repair(cells.read(original), release)
     except (ValueError, UnicodeError) as e:
         record.status, record.detail = "corrupt", f"{entry['file']}: {e}"
         return record
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cells.write(cells.without_demos(fixed), dest)  # what no graded cell needs is not run
     (dest.parent / "timestamp.txt").write_text(
         dt.datetime.fromtimestamp(original.stat().st_mtime, dt.timezone.utc).isoformat())
     record.flags = flagging.flag_notebook(fixed, release)
     return record
 
 
-def _worker(ws: Workspace, assignment: str, students: list[str], folder: pathlib.Path,
-            template_db: pathlib.Path) -> dict[str, str]:
-    """Autograde ``students`` in ``folder`` with a private gradebook; returns {student: error}."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for s in students:
-        shutil.copytree(ws.root / "submitted" / s / assignment, folder / "submitted" / s / assignment)
-    db = folder / "gradebook.db"
-    shutil.copyfile(template_db, db)
-    ws.write_nbgrader_config(folder, f"sqlite:///{db}")
-    log = folder / "autograde.log"
-    done = ws.nbgrader(["autograde", assignment, "--log-level=INFO"], cwd=folder, log=log)
-    text = log.read_text()
-    failed = {s: _error_for(text) for s in students if f"for student '{s}'" in text}
-    if done.returncode and not failed:
-        failed = {s: "nbgrader autograde failed: " + done.stderr[-500:] for s in students}
-    return failed
+class Worker:
+    """An nbgrader process with a folder of its own, started before its work is ready: it imports
+    nbgrader while ``grade`` builds the release and repairs the submissions."""
+
+    def __init__(self, ws: Workspace, folder: pathlib.Path):
+        shutil.rmtree(folder, ignore_errors=True)
+        self.ws, self.folder = ws, folder
+        self.process = ws.start_nbgrader(folder)
+
+    def autograde(self, assignment: str, students: list[str], template_db: pathlib.Path) -> dict[str, str]:
+        """Autograde ``students`` with a private gradebook; returns {student: error}."""
+        for s in students:
+            shutil.copytree(self.ws.root / "submitted" / s / assignment, self.folder / "submitted" / s / assignment)
+        db = self.folder / "gradebook.db"
+        shutil.copyfile(template_db, db)
+        self.ws.write_nbgrader_config(self.folder, f"sqlite:///{db}")
+        args = ["autograde", assignment, "--log-level=INFO"]
+        out, err = self.process.communicate(shlex.join(args) + "\n")
+        text = f"$ nbgrader {shlex.join(args)}\n{out}\n{err}"
+        (self.folder / "autograde.log").write_text(text)
+        failed = {s: _error_for(text) for s in students if f"for student '{s}'" in text}
+        if self.process.returncode and not failed:
+            failed = {s: "nbgrader autograde failed: " + err[-500:] for s in students}
+        return failed
+
+    def stop(self) -> None:
+        """End a worker that was given no work (or is still running after an error)."""
+        if self.process.poll() is None:
+            try:
+                self.process.communicate("\n", timeout=60)
+            except (subprocess.TimeoutExpired, ValueError):
+                self.process.kill()
+                self.process.wait()
 
 
 def _error_for(log: str) -> str:
@@ -158,32 +179,40 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
         raise NothingToGrade(f"no collected submissions of {assignment}{where}; run `collect` first")
     run = ws.root / ".grading" / assignment / (shard.name if shard else "all")
     shutil.rmtree(run, ignore_errors=True)
-    template = run / "template.db"
-    release = cells.read(ws.release(assignment, folder=run / "template", db_url=f"sqlite:///{template}"))
-    records = {s: prepare(ws, assignment, s, release) for s in chosen}
-    todo = [s for s in chosen if records[s].status == "pending"]
+    workers = [Worker(ws, run / f"worker{k}") for k in range(max(1, min(jobs, len(chosen))))]
+    try:
+        template = run / "template.db"
+        release = cells.read(ws.release(assignment, folder=run / "template", db_url=f"sqlite:///{template}"))
+        records = {s: prepare(ws, assignment, s, release) for s in chosen}
+        todo = [s for s in chosen if records[s].status == "pending"]
 
-    target = shard_target(ws, assignment, shard) if shard else Target(ws.root, ws.db_url)
-    jobs = max(1, min(jobs, len(todo) or 1))
-    chunks = [todo[k::jobs] for k in range(jobs)]
-    with ThreadPoolExecutor(jobs + 1) as pool:  # threads only wait on nbgrader processes
-        if shard is None:  # meanwhile the workspace gradebook learns the assignment (for the copy)
-            synced = pool.submit(ws.release, assignment)
-        elif not (target.root / "gradebook.db").exists():
-            target.root.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(template, target.root / "gradebook.db")
-        futures = [pool.submit(_worker, ws, assignment, chunk, run / f"worker{k}", template)
-                   for k, chunk in enumerate(chunks) if chunk]
-        failures = {s: why for f in futures for s, why in f.result().items()}
-        if shard is None:
-            synced.result()
+        target = shard_target(ws, assignment, shard) if shard else Target(ws.root, ws.db_url)
+        jobs = max(1, min(jobs, len(todo) or 1, len(workers)))
+        chunks = [todo[k::jobs] for k in range(jobs)]
+        with ThreadPoolExecutor(jobs + 1) as pool:  # threads only wait on nbgrader processes
+            if shard is None:  # meanwhile the workspace gradebook learns the assignment (for the copy)
+                synced = pool.submit(ws.release, assignment)
+            elif not (target.root / "gradebook.db").exists():
+                target.root.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(template, target.root / "gradebook.db")
+            futures = [pool.submit(workers[k].autograde, assignment, chunk, template)
+                       for k, chunk in enumerate(chunks) if chunk]
+            failures = {s: why for f in futures for s, why in f.result().items()}
+            if shard is None:
+                synced.result()
+    finally:
+        for w in workers:
+            w.stop()
 
     graded_at = dt.datetime.now(dt.timezone.utc).isoformat()
     with gradebook.lock(target.db_url):
         for k, chunk in enumerate(chunks):
             if chunk:
+                keep = {s: written.unchanged(written.graded_notebook(target.root, s, assignment),
+                                             written.graded_notebook(run / f"worker{k}", s, assignment))
+                        for s in chunk}
                 gradebook.copy_submissions(f"sqlite:///{run / f'worker{k}' / 'gradebook.db'}", target.db_url,
-                                           assignment, chunk)
+                                           assignment, chunk, keep_manual=keep)
         corrupt = [s for s in chosen if records[s].status == "corrupt"]
         gradebook.copy_submissions(f"sqlite:///{template}", target.db_url, assignment, corrupt)  # removes
         _collect_results(ws, assignment, run, chunks, failures, records, target)
@@ -194,6 +223,7 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
             if s in by_student:
                 r.cells = by_student[s].cells
                 r.score = by_student[s].score if r.status == "graded" else 0.0
+                r.waiting = by_student[s].waiting if r.status == "graded" else []
             r.save(target.report(assignment, s))
     problems = ws.verify_originals()
     if problems:
@@ -204,8 +234,12 @@ def grade(ws: Workspace, assignment: str, jobs: int = 1, students: list[str] | N
     for s, r in records.items():
         notes = [r.status] + (["repaired"] if r.repair and r.repair.repaired else []) \
             + (["FLAGGED"] if r.flags else []) + (["timeout"] if r.timeouts else []) \
-            + (["memory"] if r.memory_errors else []) + ([r.detail] if r.detail else [])
+            + (["memory"] if r.memory_errors else []) + ([r.detail] if r.detail else []) \
+            + ([f"{len(r.waiting)} written answer(s) waiting"] if r.waiting else [])
         log(f"  {s:20s} {r.score:6.1f} / {r.max_score:.0f}  {', '.join(notes)}")
+    if any(r.waiting for r in records.values()):
+        log(f"written answers wait for a person: `autograder written {assignment}` writes them to a CSV to score "
+            "(then `autograder written --import FILE`), or score them in nbgrader's formgrader")
     return records
 
 

@@ -103,15 +103,20 @@ def lock(url: str):
         yield
 
 
-def copy_submissions(src_url: str, dst_url: str, assignment: str, students: list[str]) -> None:
+def copy_submissions(src_url: str, dst_url: str, assignment: str, students: list[str],
+                     keep_manual: dict[str, set[str]] | None = None) -> None:
     """Make ``dst`` hold exactly ``src``'s submission of each student (none if ``src`` has none).
 
     A student's old submission in ``dst`` is removed first, so a regrade replaces it whole and
-    nothing is ever doubled. ``dst`` must already know the assignment (``generate_assignment``)."""
+    nothing is ever doubled. ``keep_manual``: {student: grade ids} whose score and comment given by a
+    person in ``dst`` survive the copy (a written answer the regraded notebook did not change).
+    ``dst`` must already know the assignment (``generate_assignment``)."""
     from nbgrader.api import MissingEntry
 
+    keep_manual = keep_manual or {}
     with open_gradebook(src_url) as src, open_gradebook(dst_url) as dst:
         for s in students:
+            kept = _manual_scores(dst, assignment, s, keep_manual.get(s, set()))
             with contextlib.suppress(MissingEntry):
                 dst.remove_submission(assignment, s)
             try:
@@ -128,10 +133,29 @@ def copy_submissions(src_url: str, dst_url: str, assignment: str, students: list
                     dg = dst.find_grade(g.name, nb.name, assignment, s)
                     dg.auto_score, dg.manual_score = g.auto_score, g.manual_score
                     dg.extra_credit, dg.needs_manual_grade = g.extra_credit, g.needs_manual_grade
+                    if (nb.name, g.name) in kept:
+                        dg.manual_score, dg.needs_manual_grade = kept[(nb.name, g.name)][0], False
                 for cm in nb.comments:
                     dc = dst.find_comment(cm.name, nb.name, assignment, s)
                     dc.auto_comment, dc.manual_comment = cm.auto_comment, cm.manual_comment
+                    if (nb.name, cm.name) in kept:
+                        dc.manual_comment = kept[(nb.name, cm.name)][1]
             dst.db.commit()
+
+
+def _manual_scores(gb, assignment: str, student: str, ids: set[str]) -> dict[tuple[str, str], tuple]:
+    """{(notebook, grade id): (manual score, manual comment)} of ``student`` for ``ids`` scored by a person."""
+    from nbgrader.api import MissingEntry
+
+    if not ids:
+        return {}
+    try:
+        sub = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return {}
+    comments = {(nb.name, c.name): c.manual_comment for nb in sub.notebooks for c in nb.comments}
+    return {(nb.name, g.name): (g.manual_score, comments.get((nb.name, g.name)))
+            for nb in sub.notebooks for g in nb.grades if g.name in ids and g.manual_score is not None}
 
 
 @dataclass
@@ -141,6 +165,7 @@ class Score:
     score: float
     max_score: float
     cells: dict[str, float | None]
+    waiting: list[str]  # graded cells no person has scored yet (written answers)
 
 
 def scores(url: str, assignment: str | None = None) -> list[Score]:
@@ -152,7 +177,8 @@ def scores(url: str, assignment: str | None = None) -> list[Score]:
                 continue
             for sub in a.submissions:
                 cells = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
-                out.append(Score(sub.student.id, a.name, float(sub.score), float(a.max_score), cells))
+                waiting = sorted(g.name for nb in sub.notebooks for g in nb.grades if g.needs_manual_grade)
+                out.append(Score(sub.student.id, a.name, float(sub.score), float(a.max_score), cells, waiting))
         return out
 
 

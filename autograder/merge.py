@@ -12,7 +12,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-from autograder import gradebook
+from autograder import gradebook, written
 from autograder.errors import GraderError
 from autograder.record import Submission
 from autograder.workspace import Workspace
@@ -55,8 +55,11 @@ def merge(ws: Workspace, folders: list[str | pathlib.Path] | None = None, log=pr
                 by_folder.setdefault(folder, []).append(record)
         with gradebook.lock(ws.db_url):
             for folder, records in by_folder.items():
+                keep = {r.student: written.unchanged(written.graded_notebook(ws.root, r.student, assignment),
+                                                     written.graded_notebook(folder, r.student, assignment))
+                        for r in records}
                 gradebook.copy_submissions(f"sqlite:///{folder / 'gradebook.db'}", ws.db_url, assignment,
-                                           [r.student for r in records])
+                                           [r.student for r in records], keep_manual=keep)
                 for r in records:
                     dest = ws.root / "autograded" / r.student / assignment
                     shutil.rmtree(dest, ignore_errors=True)

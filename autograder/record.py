@@ -29,6 +29,7 @@ class Submission:
     timeouts: list[str] = field(default_factory=list)  # cells interrupted at the time limit
     memory_errors: list[str] = field(default_factory=list)  # cells that hit the memory limit
     errors: dict[str, str] = field(default_factory=dict)  # graded cell -> "ErrorName: message"
+    waiting: list[str] = field(default_factory=list)  # written answers no person has scored yet
     graded_at: str = ""  # ISO time the grading run finished (regrades replace older runs)
     shard: str = ""  # "i/N" when graded by ``grade --shard``
 
@@ -46,6 +47,8 @@ class Submission:
             out.append("timed out in " + ", ".join(self.timeouts))
         if self.memory_errors:
             out.append("memory limit hit in " + ", ".join(self.memory_errors))
+        if self.waiting:
+            out.append("written answers waiting for a person: " + ", ".join(self.waiting))
         return out
 
     # ---------------------------------------------------------------- JSON

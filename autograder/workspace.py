@@ -30,6 +30,7 @@ from autograder.errors import GraderError, NbgraderFailed, NotAWorkspace, Unknow
 
 REPO = pathlib.Path(settings.REPO_ROOT)
 KERNEL_MEMORY_MB = 6000  # torch (CUDA build) maps ~3 GB of address space at import
+FEEDBACK_TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"  # autograder.feedback
 
 
 def default_course() -> pathlib.Path:
@@ -194,8 +195,10 @@ class Workspace:
             f"c.ExecutePreprocessor.timeout = {self.cell_timeout_s}\n"
             "c.OverwriteCells.add_missing_cells = True\n"
             "c.GenerateFeedback.preprocessors = [\n"
-            "    'nbgrader.preprocessors.GetGrades', 'autograder.feedback.HideHiddenTests',\n"
+            "    'autograder.feedback.GetGrades', 'autograder.feedback.FeedbackPage',\n"
             "    'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n"
+            "c.HTMLExporter.template_name = 'vitcourse_feedback'\n"
+            f"c.HTMLExporter.extra_template_basedirs = [{str(FEEDBACK_TEMPLATES)!r}]\n"
         )
 
     @property
@@ -223,17 +226,21 @@ class Workspace:
     def nbgrader(self, args: list[str], cwd: pathlib.Path | None = None,
                  log: pathlib.Path | None = None) -> subprocess.CompletedProcess:
         """Run ``nbgrader ARGS`` in ``cwd`` (default: the workspace), output kept in ``log``."""
-        import importlib.util
-
-        if importlib.util.find_spec("nbgrader") is None:
-            raise GraderError("nbgrader is not installed in this Python; install the grader's extra: "
-                              "pip install 'vitcourse[grader]'")
-        cmd = [sys.executable, "-m", "nbgrader", *args]
+        _check_nbgrader()
+        cmd = [sys.executable, "-m", "autograder.worker", *args]  # nbgrader ARGS, started faster
         done = subprocess.run(cmd, cwd=cwd or self.root, env=self.env(), capture_output=True, text=True)
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"$ {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
         return done
+
+    def start_nbgrader(self, cwd: pathlib.Path) -> subprocess.Popen:
+        """An nbgrader process in ``cwd`` that imports nbgrader now and waits for its arguments on its
+        standard input (``autograder.worker``)."""
+        _check_nbgrader()
+        cwd.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen([sys.executable, "-m", "autograder.worker"], cwd=cwd, env=self.env(), text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def release(self, assignment: str, folder: pathlib.Path | None = None, db_url: str | None = None) -> pathlib.Path:
         """Generate ``FOLDER/release/ASSIGNMENT`` (default: the workspace's) from the source and
@@ -251,6 +258,14 @@ class Workspace:
             raise NbgraderFailed(f"nbgrader generate_assignment {assignment} failed (log: {log}):\n"
                                  f"{done.stderr[-3000:]}")
         return folder / "release" / assignment / f"{assignment}.ipynb"
+
+
+def _check_nbgrader() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("nbgrader") is None:
+        raise GraderError("nbgrader is not installed in this Python; install the grader's extra: "
+                          "pip install 'vitcourse[grader]'")
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -7,7 +7,8 @@ An estimate, not a measurement with students, from three counts per chapter:
 - reading: the words of the reading page (prose, without code) and of the student notebook's text,
   at 200 words a minute;
 - answers: the non-blank lines of the reference answers (between ``### BEGIN SOLUTION`` and
-  ``### END SOLUTION``), at two minutes a line (writing, running the check, fixing a mistake);
+  ``### END SOLUTION``), at two minutes a line (writing, running the check, fixing a mistake), and
+  five minutes per written question (a prediction, the experiment, an explanation);
 - running: the CPU seconds of the answered student notebook in the Colab-like test
   (tests/test_colab.py writes them to artifacts/colab/report.json), the install included.
 
@@ -34,6 +35,7 @@ from autograder import cells  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 WORDS_PER_MINUTE = 200
 MINUTES_PER_LINE = 2
+MINUTES_PER_WRITTEN = 5
 
 
 def words(text: str) -> int:
@@ -61,6 +63,10 @@ def answer_lines(chapter: registry.Chapter) -> int:
     return total
 
 
+def written_questions(chapter: registry.Chapter) -> int:
+    return len(cells.written(nbformat.read(ROOT / chapter.source_notebook, as_version=4)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", type=pathlib.Path, default=ROOT / "artifacts" / "colab" / "report.json",
@@ -72,12 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     rows, inputs = [], {}
     for c in registry.chapters():
         read_words = page_words(c) + notebook_words(c)
-        lines = answer_lines(c)
+        lines, questions = answer_lines(c), written_questions(c)
+        if c.id not in cpu:
+            parser.error(f"{args.report} has no run of {c.id}: run `pytest tests/test_colab.py -n 0` again")
         run_s = cpu[c.id]
-        minutes = read_words / WORDS_PER_MINUTE + lines * MINUTES_PER_LINE + run_s / 60
-        inputs[c.id] = {"words": read_words, "answer_lines": lines, "run_cpu_s": run_s, "minutes": round(minutes)}
+        answering = lines * MINUTES_PER_LINE + questions * MINUTES_PER_WRITTEN
+        minutes = read_words / WORDS_PER_MINUTE + answering + run_s / 60
+        inputs[c.id] = {"words": read_words, "answer_lines": lines, "written_questions": questions, "run_cpu_s": run_s,
+                        "minutes": round(minutes)}
         rows.append([f"{c.number}. {c.title}", f"{read_words / WORDS_PER_MINUTE:.0f} min ({read_words} words)",
-                     f"{lines * MINUTES_PER_LINE} min ({lines} lines)", f"{run_s / 60:.1f} min",
+                     f"{answering} min ({lines} lines, {questions} written)", f"{run_s / 60:.1f} min",
                      f"about {5 * round(minutes / 5)} min"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     with (RESULTS / "student_time.csv").open("w", newline="") as f:
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     (RESULTS / "student_time.json").write_text(json.dumps(
         {"words_per_minute": WORDS_PER_MINUTE, "minutes_per_answer_line": MINUTES_PER_LINE,
+         "minutes_per_written_question": MINUTES_PER_WRITTEN,
          "report": str(args.report.relative_to(ROOT) if args.report.is_relative_to(ROOT) else args.report),
          "chapters": inputs}, indent=1) + "\n")
     for row in rows:

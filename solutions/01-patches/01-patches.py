@@ -72,7 +72,7 @@ print(env.describe())
 # With a patch size of $P = 16$ the image is a $14 \times 14$ grid of patches. The figure numbers them in
 # the order the transformer will read them: **row-major**, left to right, then top to bottom.
 
-# %%
+# %% tags=["demo"]
 cat = data.photo("chelsea", img_size=224)          # (3, 224, 224), values in [0, 1]
 print("image:", tuple(cat.shape))
 viz.show_patch_grid(cat, patch_size=16);
@@ -167,14 +167,14 @@ for H, W, bad in ((3 * P, 2 * P + 1, 2 * P + 1), (2 * P + 1, 3 * P, 2 * P + 1)):
                           f"the error for a {H}x{W} image and patch size {P} should name both, got {str(error)!r}")
 out = checks.check_on_meta(lambda: patchify(torch.empty(3, 2, 12, 8, device="meta"), 2), name="patchify",
                            shape=(3, 24, 8))
-checks.check_true(out is not None, "patchify cannot run on images on the meta device")
+_ = checks.check_true(out is not None, "patchify cannot run on images on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # The transformer never sees the grid: it sees the sequence below, one flattened patch per row. Reading
 # the strip left to right is reading the cat row by row.
 
-# %%
+# %% tags=["demo"]
 cat_patches = patchify(cat[None], 16)[0]          # (196, 768)
 print("sequence:", tuple(cat_patches.shape))
 viz.show_patch_sequence(cat_patches, patch_size=16, channels=3, max_patches=42);
@@ -243,7 +243,7 @@ p = torch.randn(2, 6, 48, generator=g, dtype=torch.float64)
 checks.check_dtype(unpatchify(p, 4, (8, 12)), torch.float64, name="unpatchify of float64 patches")
 out = checks.check_on_meta(lambda: unpatchify(torch.empty(3, 6, 32, device="meta"), 2, (4, 6)), name="unpatchify",
                            shape=(3, 8, 4, 6))
-checks.check_true(out is not None, "unpatchify cannot run on patches on the meta device")
+_ = checks.check_true(out is not None, "unpatchify cannot run on patches on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -251,7 +251,7 @@ checks.check_true(out is not None, "unpatchify cannot run on patches on the meta
 # the picture is gone. A transformer without position information sees exactly this — a bag of patches.
 # Chapter 2 gives the tokens their positions back.
 
-# %%
+# %% tags=["demo"]
 shuffled = cat_patches[torch.randperm(196, generator=torch.Generator().manual_seed(0))]
 viz.show_images(torch.stack([unpatchify(cat_patches[None], 16, 224)[0],
                              unpatchify(shuffled[None], 16, 224)[0]]),
@@ -270,7 +270,7 @@ viz.show_images(torch.stack([unpatchify(cat_patches[None], 16, 224)[0],
 # Token counts grow with the square of the resolution. The table shows the sequence length for a few
 # resolutions and the patch sizes in common use (with `[CLS]`):
 
-# %%
+# %% tags=["demo"]
 sizes, patch_sizes = [224, 336, 448, 518, 1024], [32, 16, 14, 8]
 print("pixels | " + " | ".join(f"P={p:>2}" for p in patch_sizes))
 for s in sizes:
@@ -281,7 +281,7 @@ for s in sizes:
 # memory". Let us check it. The cell below prints how the sequence and the attention matrix (tokens
 # squared) grow; how much the *compute* grows we will measure in section 4.
 
-# %%
+# %% tags=["demo"]
 t224, t1024 = num_tokens(224, 224, 16), num_tokens(1024, 1024, 16)
 print(f"tokens: {t224} -> {t1024}  ({t1024 / t224:.1f}x)")
 print(f"attention matrix entries per head: {t224**2:,} -> {t1024**2:,}  ({(t1024 / t224) ** 2:.0f}x)")
@@ -479,7 +479,7 @@ for C in (1, 2, 3, 5):
 # The two computations agree to rounding error on the cat as well; the convolution is simply the faster
 # way to run the same linear map (it never materialises the patch matrix).
 
-# %%
+# %% tags=["demo"]
 embed = PatchEmbed(patch_size=16, in_chans=3, embed_dim=768)
 with torch.no_grad():
     by_conv = embed(cat[None])
@@ -621,7 +621,7 @@ for k, (mlp_ratio, in_chans) in enumerate([(2.0, 1), (4.0, 3), (3.0, 4), (2.5, 2
 # `meta` device (no memory is allocated); MACs from your `vit_macs`, checked against PyTorch's counter for
 # ViT-S/16.
 
-# %%
+# %% tags=["demo"]
 zoo = {  # name: (patch, resolution, width, depth, heads)
     "ViT-S/16": (16, 224, 384, 12, 6), "ViT-B/16": (16, 224, 768, 12, 12),
     "ViT-L/14": (14, 224, 1024, 24, 16), "ViT-L/14@336": (14, 336, 1024, 24, 16),
@@ -642,7 +642,7 @@ print("ViT-S/16 measured by FlopCounterMode:", f"{flops.measured_macs(vit_s, (1,
 # Back to the 1024-pixel claim. With ViT-B/16 the compute grows far less than the attention matrix,
 # because the projections and the MLP — most of the work at 224 px — grow only linearly with the tokens:
 
-# %%
+# %% tags=["demo"]
 m224, m1024 = vit_macs(224, 16, 768, 12), vit_macs(1024, 16, 768, 12)
 print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 / m224:.1f}x for {t1024 / t224:.1f}x the tokens)")
 

@@ -146,14 +146,14 @@ for k in range(4):
     checks.check_dtype(pe, torch.float32, name=f"sincos_2d({D}, ({h}, {w}))")
     checks.check_close(pe, ref.sincos_2d(D, (h, w)), name=f"sincos_2d({D}, ({h}, {w}))")
 n = draw(2, 9)
-checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, {n})")
+_ = checks.check_close(sincos_2d(32, n), ref.sincos_2d(32, n), name=f"sincos_2d(32, {n})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # Each token's embedding is a different pattern of waves. The dot product between two tokens'
 # embeddings depends on how far apart they are, which is what makes these vectors useful to attention:
 
-# %%
+# %% tags=["demo"]
 pe = sincos_2d(64, 8)
 similarity = pe @ pe[27]                   # token 27 = row 3, column 3 of an 8x8 grid
 fig, axes = plt.subplots(1, 2, figsize=(7, 3))
@@ -260,15 +260,15 @@ for k, (h, w, H, W) in enumerate(cases):
     checks.check_dtype(out, pe.dtype, name=f"a {pe.dtype} position embedding, resized")
     checks.check_close(out, ref.interpolate_pos_embed(pe, (h, w), (H, W), n), name=f"({h}, {w}) -> ({H}, {W})")
 pe = torch.randn(1, 2 + 5 * 3, 4, generator=g)
-checks.check_close(interpolate_pos_embed(pe, (5, 3), (5, 3), 2), ref.interpolate_pos_embed(pe, (5, 3), (5, 3), 2),
-                   name="(5, 3) -> (5, 3) with 2 prefix tokens")
+_ = checks.check_close(interpolate_pos_embed(pe, (5, 3), (5, 3), 2), ref.interpolate_pos_embed(pe, (5, 3), (5, 3), 2),
+                       name="(5, 3) -> (5, 3) with 2 prefix tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # Resizing a smooth embedding keeps its structure. Here is channel 0 of a sin-cos embedding on a 14 × 14
 # grid and the same channel after resizing to 6 × 6 and to 24 × 24:
 
-# %%
+# %% tags=["demo"]
 pe = sincos_2d(64, 14)[None]
 fig, axes = plt.subplots(1, 3, figsize=(8, 2.8))
 for ax, g in zip(axes, [14, 6, 24]):

@@ -226,7 +226,7 @@ x = torch.randn(2, 5, 16, generator=g, dtype=torch.float64)
 checks.check_true(Attention(16, 4).double()(x).dtype == torch.float64, "a float64 Attention on float64 tokens should return float64")
 out = checks.check_on_meta(lambda: Attention(16, 4).to("meta")(torch.empty(2, 5, 16, device="meta")), name="Attention",
                            hint="create no tensor on a fixed device in forward (use Python numbers or device=x.device)")
-checks.check_shape(out, (2, 5, 16), name="Attention(16, 4) on (2, 5, 16) meta tokens")
+_ = checks.check_shape(out, (2, 5, 16), name="Attention(16, 4) on (2, 5, 16) meta tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -327,7 +327,7 @@ x = torch.randn(2, 5, 16, generator=g, dtype=torch.float64)
 checks.check_true(Block(16, 2).double()(x).dtype == torch.float64, "a float64 Block on float64 tokens should return float64")
 out = checks.check_on_meta(lambda: Block(16, 2).to("meta")(torch.empty(2, 5, 16, device="meta")), name="Block",
                            hint="create no tensor on a fixed device in forward")
-checks.check_shape(out, (2, 5, 16), name="Block(16, 2) on (2, 5, 16) meta tokens")
+_ = checks.check_shape(out, (2, 5, 16), name="Block(16, 2) on (2, 5, 16) meta tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -435,7 +435,7 @@ checks.check_true(ViT(embed_dim=16, depth=1, num_heads=2).double()(torch.rand(2,
 out = checks.check_on_meta(lambda: ViT(embed_dim=16, depth=2, num_heads=2).to("meta")(torch.empty(2, 1, 16, 16, device="meta")),
                            name="ViT", hint="create no tensor on a fixed device in forward: expand cls_token to the batch "
                                             "instead of adding it to torch.zeros(...)")
-checks.check_shape(out, (2, 10), name="ViT on (2, 1, 16, 16) meta images")
+_ = checks.check_shape(out, (2, 10), name="ViT on (2, 1, 16, 16) meta images")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -472,7 +472,7 @@ checks.check_sums_to_one(attn, dim=-1, name="attention rows")
 # budget this takes well under a minute on a CPU; the `full` budget's 60 epochs reached 96-98% over
 # five seeds in the book's runs. The reference ViT trains the same way; we use yours.
 
-# %%
+# %% tags=["demo"]
 torch.manual_seed(0)
 train_loader, test_loader = data.digits_loaders(batch_size=64, img_size=16, shift=1)
 model = ViT(**DIGITS_VIT)  # img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4
@@ -487,7 +487,7 @@ history.plot("ViT on the digits");
 # What does the class token look at? The last block's attention from the class token to the 16 patches,
 # averaged over heads, for a few test digits:
 
-# %%
+# %% tags=["demo"]
 test_images = data.digits(16, "test").tensors[0][:6].to(DEVICE)
 model.eval()
 cls_attn = analysis.cls_attention(model, test_images).mean(dim=1).cpu()   # (6, 4, 4): last block, mean of heads
@@ -502,7 +502,7 @@ for image, attn in zip(test_images[:3].cpu(), cls_attn[:3]):
 # attention on the cat: self-supervised training alone makes it outline the animal. Offline it says so
 # and the digits model's maps above stand in for it.
 
-# %%
+# %% tags=["demo"]
 from vitcourse.convert import from_timm
 if ("google.colab" in sys.modules or BUDGET == "full") and env.online():
     import timm
@@ -524,7 +524,7 @@ else:
 # (2.2e15 FLOPs). How many minutes that takes depends on the GPU and on data loading: the cell prints
 # the test accuracy, and the progress bar shows how fast the steps run on your GPU.
 
-# %%
+# %% tags=["demo"]
 if BUDGET == "full":
     import torchvision.transforms.v2 as T
     to_tensor = [T.ToImage(), T.ToDtype(torch.float32, scale=True)]

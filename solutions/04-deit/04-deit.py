@@ -136,7 +136,7 @@ out = checks.check_on_meta(
                               cls_token=torch.empty(1, 1, 8, device="meta"), dist_token=torch.empty(1, 1, 8, device="meta")),
     name="add_prefix_tokens",
     hint="build the sequence from the inputs (torch.cat of expanded tokens), or create tensors with device=x.device")
-checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
+_ = checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -257,11 +257,11 @@ for _ in range(3):
     checks.check_true(not torch.allclose(mine.cls_token.grad, mine.dist_token.grad),
                       "cls_token and dist_token received the same gradient: are they one parameter?")
 # device: the model on the meta device (shapes only): a tensor created on the CPU raises
-checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=16, depth=1,
-                                          num_heads=2).to("meta").forward_features(torch.empty(2, 2, 8, 8, device="meta")),
-                     name="DistilledViT.forward_features",
-                     hint="create tensors on the input's device (device=x.device, new_zeros, zeros_like), "
-                          "or expand the learned tokens")
+_ = checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=16, depth=1,
+                                              num_heads=2).to("meta").forward_features(torch.empty(2, 2, 8, 8, device="meta")),
+                         name="DistilledViT.forward_features",
+                         hint="create tensors on the input's device (device=x.device, new_zeros, zeros_like), "
+                              "or expand the learned tokens")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -396,8 +396,8 @@ for kind in ("none", "soft", "hard"):
 # kind='none' with the class logits alone (a plain tensor, as a model without a distillation head gives)
 s3, y3 = torch.randn(3, 5, generator=g), torch.randint(0, 5, (3,), generator=g)
 none = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(torch.zeros(3, 5)), kind="none")
-checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), F.cross_entropy(s3, y3), name="kind='none' with a tensor of logits",
-                   hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits)")
+_ = checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), F.cross_entropy(s3, y3), name="kind='none' with a tensor of logits",
+                       hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits)")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_teacher_frozen", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -433,8 +433,8 @@ checks.check_true(all(not p.requires_grad for p in teacher.parameters()),
                   "the teacher's parameters still require gradients: call teacher.requires_grad_(False) in __init__")
 checks.check_true(crit.train() is crit and crit.eval() is crit and not teacher.training,
                   "train() must return the loss module itself (as nn.Module.train does) and keep the teacher in eval mode")
-checks.check_true(crit.training is False and crit.train().training is True,
-                  "train(mode) must still switch the loss module's own mode (call super().train(mode))")
+_ = checks.check_true(crit.training is False and crit.train().training is True,
+                      "train(mode) must still switch the loss module's own mode (call super().train(mode))")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -525,7 +525,7 @@ xtr, ytr, xte, yte = digits_split(seed=0, train_size=500)
 print("train", tuple(xtr.shape), "test", tuple(xte.shape))
 
 
-# %%
+# %% tags=["demo"]
 # SmallCNN, trained for 300 steps on digits shifted by up to 2 px (vitcourse.experiments.deit.train_teacher)
 def accuracy(logits, y):
     return (logits.argmax(1).cpu() == y).float().mean().item()
@@ -580,7 +580,7 @@ checks.check_true(r["cls"][0] > 0.5, f"the class head reaches only {r['cls'][0]:
 # Now the comparison. In the `tiny` budget the three runs take seconds; in the `full` budget (a GPU) the
 # ViT is larger, trained longer on more images, with shifts and a smaller cut-out.
 
-# %%
+# %% tags=["demo"]
 if BUDGET == "full":
     xtr, ytr, xte, yte = digits_split(seed=0, train_size=1200)
     teacher = train_teacher(xtr, ytr, steps=600, batch=128)

@@ -192,15 +192,15 @@ checks.check_true(one_flip <= 10, f"in {one_flip} of 40 calls all 8 views were f
 spans, _, _, _, _ = spans_and_flips(MultiCrop(64, 32, 4, global_scale=(0.9, 1.0), local_scale=(0.02, 0.05)), draws=20)
 checks.check_true(min(spans["g"]) > 0.75, "with global_scale=(0.9, 1.0) every global crop covers most of the width",
                   hint="pass global_scale and local_scale on to RandomResizedCrop(scale=...)")
-checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every local crop is a small part of the image",
-                  hint="pass global_scale and local_scale on to RandomResizedCrop(scale=...)")
+_ = checks.check_true(max(spans["l"]) < 0.35, "with local_scale=(0.02, 0.05) every local crop is a small part of the image",
+                      hint="pass global_scale and local_scale on to RandomResizedCrop(scale=...)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # Here are the crops of a photograph with the official sizes, and of a handwritten digit with the tiny
 # setting we train with below: 16 px global views and 8 px local views.
 
-# %%
+# %% tags=["demo"]
 def show_views(views, title):
     viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=1.3, title=title)
     plt.show()
@@ -332,9 +332,9 @@ for i, lin in enumerate(linears):
     checks.check_true(lin.bias is not None and float(lin.bias.detach().abs().max()) == 0.0,
                       f"Linear {i} of the MLP must start with zero biases (nn.init.zeros_)")
 # device: the head on the meta device (shapes only)
-checks.check_on_meta(lambda: DINOHead(16, 24, 32, 8, use_bn=True).to("meta")(torch.empty(4, 16, device="meta")),
-                     name="DINOHead",
-                     hint="create tensors on the input's device")
+_ = checks.check_on_meta(lambda: DINOHead(16, 24, 32, 8, use_bn=True).to("meta")(torch.empty(4, 16, device="meta")),
+                         name="DINOHead",
+                         hint="create tensors on the input's device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -448,10 +448,10 @@ for _ in range(4):
         checks.check_shape(got, (), name="the loss (a scalar)")
         checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
 # device: the loss on the meta device (shapes only): a tensor created on the CPU raises
-checks.check_on_meta(lambda: DINOLoss(8, ncrops=4).to("meta")(torch.empty(12, 8, device="meta"),
-                                                               torch.empty(6, 8, device="meta")),
-                     name="DINOLoss",
-                     hint="create tensors on the inputs' device, or start a sum from the Python number 0")
+_ = checks.check_on_meta(lambda: DINOLoss(8, ncrops=4).to("meta")(torch.empty(12, 8, device="meta"),
+                                                                   torch.empty(6, 8, device="meta")),
+                         name="DINOLoss",
+                         hint="create tensors on the inputs' device, or start a sum from the Python number 0")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_center", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -479,7 +479,7 @@ for step in range(3):
     checks.check_close(mine.center, theirs.center, atol=1e-6, name=f"center after step {step} (momentum {m:.3f})")
 off = DINOLoss(K, center_momentum=1.0, ncrops=V)
 off(torch.randn(V * B, K, generator=g), torch.randn(2 * B, K, generator=g))
-checks.check_close(off.center, torch.zeros(1, K), name="center with center_momentum=1 (centering off)")
+_ = checks.check_close(off.center, torch.zeros(1, K), name="center with center_momentum=1 (centering off)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -614,6 +614,7 @@ def run_regimes(seed=0, steps=100):
             for name, (tt, cm) in REGIMES.items()}
 
 
+# %% tags=["demo"]
 histories = run_regimes(seed=0)
 viz.plot_collapse(histories, K=64)
 plt.show()
@@ -673,8 +674,8 @@ checks.check_equal(collapse_state([2.0] * 9 + [0.05], [3.0] * 10, 64), "healthy"
                    name="collapse_state when only the very last step is low", hint="average the last 10 steps")
 checks.check_equal(collapse_state([0.1] * 30 + [4.1] * 3 + [2.0] * 7, [3.0] * 40, 64), "healthy",
                    name="collapse_state of the last 10 steps (4.1 x 3, 2.0 x 7)")
-checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform",
-                   name="collapse_state of a run with only 5 steps", hint="average the steps there are when fewer than 10")
+_ = checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform",
+                       name="collapse_state of a run with only 5 steps", hint="average the steps there are when fewer than 10")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -689,7 +690,7 @@ checks.check_equal(collapse_state([0.99 * log64] * 5, [log64] * 5, 64), "uniform
 # same ViT at its random initialisation. (In the tiny budget this takes about half a minute on one CPU
 # core; the full budget trains ten times longer.)
 
-# %%
+# %% tags=["demo"]
 from vitcourse.analysis import features, few_shot_accuracy
 from vitcourse.models.vit import digits_vit
 
@@ -729,7 +730,7 @@ for name, net in (("random init", run.initial), ("DINO teacher", run.teacher.bac
 # In the DINO paper such maps outline the main object of the image, though no label or mask was ever
 # used in training.
 
-# %%
+# %% tags=["demo"]
 # Reading the official DINO ViT-S/16 into the course's ViT: its class token's attention outlines the cat.
 if BUDGET == "full" and not env.online():
     print("No connection to huggingface.co: the attention maps of the official DINO ViT-S/16 need internet access.")

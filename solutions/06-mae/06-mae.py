@@ -138,10 +138,10 @@ checks.check_close(mine[1], theirs[1], name="mask with generator=None after torc
 checks.check_true(not torch.equal(random_masking(t, 0.5)[1], random_masking(t, 0.5)[1]),
                   "two calls with generator=None gave the same mask: every call must draw new noise")
 # device: every result on the tokens' device (the meta device holds shapes only)
-checks.check_on_meta(
-    lambda: random_masking(torch.empty(2, 16, 8, device="meta"), 0.75, generator=torch.Generator().manual_seed(0)),
-    name="random_masking",
-    hint="create tensors on the tokens' device: torch.ones(B, N, device=tokens.device), noise.to(tokens.device)")
+_ = checks.check_on_meta(
+        lambda: random_masking(torch.empty(2, 16, 8, device="meta"), 0.75, generator=torch.Generator().manual_seed(0)),
+        name="random_masking",
+        hint="create tensors on the tokens' device: torch.ones(B, N, device=tokens.device), noise.to(tokens.device)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -249,7 +249,7 @@ meta_model = MyMAE(**configs[1]).to("meta")
 out = checks.check_on_meta(
     lambda: meta_model.forward_encoder(torch.empty(2, 3, 12, 20, device="meta"), 0.75, generator=torch.Generator()),
     name="forward_encoder", hint="create tensors on the input's device (device=x.device, new_zeros, zeros_like)")
-checks.check_shape(out[0], (2, 1 + 3, 24), name="latent of a 12 x 20 image (15 patches) at ratio 0.75")
+_ = checks.check_shape(out[0], (2, 1 + 3, 24), name="latent of a 12 x 20 image (15 patches) at ratio 0.75")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_decoder", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
@@ -306,7 +306,7 @@ out = checks.check_on_meta(
                                        torch.empty(2, 15, dtype=torch.long, device="meta")),
     name="forward_decoder",
     hint="create tensors on the input's device (device=x.device, new_zeros, zeros_like), or expand self.mask_token")
-checks.check_shape(out, (2, 15, 48), name="prediction for a 12 x 20 image, patch 4, 3 channels")
+_ = checks.check_shape(out, (2, 15, 48), name="prediction for a 12 x 20 image, patch 4, 3 channels")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -396,7 +396,7 @@ checks.check_true(last < first / 2, f"the loss should at least halve in 150 step
 # the original, what the encoder saw (removed patches grey), and the prediction with the visible patches
 # pasted back.
 
-# %%
+# %% tags=["demo"]
 steps = 600 if BUDGET == "tiny" else 5000
 pretrain(model, digits, steps=steps, seed=1, device=DEVICE)   # more training, from where the check left off
 test_digits = data.digits(16, "test").tensors[0][:6]
@@ -412,7 +412,7 @@ viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% ma
 # in the tokens (attention's part is quadratic), so at 75% masking it should run close to 4 times faster
 # than on the full sequence. Measured here on a ViT-S-sized encoder at 224 px (batch 8, forward only):
 
-# %%
+# %% tags=["demo"]
 big = ref.MAE(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12 if BUDGET == "full" else 4,
               num_heads=6, decoder_embed_dim=128, decoder_depth=1).eval().to(DEVICE)
 x = torch.rand(8, 3, 224, 224, device=DEVICE)

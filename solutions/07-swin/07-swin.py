@@ -114,7 +114,7 @@ for B, rows, cols, M, C in [(1, 2, 3, 4, 3), (3, 3, 1, 2, 5), (2, 1, 2, 7, 4), (
 x = torch.randn(2, 6, 8, 3, generator=g, dtype=torch.float64)
 checks.check_equal(window_partition(x, 2).dtype, torch.float64, name="dtype of window_partition of a float64 map",
                    hint="keep the input's dtype: reshape and permute do")
-checks.check_close(window_partition(x, 2), ref.window_partition(x, 2), atol=1e-12, name="window_partition in float64")
+_ = checks.check_close(window_partition(x, 2), ref.window_partition(x, 2), atol=1e-12, name="window_partition in float64")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -305,7 +305,7 @@ meta_block = SwinBlock(8, 2, window_size=4, shift_size=2).to("meta")
 out = checks.check_on_meta(lambda: meta_block(torch.empty(2, 8, 12, 8, device="meta")), name="your SwinBlock",
                            hint="a tensor created inside forward is on the CPU: build the mask on x's device, "
                                 "shifted_window_mask(...).to(x.device)")
-checks.check_shape(out, (2, 8, 12, 8), name="SwinBlock on the meta device")
+_ = checks.check_shape(out, (2, 8, 12, 8), name="SwinBlock on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -364,7 +364,7 @@ for B, H, W, dim in [(3, 8, 10, 6), (1, 2, 4, 3), (2, 6, 6, 5)]:
                             "then the norm, then the reduction")
 out = checks.check_on_meta(lambda: PatchMerging(4).to("meta")(torch.empty(2, 4, 6, 4, device="meta")), name="your PatchMerging",
                            hint="create any tensor inside forward on x's device (torch.zeros(..., device=x.device))")
-checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
+_ = checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -375,7 +375,7 @@ checks.check_shape(out, (2, 2, 3, 8), name="PatchMerging on the meta device")
 # shifts it grows by about one window per pair of blocks — linearly, not logarithmically. Patch merging is
 # what makes reach across the whole image cheap.
 
-# %%
+# %% tags=["demo"]
 from vitcourse.analysis import receptive_field  # the gradient of one output token, as described above
 
 torch.manual_seed(0)

@@ -151,8 +151,8 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(clip_loss(a[perm], b[perm], s), clip_loss(a, b, s),
                        name="clip_loss after shuffling the pairs together (must not change)")
-checks.check_on_meta(lambda: clip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0), name="clip_loss",
-                     hint="create the targets on the logits' device (torch.arange(B, device=logits.device))")
+_ = checks.check_on_meta(lambda: clip_loss(torch.empty(4, 8, device="meta"), torch.empty(4, 8, device="meta"), 1.0), name="clip_loss",
+                         hint="create the targets on the logits' device (torch.arange(B, device=logits.device))")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -221,7 +221,7 @@ x = torch.eye(3)
 y = torch.eye(3)[[0, 1, 2]]
 y_swapped = torch.eye(3)[[0, 2, 1]]  # images 1 and 2 now look like each other's caption
 low, high = siglip_loss(x, y, math.log(10.0), -5.0), siglip_loss(x, y_swapped, math.log(10.0), -5.0)
-checks.check_true(high > low, "swapping two captions must raise the loss (positives are on the diagonal only)")
+_ = checks.check_true(high > low, "swapping two captions must raise the loss (positives are on the diagonal only)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -231,7 +231,7 @@ checks.check_true(high > low, "swapping two captions must raise the loss (positi
 # 10 whatever the batch size: each image's own caption, scored $t \cdot 0 - 10$, costs about 10, and
 # the $B - 1$ negatives cost almost nothing because the bias already says "no" to them.
 
-# %%
+# %% tags=["demo"]
 g = torch.Generator().manual_seed(0)
 for B in (8, 64, 512):
     a, b = torch.randn(B, 64, generator=g), torch.randn(B, 64, generator=g)
@@ -245,7 +245,7 @@ for B in (8, 64, 512):
 # for training differ from the ones held out for testing, so a test caption is a phrasing the model
 # has never read, made of words it has read.
 
-# %%
+# %% tags=["demo"]
 train_x, train_y, test_x, test_y = vlm_train.digit_tensors()  # 16 x 16 digits, standardised
 print("training images", tuple(train_x.shape), "| held-out images", tuple(test_x.shape))
 for name, templates in (("training", vlm_train.TRAIN_TEMPLATES), ("held out", vlm_train.HELDOUT_TEMPLATES)):
@@ -352,7 +352,7 @@ for _ in range(3):
 # Now a run of our own, longer with the `full` budget, and what it learned: for a few held-out digits,
 # the most similar of the ten classes' captions in a phrasing never used in training.
 
-# %%
+# %% tags=["demo"]
 steps = 300 if BUDGET == "full" else 120
 model = vlm_train.make_two_tower(seed=0, depth=1, two_tower_cls=TwoTower, init_logit_scale=math.log(3.0))
 run = vlm_train.train_two_tower(model, train_x, train_y, steps=steps, batch_size=128, lr=3e-3, seed=0,
@@ -376,7 +376,7 @@ viz.show_images(test_x[:8] * 0.3 + 0.3, titles=[f"'... digit {t}'" for t in titl
 # 576 patch tokens of width 1024 (the class token is dropped), projected to 4096 for a 7B language
 # model. The shapes, with the course ViT built on PyTorch's `meta` device (no memory, no arithmetic):
 
-# %%
+# %% tags=["demo"]
 with torch.device("meta"):
     clip_l = ViT(img_size=336, patch_size=14, embed_dim=1024, depth=24, num_heads=16, num_classes=0,
                  pre_norm=True, norm_eps=1e-5, act_layer="quick_gelu")
@@ -436,8 +436,8 @@ for _ in range(5):
     grid = hh if hh == ww and bool(torch.randint(0, 2, (1,), generator=g)) else (hh, ww)
     checks.check_close(pixel_shuffle_tokens(x, grid, f), ref.pixel_shuffle_tokens(x, grid, f),
                        name=f"pixel_shuffle_tokens on a {hh}x{ww} grid, factor {f}, C={C}")
-checks.check_raises(lambda: pixel_shuffle_tokens(torch.zeros(1, 12, 2), (3, 4), 2), ValueError,
-                    name="a 3x4 grid with factor 2")
+_ = checks.check_raises(lambda: pixel_shuffle_tokens(torch.zeros(1, 12, 2), (3, 4), 2), ValueError,
+                        name="a 3x4 grid with factor 2")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -487,7 +487,7 @@ for _ in range(3):
 # The whole path from pixels to what the language model reads, for LLaVA-1.5 (no merging) and for an
 # InternVL-style tile (2 × 2 merging; InternVL also puts a LayerNorm in front of its MLP):
 
-# %%
+# %% tags=["demo"]
 with torch.device("meta"):
     llava_in = Projector(1024, 4096)(vit_tokens[:, 1:])
     intern_vit = ViT(img_size=448, patch_size=14, embed_dim=1024, depth=24, num_heads=16, num_classes=0)
@@ -652,7 +652,7 @@ for _ in range(30):
 # %% [markdown]
 # The budgets side by side, for a few common image sizes:
 
-# %%
+# %% tags=["demo"]
 sizes = {"square 448": (448, 448), "phone photo 3024x4032": (4032, 3024), "HD 1920x1080": (1080, 1920),
          "document 1700x2200": (2200, 1700), "thumbnail 320x240": (240, 320)}
 print(f"{'image':<24} {'LLaVA-1.5':>9} {'InternVL':>9} {'Qwen2-VL':>9}")

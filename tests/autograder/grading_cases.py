@@ -34,6 +34,7 @@ class Case:
     expect_timeout: bool = False
     expect_memory: bool = False
     expect_repaired: bool | None = None
+    expect_waiting: list[str] | None = None  # written answers left for a person, None: not checked
 
 
 def answers(source: dict) -> dict[str, str]:
@@ -72,17 +73,21 @@ def code_cell(text: str) -> dict:
 
 # ------------------------------------------------------------------ cases every chapter gets
 def basic_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
-    """Solution, release, a partial submission (exact score) and a corrupt file."""
+    """Solution, release, a partial submission (exact score) and a corrupt file. Scores are the
+    autograded points: the solution's written answers wait for a person, unanswered ones score 0."""
     fn = f"{name}.ipynb"
     full = dump(filled(release, source))
     ids = list(answers(source))
     # first answer only: exactly the points of the test cells before the second answer cell
     second = find(release, ids[1]) if len(ids) > 1 else len(release["cells"])
-    partial_points = sum(cells.points(c) for c in release["cells"][:second])
+    partial_points = sum(cells.points(c) for c in release["cells"][:second] if cells.is_test(c))
+    written = list(cells.written(release))  # answered in the solution: they wait for a person
     return {
-        "solution": Case(full, fn, expect_score=cells.total_points(release), expect_repaired=False),
-        "release": Case(dump(release), fn, expect_score=0.0, expect_repaired=False),
-        "partial": Case(dump(filled(release, source, which={ids[0]})), fn, expect_score=partial_points),
+        "solution": Case(full, fn, expect_score=cells.autograded_points(release), expect_repaired=False,
+                         expect_waiting=written),
+        "release": Case(dump(release), fn, expect_score=0.0, expect_repaired=False, expect_waiting=[]),
+        "partial": Case(dump(filled(release, source, which={ids[0]})), fn, expect_score=partial_points,
+                        expect_waiting=[]),
         "corrupt": Case(full[: len(full) // 2], fn, expect_status="corrupt", expect_score=0.0),
     }
 
@@ -120,7 +125,7 @@ def _inserted(nb: dict, gid: str) -> dict:
 def structural_cases(name: str, source: dict, release: dict, separate: bool) -> dict[str, Case]:
     """Damaged but complete solutions: each must get full marks, repaired. ``separate``: one student
     per kind of damage; else one student with all of them (one grading run instead of five)."""
-    fn, total = f"{name}.ipynb", cells.total_points(release)
+    fn, total = f"{name}.ipynb", cells.autograded_points(release)
     full = filled(release, source)
     ids = list(answers(source))
     if not separate:
@@ -139,7 +144,7 @@ def structural_cases(name: str, source: dict, release: dict, separate: bool) -> 
 
 def hostile_cases(name: str, source: dict, release: dict) -> dict[str, Case]:
     """Expensive misbehaviour: a loop, 8 GB, os._exit, 50 MB of output, warnings on stderr."""
-    fn, total = f"{name}.ipynb", cells.total_points(release)
+    fn, total = f"{name}.ipynb", cells.autograded_points(release)
     sol = answers(source)
     first = next(iter(sol))
     full = filled(release, source)

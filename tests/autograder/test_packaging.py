@@ -38,6 +38,9 @@ def test_wheel_holds_the_grader_and_its_console_script(wheel):
         entry_points = next(z.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     modules = {p.name for p in (REPO / "autograder").glob("*.py")}
     assert {f"autograder/{m}" for m in modules} <= names
+    # the feedback page's template and the MathJax it inlines
+    assert {"autograder/templates/vitcourse_feedback/index.html.j2", "autograder/templates/vitcourse_feedback/conf.json",
+            "autograder/vendor/mathjax/tex-svg-full.js", "autograder/vendor/mathjax/LICENSE"} <= names
     assert "vitcourse/models/vit.py" in names and not any(n.startswith("tests/") for n in names)
     assert "[console_scripts]" in entry_points and "autograder = autograder.cli:main" in entry_points
 

@@ -28,6 +28,7 @@ import time
 import pytest
 
 from authoring import registry
+from autograder import cells
 from autograder.cli import main
 from autograder.collect import collect
 from autograder.export import export
@@ -144,6 +145,8 @@ def problems_of(cases, records) -> list[str]:
             problems.append(f"{student}: memory errors {r.memory_errors} {r.errors}")
         if case.expect_repaired is not None and r.status == "graded" and r.repair.repaired != case.expect_repaired:
             problems.append(f"{student}: repaired={r.repair.repaired} ({r.repair})")
+        if case.expect_waiting is not None and sorted(r.waiting) != sorted(case.expect_waiting):
+            problems.append(f"{student}: written answers waiting {r.waiting}, expected {case.expect_waiting}")
     return problems
 
 
@@ -166,12 +169,24 @@ def check_outcomes(ws, cases, records, grades_csv, human_csv):
     assert {r["student"] for r in rows if r["assignment"] == assignment} == set(cases)
     assert {r["student"]: float(r["score"]) for r in rows if r["assignment"] == assignment} == \
         {s: r.score for s, r in records.items()}
-    human = {r["student"] for r in csv.DictReader(open(human_csv))}
+    human = {r["student"]: r["reasons"].split(" | ") for r in csv.DictReader(open(human_csv))}
     must = {s for s, c in cases.items() if c.expect_flags or c.expect_status != "graded" or c.expect_repaired
-            or c.expect_timeout or c.expect_memory}
-    assert must <= human, must - human
-    assert "solution" not in human and "renamed" not in human
+            or c.expect_timeout or c.expect_memory or c.expect_waiting}
+    assert must <= set(human), must - set(human)
+    for student in ("solution", "renamed"):  # nothing to look at but the written answers
+        assert all(why.startswith("written answers waiting for a person") for why in human.get(student, [])), human
 
+
+
+def check_demonstrations_skipped(ws, records):
+    """The graded copies hold one comment line in place of each demonstration cell, and no output."""
+    for student, r in records.items():
+        if r.status != "graded":
+            continue
+        graded = cells.read(ws.root / "autograded" / student / r.assignment / f"{r.assignment}.ipynb")
+        for c in graded["cells"]:
+            if cells.is_demo(c):
+                assert cells.source(c) == cells.DEMO_PLACEHOLDER and not c.get("outputs"), (student, cells.source(c))
 
 
 def check_feedback(ws, records):
@@ -187,6 +202,7 @@ def test_toy_assignment(tmp_path, capsys):
     ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, FIXTURE_COURSE, "toy", toy_cases, True,
                                                           TOY_CELL_TIMEOUT_S)
     check_outcomes(ws, cases, records, grades_csv, human_csv)
+    check_demonstrations_skipped(ws, records)
     check_feedback(ws, records)
     # a regrade of some students, in parallel, from the command line, replaces their submissions:
     # nothing lost or doubled; the crash makes the command exit with status 1
@@ -195,10 +211,15 @@ def test_toy_assignment(tmp_path, capsys):
     assert "os-exit (crashed)" in capsys.readouterr().err
     for s in again:
         records[s] = Submission.load(ws.root / "reports" / "toy" / f"{s}.json")
-    assert {s: records[s].score for s in again} == {"partial": 2.0, "solution": 10.0, "os-exit": 0.0}
+    assert {s: records[s].score for s in again} == {s: cases[s].expect_score for s in again}
     check_outcomes(ws, cases, records, *export(ws))
 
 
 @pytest.mark.parametrize("chapter", [c.id for c in registry.chapters()])
 def test_chapter(tmp_path, chapter):
-    check_outcomes(*run_batch(tmp_path, REPO, chapter, chapter_cases, False, CHAPTER_CELL_TIMEOUT_S))
+    """The solution's full autograded marks, with the demonstrations skipped, show that no graded cell
+    needs one (tests/autograder/test_demo_cells.py checks it without the grader)."""
+    ws, cases, records, grades_csv, human_csv = run_batch(tmp_path, REPO, chapter, chapter_cases, False,
+                                                          CHAPTER_CELL_TIMEOUT_S)
+    check_outcomes(ws, cases, records, grades_csv, human_csv)
+    check_demonstrations_skipped(ws, records)

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import pathlib
+import re
 import zipfile
 
 import pytest
@@ -38,7 +39,10 @@ def _source_and_release():
     source = json.loads((FIXTURE / "solutions/toy/toy.ipynb").read_text())
     release = copy.deepcopy(source)
     for c in release["cells"]:
-        if meta(c).get("solution"):
+        if meta(c).get("solution") and c["cell_type"] == "markdown":
+            c["source"] = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "YOUR ANSWER HERE", "".join(c["source"]),
+                                 flags=re.S)
+        elif meta(c).get("solution"):
             head = "".join(c["source"]).split("### BEGIN SOLUTION")[0]
             c["source"] = head + "    raise NotImplementedError()"
         if meta(c).get("grade"):
@@ -78,7 +82,8 @@ def test_repair_stripped_moved_retyped_and_inserted_cells():
     assert report.extra_cells_kept == 1 and report.repaired
     assert [c["source"] for c in fixed["cells"]].index("HELPER = 1") < \
         [meta(c).get("grade_id") for c in fixed["cells"]].index("relu")
-    assert set(report.answers) == {"relu", "softmax", "patchify"}
+    assert set(report.answers) == set(answers(source))  # the written answer too
+    assert by_id["q_shift"]["source"] == sol["q_shift"] and by_id["q_shift"]["cell_type"] == "markdown"
 
 
 def test_repair_deleted_answer_keeps_the_stub():
@@ -124,14 +129,17 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
     same code path with another URL)."""
     from nbgrader.api import Gradebook
 
+    from autograder import cells
+
     url = f"sqlite:///{tmp_path / 'elsewhere' / 'class.db'}"
     (tmp_path / "elsewhere").mkdir()
     ws = Workspace.create(tmp_path / "ws", FIXTURE, db_url=url)
     assert Workspace.load(tmp_path / "ws").db_url == url
     ws.release("toy")
     assert not (tmp_path / "ws" / "gradebook.db").exists()
-    with Gradebook(url) as gb:
-        assert gb.find_assignment("toy").max_score == 10
+    source = json.loads((FIXTURE / "solutions/toy/toy.ipynb").read_text())
+    with Gradebook(url) as gb:  # the autograded and the written points
+        assert gb.find_assignment("toy").max_score == cells.total_points(source) == 12
 
 
 # ------------------------------------------------------------------ cells, records, the command line
@@ -140,10 +148,11 @@ def test_cells_read_nbgrader_metadata():
 
     source, release = _source_and_release()
     assert [cells.kind(c) for c in source["cells"][:5]] == ["markdown", "code", "markdown", "solution", "test"]
-    assert list(cells.answers(source)) == ["relu", "softmax", "patchify"]
+    assert list(cells.answers(source)) == ["relu", "softmax", "patchify", "q_shift"]
     assert {g: cells.points(c) for g, c in cells.tests(source).items()} == \
         {"test_relu": 2.0, "test_softmax": 3.0, "test_patchify": 5.0}
-    assert cells.total_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
+    assert cells.autograded_points(release) == 10.0 and cells.grade_id(source["cells"][0]) is None
+    assert list(cells.written(source)) == ["q_shift"] and cells.total_points(source) == 12.0
     assert "BEGIN SOLUTION" not in cells.solution_code(cells.answers(source)["relu"])
     broken = {"cell_type": "code", "source": ["x = 1\n", "y = 2"], "metadata": {"nbgrader": "lost"}}
     assert cells.kind(broken) == "code" and cells.source(broken) == "x = 1\ny = 2" and cells.points(broken) == 0.0
@@ -213,3 +222,19 @@ def test_feedback_hides_every_hidden_test_of_the_course(chapter):
         assert "HIDDEN TESTS" not in shown.replace(PLACEHOLDER, "") and PLACEHOLDER in shown
         visible = cells.source(cell).split("### BEGIN HIDDEN TESTS")[0]
         assert shown.startswith(visible.rstrip(" \t"))
+
+
+def test_guide_timing_tables_are_rendered_from_the_committed_results(tmp_path, monkeypatch):
+    """The instructor guide's grading tables and class plan are what `benchmarks/grading.py --render`
+    writes from benchmarks/results/grading_course.json and grading_class.json."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_grading", REPO / "benchmarks" / "grading.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    guide = REPO / "book" / "instructor-guide.md"
+    copy = tmp_path / "guide.md"
+    copy.write_text(guide.read_text())
+    monkeypatch.setattr(bench, "GUIDE", copy)
+    bench.render()
+    assert copy.read_text() == guide.read_text(), "run `python benchmarks/grading.py --render`"

@@ -20,6 +20,8 @@ import zipfile
 
 import pytest
 
+from autograder import cells
+
 from grading_cases import dump, filled
 
 pytestmark = pytest.mark.slow
@@ -69,9 +71,12 @@ def test_full_cycle_from_the_guide(tmp_path):
 
     ws = home / "grading" / "vit-course"
     rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(open(ws / "exports/grades.csv"))}
-    assert rows[("ada", "01-patches")]["score"] == "20" and rows[("ada", "TOTAL")]["score"] == "20"
-    assert rows[("bob", "01-patches")]["score"] == "0"
+    autograded, written = cells.autograded_points(release), sorted(cells.written(release))  # written: scored by a person
+    assert float(rows[("ada", "01-patches")]["score"]) == float(rows[("ada", "TOTAL")]["score"]) == autograded
+    assert rows[("ada", "01-patches")]["waiting_for_a_person"].split() == written
+    assert rows[("bob", "01-patches")]["score"] == "0" and rows[("bob", "01-patches")]["waiting_for_a_person"] == ""
     assert rows[("cyd", "01-patches")]["status"] == "missing" and rows[("cyd", "TOTAL")]["score"] == "0"
     html = (ws / "feedback/ada/01-patches/01-patches.html").read_text()
     assert "BEGIN HIDDEN TESTS" not in html
-    assert list(csv.DictReader(open(ws / "exports/needs_human.csv"))) == []
+    human = [(r["student"], r["reasons"]) for r in csv.DictReader(open(ws / "exports/needs_human.csv"))]
+    assert human == ([("ada", "written answers waiting for a person: " + ", ".join(written))] if written else [])
