@@ -91,8 +91,9 @@ class PatchEmbed(nn.Module):
     """Image to patch tokens with one stride-P convolution.
 
     Input (B, C, H, W) -> output (B, N, D), N = (H/P) * (W/P), tokens in row-major grid order.
-    ``img_size`` is the size the model was built for; other multiples of P are accepted, and
-    ``grid_size(H, W)`` tells the grid a given input produces.
+    ``img_size`` is the size the model was built for; other multiples of P are accepted.
+    Attributes: ``grid_size``, the tuple (H/P, W/P) of rows and columns of patches at ``img_size``;
+    ``num_patches``, their number N = rows * columns (the length of the patch-token sequence).
     """
 
     def __init__(
