@@ -37,7 +37,7 @@
 #
 # **Time and points.** Top to bottom, the notebook runs in about 30 seconds on a two-core CPU
 # (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
-# 21 points: 17 for code, 4 for written answers.
+# 20 points: 16 for code, 4 for written answers.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).

@@ -41,7 +41,7 @@
 #
 # **Time and points.** Top to bottom, the notebook runs in about 40 seconds on a two-core CPU
 # (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
-# 20 points, all for code.
+# 20 points: 16 for code, 4 for written answers.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
@@ -173,6 +173,9 @@ def check_add_prefix_tokens():
                                      torch.cat([cls_b + pos[:, :1], dist_b, patches + pos[:, 2:]], dim=1)},
                            hint="[cls, dist, patches] + pos_embed: token 0 is the class token, token 1 the "
                                 "distillation token, and each has its own row of pos_embed")
+    checks.check_true(out.requires_grad, "the output of add_prefix_tokens does not depend on the learned tokens: "
+                      "no gradient can reach them", hint="use the learned tokens themselves, expanded to the batch "
+                                                          "(no .data, .detach() or copies into a new tensor)")
     out.sum().backward()
     for name, token in (("cls_token", cls), ("dist_token", dist)):
         checks.check_true(token.grad is not None and bool((token.grad == 2).all()),
@@ -182,24 +185,29 @@ def check_add_prefix_tokens():
     checks.check_dtype(add_prefix_tokens(patches.double(), pos.double(), cls.detach().double(), dist.detach().double()),
                        torch.float64, name="add_prefix_tokens of float64 tokens",
                        hint="build the sequence from the inputs (torch.cat), not in a new float32 tensor")
-    checks.check_on_meta(lambda: add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
-                                                   torch.empty(1, 1, 8, device="meta"), torch.empty(1, 1, 8, device="meta")),
-                         name="add_prefix_tokens", shape=(3, 7, 8),
-                         hint="build the sequence from the inputs (torch.cat of expanded tokens): a tensor created "
-                              "without device= lands on the CPU")
+    # On another device (meta stands in for a GPU): torch.cat of expanded tokens runs anywhere.
+    out = add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
+                            torch.empty(1, 1, 8, device="meta"), torch.empty(1, 1, 8, device="meta"))
+    checks.check_true(out.device.type == "meta", f"add_prefix_tokens of tokens on the meta device returned a tensor on "
+                      f"{out.device}", hint=ON_ANY_DEVICE)
+    checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
+
+
+ON_ANY_DEVICE = ("build the sequence from the inputs (torch.cat of expanded tokens): a tensor created without device= "
+                 "lands on the CPU, and the inputs may live on a GPU")
 
 
 def check_distilled_vit():
     torch.manual_seed(0)
     cfg = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=2, num_heads=2)
     model = DistilledViT(**cfg)
+    checks.check_true(model.cls_token is not model.dist_token,
+                      "cls_token and dist_token are one parameter: the two tokens could never differ",
+                      hint="create two separate nn.Parameters")
     params = dict(model.named_parameters())
     for name in ("cls_token", "dist_token", "pos_embed"):
         checks.check_true(name in params, f"{name} is not a parameter of the model, so it is never learned",
                           hint=f"self.{name} = nn.Parameter(...): not a buffer, not a plain tensor")
-    checks.check_true(model.cls_token is not model.dist_token,
-                      "cls_token and dist_token are one parameter: the two tokens could never differ",
-                      hint="create two separate nn.Parameters")
     theirs = ref_vit.ViT(**cfg, distilled=True)
     checks.check_parameters(model, theirs, name="DistilledViT(embed_dim=64, depth=2)",
                             hint="pos_embed has N + 2 rows: one per patch, one for cls and one for dist")
@@ -239,7 +247,7 @@ def check_distilled_vit():
                          hint="create no tensor on a fixed device in forward_features")
 
 
-checks.run(check_add_prefix_tokens, "Exercise 1 (add_prefix_tokens)")
+checks.run(check_add_prefix_tokens, "Exercise 1 (add_prefix_tokens)", hint=ON_ANY_DEVICE)
 checks.run(check_distilled_vit, "Exercise 1 (DistilledViT)", after=[check_add_prefix_tokens])
 ### BEGIN HIDDEN TESTS
 from timm.models.deit import VisionTransformerDistilled
@@ -301,10 +309,9 @@ for _ in range(3):
         checks.check_true(grad is not None and float(grad.abs().sum()) > 0, f"{name} received no gradient")
     checks.check_true(not torch.allclose(mine.cls_token.grad, mine.dist_token.grad),
                       "cls_token and dist_token received the same gradient: are they one parameter?")
-_ = checks.check_on_meta(lambda: add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
-                                                   cls_token=torch.empty(1, 1, 8, device="meta"),
-                                                   dist_token=torch.empty(1, 1, 8, device="meta")),
-                         name="add_prefix_tokens", shape=(3, 7, 8))
+out = add_prefix_tokens(torch.empty(2, 9, 4, device="meta"), torch.empty(1, 11, 4, device="meta"),
+                        cls_token=torch.empty(1, 1, 4, device="meta"), dist_token=torch.empty(1, 1, 4, device="meta"))
+checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 11, 4), "add_prefix_tokens on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -386,7 +393,7 @@ class DistillationLoss(nn.Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_distillation_loss", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_distillation_loss", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
 class FixedTeacher(nn.Module):
     """A teacher that returns the same logits for any input (and has one parameter, as a network would)."""
 
@@ -456,38 +463,6 @@ def check_distillation_loss():
                              hint="use Python numbers for alpha and tau, and create no tensor on a fixed device")
 
 
-checks.run(check_distillation_loss, "Exercise 2 (DistillationLoss)",
-           hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits): test "
-                "isinstance(outputs, torch.Tensor) before unpacking it")
-### BEGIN HIDDEN TESTS
-from vitcourse.models import deit as ref
-g = torch.Generator().manual_seed(env.grading_seed() + 2)
-for kind in ("none", "soft", "hard"):
-    for _ in range(3):
-        B, K = int(torch.randint(1, 9, (1,), generator=g)), int(torch.randint(2, 12, (1,), generator=g))
-        alpha, tau = float(torch.rand((), generator=g)), float(0.5 + 4 * torch.rand((), generator=g))
-        s, d, t = (torch.randn(B, K, generator=g) * 3 for _ in range(3))
-        y = torch.randint(0, K, (B,), generator=g)
-        smoothing = float(torch.rand((), generator=g)) * 0.3   # any base criterion: here with label smoothing
-        mine = DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha, tau=tau,
-                                kind=kind)
-        theirs = ref.DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha,
-                                      tau=tau, kind=kind)
-        x = torch.zeros(B, 1, 2, 2)
-        got = mine(x, (s, d), y)
-        what = f"kind={kind!r}, alpha={alpha:.2f}, tau={tau:.2f}, B={B}, K={K}, base criterion with label_smoothing={smoothing:.2f}"
-        checks.check_close(got, theirs(x, (s, d), y), atol=1e-6, name=what)
-        checks.check_shape(got, (), name="the loss (a scalar)")
-        checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
-# kind='none' with the class logits alone (a plain tensor) and no teacher at all
-s3, y3 = torch.randn(3, 5, generator=g), torch.randint(0, 5, (3,), generator=g)
-none, ref_none = (cls(nn.CrossEntropyLoss(), None, kind="none") for cls in (DistillationLoss, ref.DistillationLoss))
-checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), ref_none(torch.zeros(3, 1, 2, 2), s3, y3),
-                   name="kind='none' with a tensor of logits and no teacher")
-_ = none.train(), ref_none.train()
-### END HIDDEN TESTS
-
-# %% nbgrader={"grade": true, "grade_id": "test_teacher_frozen", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 def check_teacher_frozen():
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
@@ -531,9 +506,40 @@ def check_teacher_frozen():
                       hint="the distillation term must depend on dist_logits, the class term on cls_logits")
 
 
-checks.run(check_teacher_frozen, "Exercise 2 (a frozen teacher)")
+checks.run(check_distillation_loss, "Exercise 2 (DistillationLoss)",
+           hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits): test "
+                "isinstance(outputs, torch.Tensor) before unpacking it")
+checks.run(check_teacher_frozen, "Exercise 2 (DistillationLoss: a frozen teacher)")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import deit as ref
+g = torch.Generator().manual_seed(env.grading_seed() + 2)
+for kind in ("none", "soft", "hard"):
+    for _ in range(3):
+        B, K = int(torch.randint(1, 9, (1,), generator=g)), int(torch.randint(2, 12, (1,), generator=g))
+        alpha, tau = float(torch.rand((), generator=g)), float(0.5 + 4 * torch.rand((), generator=g))
+        s, d, t = (torch.randn(B, K, generator=g) * 3 for _ in range(3))
+        y = torch.randint(0, K, (B,), generator=g)
+        smoothing = float(torch.rand((), generator=g)) * 0.3   # any base criterion: here with label smoothing
+        mine = DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha, tau=tau,
+                                kind=kind)
+        theirs = ref.DistillationLoss(nn.CrossEntropyLoss(label_smoothing=smoothing), FixedTeacher(t), alpha=alpha,
+                                      tau=tau, kind=kind)
+        x = torch.zeros(B, 1, 2, 2)
+        got = mine(x, (s, d), y)
+        what = f"kind={kind!r}, alpha={alpha:.2f}, tau={tau:.2f}, B={B}, K={K}, base criterion with label_smoothing={smoothing:.2f}"
+        checks.check_close(got, theirs(x, (s, d), y), atol=1e-6, name=what)
+        checks.check_shape(got, (), name="the loss (a scalar)")
+        checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
+# kind='none' with the class logits alone (a plain tensor) and no teacher at all
+s3, y3 = torch.randn(3, 5, generator=g), torch.randint(0, 5, (3,), generator=g)
+none, ref_none = (cls(nn.CrossEntropyLoss(), None, kind="none") for cls in (DistillationLoss, ref.DistillationLoss))
+checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), ref_none(torch.zeros(3, 1, 2, 2), s3, y3),
+                   name="kind='none' with a tensor of logits and no teacher")
+_ = none.train(), ref_none.train()
+for loss_cls in (DistillationLoss, ref.DistillationLoss):   # any other kind is refused, as by the reference
+    for kind in ("Hard", "distill", ""):
+        checks.check_raises(lambda loss_cls=loss_cls, kind=kind: loss_cls(nn.CrossEntropyLoss(), FixedTeacher(s3), kind=kind),
+                            ValueError, name=f"{loss_cls.__name__}(kind={kind!r})")
 frozen = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 3))
 x, out, y = torch.randn(5, 1, 2, 2), torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
 for kind in ("soft", "hard"):

@@ -48,7 +48,7 @@ class QuickGELU(nn.Module):
 
 def activation(name: str) -> nn.Module:
     """``"gelu"`` (exact, erf) or ``"quick_gelu"``."""
-    if name not in ACT_LAYERS:  # not graded in 03-vit, 04-deit: their blocks use the exact GELU only
+    if name not in ACT_LAYERS:  # not graded in 03-vit: its blocks use the exact GELU only
         raise ValueError(f"act_layer={name!r}: use one of {ACT_LAYERS}")
     return nn.GELU() if name == "gelu" else QuickGELU()
 
@@ -62,7 +62,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, fused: bool = True) -> None:
         super().__init__()
-        if dim % num_heads:  # not graded in 03-vit, 04-deit: the exercises take widths the heads divide
+        if dim % num_heads:  # not graded in 03-vit: the exercises take widths the heads divide
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -183,10 +183,10 @@ class ViT(nn.Module):
         act_layer: str = "gelu",
     ) -> None:
         super().__init__()
-        if global_pool not in GLOBAL_POOLS:  # not graded in 03-vit, 04-deit: their models pool the class token
+        if global_pool not in GLOBAL_POOLS:  # not graded in 03-vit: its model pools the class token
             raise ValueError(f"global_pool={global_pool!r}: use 'token' (CLS), 'avg' (mean of patch tokens) "
                              "or 'map' (attention pooling)")
-        if global_pool == "token" and not class_token:  # not graded in 03-vit, 04-deit: their models have a class token
+        if global_pool == "token" and not class_token:  # not graded in 03-vit: its model has a class token
             raise ValueError("global_pool='token' reads the class token: set class_token=True or global_pool='avg'")
         self.num_classes = num_classes
         self.global_pool = global_pool
@@ -223,14 +223,14 @@ class ViT(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:  # not graded in 03-vit, 04-deit: initial values, replaced by copied weights
+                if m.bias is not None:  # not graded in 03-vit: initial values, replaced by copied weights
                     nn.init.zeros_(m.bias)
 
     def _pos_embed(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Prefix tokens and position embeddings for patch tokens: (B, N, D) -> (B, T, D)."""
         pos = self.pos_embed
         embedded_prefix = 0 if self.no_embed_class else self.num_prefix_tokens
-        if grid != self.patch_embed.grid_size:  # not graded in 03-vit, 04-deit: images of the model's size (chapter 2)
+        if grid != self.patch_embed.grid_size:  # not graded in 03-vit: images of the model's size (chapter 2)
             pos = interpolate_pos_embed(pos, self.patch_embed.grid_size, grid, embedded_prefix)
         return add_prefix_tokens(x, pos, cls_token=self.cls_token, dist_token=self.dist_token,
                                  reg_token=self.reg_token, no_embed_class=self.no_embed_class)
@@ -248,7 +248,7 @@ class ViT(nn.Module):
         if self.head_dist is not None:  # not graded in 03-vit: chapter 4's distilled model
             cls_logits, dist_logits = self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
             return (cls_logits, dist_logits) if self.training else (cls_logits + dist_logits) / 2
-        return self.head(self.pool(tokens))  # not graded in 04-deit: its model is distilled
+        return self.head(self.pool(tokens))
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, D): the class token, the mean of the patch tokens or their attention
