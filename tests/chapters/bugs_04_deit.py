@@ -124,6 +124,7 @@ def make_loss_teacher_with_grad(solution_cls):
             cls_logits, dist_logits = outputs if not isinstance(outputs, torch.Tensor) else (outputs, None)
             if self.kind == "none":
                 return self.base_criterion(cls_logits, labels)
+            self.teacher.eval()
             self.teacher.requires_grad_(True)
             t = self.teacher(inputs)  # no torch.no_grad(): gradients flow into the teacher
             distill = F.cross_entropy(dist_logits, t.argmax(1)) if self.kind == "hard" else \
