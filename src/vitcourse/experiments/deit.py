@@ -14,13 +14,14 @@ Models come back on the CPU in eval mode, whatever device they were trained on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from vitcourse import augment as aug
-from vitcourse import data, env
+from vitcourse import data, env, metrics
 from vitcourse.models.deit import MODES, DistillationLoss, SmallCNN, distillation_step, predict
 from vitcourse.train import RandomBatches, fit
 
@@ -84,9 +85,13 @@ def train_student(make_student: Callable[[], nn.Module], teacher: nn.Module, kin
     def make_view(images: torch.Tensor) -> torch.Tensor:
         return augment(images, batches.generator, max_shift=shift, erase=erase).to(device)
 
+    start, loss, done = time.perf_counter(), None, 0
     for images, labels in batches:
-        step(model, criterion, optimizer, images, labels.to(device), make_view)
+        loss = step(model, criterion, optimizer, images, labels.to(device), make_view)
         scheduler.step()
+        done += 1
+    metrics.record("train_student", kind=kind, steps=done, planned_steps=steps, loss=loss,
+                   seconds=time.perf_counter() - start, device=device.type)
     teacher.cpu()  # the loss had moved it to the student's device
     return model.cpu().eval()
 
