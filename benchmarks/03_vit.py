@@ -5,8 +5,13 @@
 
 speed: forward+backward of ViT-Ti/16 (batch 8, 224 px) with identical weights, the course model and
 timm's interleaved run by run; prints the medians and their ratio (course / timm).
-digits: trains the digits ViT of chapter 3 (``digits_vit()``) and prints accuracy and seconds.
-Run them on an otherwise idle machine. Results go to benchmarks/results/03-vit.json.
+digits: trains the digits ViT of chapter 3 (``digits_vit()``) and prints accuracy, wall seconds and CPU
+seconds (process time: on a shared machine it stays close to what an idle one would take with one thread).
+Run them on an otherwise idle machine. Results go to benchmarks/results/03-vit.json, from which the
+reading page renders its table:
+
+    python benchmarks/03_vit.py digits --threads 1 --seeds 0 1 2 3 4 --epochs 30 --shift 0
+    python benchmarks/03_vit.py digits --threads 1 --seeds 0 1 2 3 4 --epochs 60 --shift 1
 """
 
 from __future__ import annotations
@@ -53,25 +58,27 @@ def speed(repeats: int) -> None:
 
 
 def digits(seeds: list[int], epochs: int, shift: int) -> None:
-    accs, seconds = [], []
+    accs, seconds, cpu_seconds = [], [], []
     for seed in seeds:
         torch.manual_seed(seed)
         train_loader, test_loader = data.digits_loaders(batch_size=64, img_size=16, shift=shift)
         model = digits_vit()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         history = train.fit(model, train_loader, epochs=epochs, lr=3e-3, warmup_steps=100,
                             eval_loader=test_loader, progress=False)
         accs.append(history.test_acc[-1])
         seconds.append(round(time.perf_counter() - start, 1))
+        cpu_seconds.append(round(time.process_time() - cpu_start, 1))
         print(f"digits, ViT dim 64 depth 4 patch 4 at 16 px, shifts <= {shift} px, seed {seed}, {epochs} epochs: "
-              f"test accuracy "
-              f"{history.test_acc[-1]:.4f} (best epoch {max(history.test_acc):.4f}) in "
-              f"{time.perf_counter() - start:.1f} s, {torch.get_num_threads()} threads", flush=True)
+              f"test accuracy {history.test_acc[-1]:.4f} (best epoch {max(history.test_acc):.4f}) in "
+              f"{seconds[-1]:.1f} s ({cpu_seconds[-1]:.1f} CPU s), {torch.get_num_threads()} threads", flush=True)
     if len(accs) > 1:
         print(f"  final accuracy over {len(accs)} seeds: min {min(accs):.4f}, median {statistics.median(accs):.4f}, "
               f"max {max(accs):.4f}")
     save("03-vit", f"digits, {epochs} epochs, shift {shift}, {torch.get_num_threads()} threads",
-         {"seeds": seeds, "test_acc": accs, "seconds": seconds})
+         {"epochs": epochs, "shift": shift, "seeds": seeds, "test_acc": accs, "seconds": seconds,
+          "cpu_seconds": cpu_seconds, "train_images": len(train_loader.dataset),
+          "test_images": len(test_loader.dataset)})
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ from nbexec import NotebookRun, own_check
 
 
 def chapter_bugs(chapter_id: str) -> dict:
-    module = importlib.import_module(f"test_{chapter_id.replace('-', '_')}")
-    return module.BUGS
+    from authoring import registry
+
+    return importlib.import_module(pathlib.Path(registry.chapter(chapter_id).bugs).stem).BUGS
 
 
 def report(chapter_id: str, verbose: bool = False) -> dict:

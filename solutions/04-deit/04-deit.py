@@ -1,19 +1,24 @@
 # %% [markdown]
 # # Chapter 4 — DeiT: learning from a CNN teacher through a distillation token
 #
-# A ViT has no built-in notion that neighbouring pixels belong together; it must learn it from data.
-# On ImageNet-1k alone, without the hundreds of millions of extra images the original ViT was
-# pre-trained on, that is hard. DeiT (Touvron et al., 2021) closed most of the gap with a strong
-# training recipe and one architectural idea: a second learned token, the **distillation token**, whose
-# output is trained to imitate a convolutional teacher.
+# A trained classifier knows more than the labels it was trained on. Shown a smudged 7, it may answer
+# "7, or perhaps 1", and another network can learn from those answers as well as from the dataset's
+# labels: that is knowledge distillation. DeiT (Touvron et al., 2021) distils a convolutional network
+# into a ViT and gives the teacher's answers a place of their own in the model. Next to `[CLS]`, which
+# is trained on the labels, a second learned token, the **distillation token**, is trained to reproduce
+# the teacher. The two tokens go through the same layers; only the targets of their heads differ.
+#
+# Here the teacher is a small CNN trained on the digits in a few seconds and the student is your own
+# ViT, so you can watch which head follows the teacher, and ask when following it helps.
 #
 # **You will**
 #
 # 1. put a distillation token next to `[CLS]` and give the ViT a second head (`add_prefix_tokens`, `DistilledViT`);
 # 2. write DeiT's loss with no, soft and hard distillation (`DistillationLoss`), with a frozen teacher;
 # 3. read predictions from the class head, the distillation head or both (`predict`);
-# 4. train a small CNN teacher on the digits and the same ViT three ways, and measure which head
-#    agrees with the teacher.
+# 4. write the training step in which the teacher labels the very view the student sees
+#    (`distillation_step`), then train the same ViT three ways and measure which head agrees with the
+#    teacher.
 
 # %% [markdown]
 # This notebook is the exercise of [Chapter 4 — DeiT: learning from a CNN teacher](https://vit-from-scratch.github.io/vit-course/book/04-deit.html)
@@ -36,7 +41,7 @@
 #
 # **Time and points.** Top to bottom, the notebook runs in about 40 seconds on a two-core CPU
 # (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
-# 20 points, all for code.
+# 20 points: 16 for code, 4 for written answers.
 
 # %%
 # Set-up. On Colab: install the course library, release 0.2.0 (Colab's own PyTorch is kept).
@@ -79,16 +84,27 @@ print(env.describe())
 # attend to the patches and to each other. At the end, `head` reads the `cls` output and is trained on the
 # true labels; `head_dist` reads the `dist` output and is trained on the teacher's predictions.
 #
-# ### Exercise 1 — `add_prefix_tokens` (3 points)
+# ### Exercise 1 — `add_prefix_tokens` and `DistilledViT` (5 points)
 #
-# Write `add_prefix_tokens(patch_tokens, pos_embed, cls_token, dist_token)`: patch tokens `(B, N, D)`,
+# First `add_prefix_tokens(patch_tokens, pos_embed, cls_token, dist_token)`: patch tokens `(B, N, D)`,
 # `pos_embed` of shape `(1, N + 2, D)`, `cls_token` and `dist_token` of shape `(1, 1, D)`. Return
-# `(B, N + 2, D)`: cls first, dist second, then the patches, plus the position embedding. (Chapter 8
-# extends the same function with register tokens; the course's `ViT` uses it for all its prefix tokens.)
-# Build the sequence from the inputs themselves (`expand` the tokens to the batch, `torch.cat`): the
-# learned tokens must receive gradients, and the inputs may live on a GPU, so a tensor newly created on
-# the CPU does not fit. The hidden checks vary the batch, the number of patches and the width, and run
-# your function on PyTorch's `meta` device, where a tensor left on the CPU shows up as an error.
+# `(B, N + 2, D)`: cls first, dist second, then the patches, plus the position embedding. Build the
+# sequence from the inputs themselves (`expand` the tokens to the batch, `torch.cat`): the learned tokens
+# must receive gradients, and the inputs may live on a GPU, where a tensor newly created on the CPU does
+# not fit. (Chapter 8 extends the same function with register tokens.)
+#
+# Then complete `DistilledViT`. The patch embedding (chapter 1), the blocks (chapter 3), the final norm and
+# both heads are given. Create `self.cls_token`, `self.dist_token` (each `(1, 1, D)`) and `self.pos_embed`
+# (`(1, N + 2, D)`) as three separate parameters, each initialised with its own
+# `nn.init.trunc_normal_(..., std=0.02)`, and write `forward_features(x)`: `(B, C, H, W)` → all tokens
+# `(B, N + 2, D)` after the blocks and the final norm, with your `add_prefix_tokens`. `forward` is given
+# and follows the official code: in training mode it returns both heads' logits `(cls_logits,
+# dist_logits)`, in eval mode their average.
+#
+# The check tests `add_prefix_tokens` first (order, positions, gradients, devices), then the model
+# against the course's reference DeiT with the same weights. The hidden checks load your model's weights
+# into timm's DeiT and compare `forward_features` and both heads for other image, patch, width, depth and
+# class counts, in both modes.
 
 # %% nbgrader={"grade": false, "grade_id": "add_prefix_tokens", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def add_prefix_tokens(patch_tokens: torch.Tensor, pos_embed: torch.Tensor, cls_token: torch.Tensor,
@@ -101,58 +117,6 @@ def add_prefix_tokens(patch_tokens: torch.Tensor, pos_embed: torch.Tensor, cls_t
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_add_prefix_tokens", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-D = 8
-patches, cls, dist = torch.randn(2, 5, D), torch.randn(1, 1, D), torch.randn(1, 1, D)
-pos = torch.randn(1, 7, D)
-out = add_prefix_tokens(patches, pos, cls_token=cls, dist_token=dist)
-checks.check_shape(out, (2, 7, D), name="add_prefix_tokens on 5 patches")
-checks.check_close(out[:, 0], (cls + pos[:, :1])[:, 0].expand(2, -1), name="token 0",
-                   hint="token 0 is the class token (plus pos_embed[:, 0])")
-checks.check_close(out[:, 1], (dist + pos[:, 1:2])[:, 0].expand(2, -1), name="token 1",
-                   hint="token 1 is the distillation token, and it gets a position embedding too")
-checks.check_close(out[:, 2:], patches + pos[:, 2:], name="patch tokens")
-print("add_prefix_tokens: visible checks passed")
-### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(env.grading_seed())
-for _ in range(4):
-    B, N, D = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
-    p, c, d = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g), torch.randn(1, 1, D, generator=g)
-    e = torch.randn(1, N + 2, D, generator=g)
-    c.requires_grad_(True), d.requires_grad_(True)
-    want = torch.cat([c.expand(B, -1, -1), d.expand(B, -1, -1), p], 1) + e
-    got = add_prefix_tokens(p, e, cls_token=c, dist_token=d)
-    checks.check_close(got, want, name=f"add_prefix_tokens with B={B}, N={N}, D={D}")
-    checks.check_equal(got.dtype, torch.float32, name="dtype of the tokens")
-    checks.check_true(got.requires_grad, "no gradient can reach the class and distillation tokens",
-                      hint="use the learned tokens themselves (no .data or .detach())")
-    got.sum().backward()
-    checks.check_true(c.grad is not None and d.grad is not None and bool((c.grad == B).all()) and bool((d.grad == B).all()),
-                      "the class and distillation tokens must receive a gradient from every image of the batch",
-                      hint="use the learned tokens themselves (no .data or .detach())")
-# device: on the meta device (shapes only), a tensor created on the CPU raises
-out = checks.check_on_meta(
-    lambda: add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
-                              cls_token=torch.empty(1, 1, 8, device="meta"), dist_token=torch.empty(1, 1, 8, device="meta")),
-    name="add_prefix_tokens",
-    hint="build the sequence from the inputs (torch.cat of expanded tokens), or create tensors with device=x.device")
-_ = checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### Exercise 2 — `DistilledViT` (5 points)
-#
-# Complete the model. The patch embedding (chapter 1), the blocks (chapter 3), the final norm and both
-# heads are given. Create `self.cls_token`, `self.dist_token` (each `(1, 1, D)`) and `self.pos_embed`
-# (`(1, N + 2, D)`) as three separate parameters, each initialised with its own
-# `nn.init.trunc_normal_(..., std=0.02)`, and write `forward_features(x)`: `(B, C, H, W)` → all tokens
-# `(B, N + 2, D)` after the blocks and the final norm. The hidden checks load your model's weights into
-# timm's DeiT and compare `forward_features` and both heads for other image, patch, width, depth and
-# class counts, in both modes; they also check the three parameters (separate, learned, std 0.02).
-#
-# `forward` is given and follows the official code: in training mode it returns both heads' logits
-# `(cls_logits, dist_logits)`, in eval mode their average.
-
 # %% nbgrader={"grade": false, "grade_id": "distilled_vit", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class DistilledViT(nn.Module):
     """ViT with a class token and a distillation token (DeiT). Parameter names follow timm."""
@@ -161,7 +125,7 @@ class DistilledViT(nn.Module):
                  embed_dim: int = 64, depth: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0):
         super().__init__()
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        num_patches = (img_size // patch_size) ** 2
+        num_patches = self.patch_embed.num_patches
         ### BEGIN SOLUTION
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -190,34 +154,126 @@ class DistilledViT(nn.Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_distilled_vit", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-torch.manual_seed(0)
-model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=2, num_heads=2)
-checks.check_shape(model.pos_embed, (1, 16 + 2, 32), name="pos_embed",
-                   hint="one position per patch plus one for cls and one for dist")
-checks.check_shape(model.dist_token, (1, 1, 32), name="dist_token")
-tokens = model.forward_features(torch.randn(3, 1, 16, 16))
-checks.check_shape(tokens, (3, 18, 32), name="forward_features on (3, 1, 16, 16)")
-model.train()
-out = model(torch.randn(3, 1, 16, 16))
-checks.check_true(isinstance(out, tuple) and len(out) == 2, "in training mode the model returns (cls_logits, dist_logits)")
-print("DistilledViT: visible checks passed")
+from vitcourse.models import vit as ref_vit
+
+
+def check_add_prefix_tokens():
+    torch.manual_seed(0)
+    patches, pos = torch.randn(2, 5, 8), torch.randn(1, 7, 8)
+    cls, dist = torch.randn(1, 1, 8, requires_grad=True), torch.randn(1, 1, 8, requires_grad=True)
+    out = add_prefix_tokens(patches, pos, cls_token=cls, dist_token=dist)
+    checks.check_shape(out, (2, 7, 8), name="add_prefix_tokens on 2 images of 5 patches",
+                       hint="two prefix tokens, each expanded to the batch, then the patches: N + 2 tokens")
+    with torch.no_grad():
+        cls_b, dist_b = cls.expand(2, -1, -1), dist.expand(2, -1, -1)
+        checks.check_close(out, torch.cat([cls_b, dist_b, patches], dim=1) + pos, name="add_prefix_tokens",
+                           mistakes={"putting the distillation token before the class token":
+                                     torch.cat([dist_b, cls_b, patches], dim=1) + pos,
+                                     "leaving the distillation token without its position embedding":
+                                     torch.cat([cls_b + pos[:, :1], dist_b, patches + pos[:, 2:]], dim=1)},
+                           hint="[cls, dist, patches] + pos_embed: token 0 is the class token, token 1 the "
+                                "distillation token, and each has its own row of pos_embed")
+    checks.check_true(out.requires_grad, "the output of add_prefix_tokens does not depend on the learned tokens: "
+                      "no gradient can reach them", hint="use the learned tokens themselves, expanded to the batch "
+                                                          "(no .data, .detach() or copies into a new tensor)")
+    out.sum().backward()
+    for name, token in (("cls_token", cls), ("dist_token", dist)):
+        checks.check_true(token.grad is not None and bool((token.grad == 2).all()),
+                          f"{name} did not receive its gradient from both images of the batch",
+                          hint="use the learned tokens themselves, expanded to the batch (no .data, .detach() or "
+                               "copies into a new tensor)")
+    checks.check_dtype(add_prefix_tokens(patches.double(), pos.double(), cls.detach().double(), dist.detach().double()),
+                       torch.float64, name="add_prefix_tokens of float64 tokens",
+                       hint="build the sequence from the inputs (torch.cat), not in a new float32 tensor")
+    # On another device (meta stands in for a GPU): torch.cat of expanded tokens runs anywhere.
+    out = add_prefix_tokens(torch.empty(3, 5, 8, device="meta"), torch.empty(1, 7, 8, device="meta"),
+                            torch.empty(1, 1, 8, device="meta"), torch.empty(1, 1, 8, device="meta"))
+    checks.check_true(out.device.type == "meta", f"add_prefix_tokens of tokens on the meta device returned a tensor on "
+                      f"{out.device}", hint=ON_ANY_DEVICE)
+    checks.check_shape(out, (3, 7, 8), name="add_prefix_tokens on the meta device")
+
+
+ON_ANY_DEVICE = ("build the sequence from the inputs (torch.cat of expanded tokens): a tensor created without device= "
+                 "lands on the CPU, and the inputs may live on a GPU")
+
+
+def check_distilled_vit():
+    torch.manual_seed(0)
+    cfg = dict(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=2, num_heads=2)
+    model = DistilledViT(**cfg)
+    checks.check_true(model.cls_token is not model.dist_token,
+                      "cls_token and dist_token are one parameter: the two tokens could never differ",
+                      hint="create two separate nn.Parameters")
+    params = dict(model.named_parameters())
+    for name in ("cls_token", "dist_token", "pos_embed"):
+        checks.check_true(name in params, f"{name} is not a parameter of the model, so it is never learned",
+                          hint=f"self.{name} = nn.Parameter(...): not a buffer, not a plain tensor")
+    theirs = ref_vit.ViT(**cfg, distilled=True)
+    checks.check_parameters(model, theirs, name="DistilledViT(embed_dim=64, depth=2)",
+                            hint="pos_embed has N + 2 rows: one per patch, one for cls and one for dist")
+    for name in ("cls_token", "dist_token", "pos_embed"):
+        std = float(params[name].detach().std())
+        checks.check_true(0.012 < std < 0.03, f"{name} starts with standard deviation {std:.4f}, not about 0.02",
+                          hint=f"nn.init.trunc_normal_(self.{name}, std=0.02)")
+    checks.check_true(not torch.equal(model.cls_token, model.dist_token), "cls_token and dist_token start equal",
+                      hint="initialise each token with its own random draw, not one a copy of the other")
+    # The same weights in the reference: forward_features and both heads.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    theirs.load_state_dict(model.state_dict())
+    x = torch.randn(3, 1, 16, 16)
+    model.eval(), theirs.eval()
+    with torch.no_grad():
+        tokens = ref_vit.add_prefix_tokens(theirs.patch_embed(x), theirs.pos_embed, cls_token=theirs.cls_token,
+                                           dist_token=theirs.dist_token)
+        for block in theirs.blocks:
+            tokens = block(tokens)
+        checks.check_close(model.forward_features(x), theirs.forward_features(x), name="forward_features",
+                           mistakes={"forward_features without the final norm": tokens},
+                           hint="patch_embed, add_prefix_tokens, the blocks, then the final norm")
+        checks.check_close(model(x), theirs(x), name="eval-mode logits (the mean of the two heads)")
+    model.train()
+    out = model(x)
+    checks.check_true(isinstance(out, tuple) and len(out) == 2, "in training mode the model returns (cls_logits, dist_logits)")
+    (out[0].sum() + 2 * out[1].sum()).backward()
+    for name in ("cls_token", "dist_token", "pos_embed"):
+        grad = params[name].grad
+        checks.check_true(grad is not None and float(grad.abs().sum()) > 0, f"{name} received no gradient",
+                          hint="forward_features must use the model's own parameters")
+    checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=16, depth=1,
+                                              num_heads=2).to("meta").forward_features(torch.empty(2, 2, 8, 8, device="meta")),
+                         name="DistilledViT.forward_features", shape=(2, 6, 16),
+                         hint="create no tensor on a fixed device in forward_features")
+
+
+checks.run(check_add_prefix_tokens, "Exercise 1 (add_prefix_tokens)", hint=ON_ANY_DEVICE)
+checks.run(check_distilled_vit, "Exercise 1 (DistilledViT)", after=[check_add_prefix_tokens])
 ### BEGIN HIDDEN TESTS
 from timm.models.deit import VisionTransformerDistilled
 g = torch.Generator().manual_seed(env.grading_seed() + 1)
+for _ in range(4):   # add_prefix_tokens on other sizes, with gradients
+    B, N, D = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
+    p, c, d = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g), torch.randn(1, 1, D, generator=g)
+    e = torch.randn(1, N + 2, D, generator=g)
+    c.requires_grad_(True), d.requires_grad_(True)
+    want = torch.cat([c.expand(B, -1, -1), d.expand(B, -1, -1), p], 1) + e
+    got = add_prefix_tokens(p, e, cls_token=c, dist_token=d)
+    checks.check_close(got, want, name=f"add_prefix_tokens with B={B}, N={N}, D={D}")
+    checks.check_equal(got.dtype, torch.float32, name="dtype of the tokens")
+    got.sum().backward()
+    checks.check_true(c.grad is not None and d.grad is not None and bool((c.grad == B).all()) and bool((d.grad == B).all()),
+                      "the class and distillation tokens must receive a gradient from every image of the batch")
 # structure and initialisation: three separate learned parameters, initialised with std 0.02
 torch.manual_seed(env.grading_seed())
 model = DistilledViT(img_size=16, patch_size=4, in_chans=1, num_classes=10, embed_dim=128, depth=1, num_heads=2)
-checks.check_true(model.cls_token is not model.dist_token and model.cls_token.data_ptr() != model.dist_token.data_ptr(),
-                  "cls_token and dist_token are one parameter: create two separate nn.Parameters")
 params = dict(model.named_parameters())
-for name in ("cls_token", "dist_token", "pos_embed"):
-    checks.check_true(name in params, f"{name} must be an nn.Parameter of the model (learned), not a buffer or a tensor")
-checks.check_true(not torch.equal(model.cls_token, model.dist_token),
-                  "cls_token and dist_token start equal: initialise each one with its own random draw")
+checks.check_true(all(name in params for name in ("cls_token", "dist_token", "pos_embed")) and
+                  model.cls_token is not model.dist_token and not torch.equal(model.cls_token, model.dist_token),
+                  "cls_token, dist_token and pos_embed must be three separate parameters, drawn independently")
 for name in ("cls_token", "dist_token", "pos_embed"):
     std = float(params[name].detach().std())
-    checks.check_true(0.012 < std < 0.03, f"{name} has standard deviation {std:.4f} at initialisation, expected about 0.02",
-                      hint="nn.init.trunc_normal_(param, std=0.02)")
+    checks.check_true(0.012 < std < 0.03, f"{name} has standard deviation {std:.4f} at initialisation, expected about 0.02")
 for _ in range(3):
     P = [2, 4][int(torch.randint(0, 2, (1,), generator=g))]
     D, heads = [(16, 2), (24, 3), (32, 4)][int(torch.randint(0, 3, (1,), generator=g))]
@@ -234,15 +290,12 @@ for _ in range(3):
     theirs = VisionTransformerDistilled(**cfg)
     theirs.load_state_dict(mine.state_dict(), strict=True)
     checks.check_equal(sum(p.numel() for p in mine.parameters()), sum(p.numel() for p in theirs.parameters()),
-                       name=f"number of learned values ({cfg})", hint="one parameter each for cls_token, dist_token, pos_embed")
+                       name=f"number of learned values ({cfg})")
     x = torch.randn(int(torch.randint(1, 4, (1,), generator=g)), cfg["in_chans"], cfg["img_size"], cfg["img_size"], generator=g)
     mine.eval(); theirs.eval()
     with torch.no_grad():
         feats = theirs.forward_features(x)
-        checks.check_close(mine.forward_features(x), feats, atol=1e-5,
-                           name=f"forward_features against timm's DeiT ({cfg})",
-                           hint="order cls, dist, patches; the position embedding covers all N + 2 tokens; the final "
-                                "norm belongs to forward_features")
+        checks.check_close(mine.forward_features(x), feats, atol=1e-5, name=f"forward_features against timm's DeiT ({cfg})")
         checks.check_close(mine(x), theirs(x), atol=1e-5, name="eval-mode logits against timm's DeiT")
     mine.train()
     out = mine(x)
@@ -256,12 +309,9 @@ for _ in range(3):
         checks.check_true(grad is not None and float(grad.abs().sum()) > 0, f"{name} received no gradient")
     checks.check_true(not torch.allclose(mine.cls_token.grad, mine.dist_token.grad),
                       "cls_token and dist_token received the same gradient: are they one parameter?")
-# device: the model on the meta device (shapes only): a tensor created on the CPU raises
-_ = checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=16, depth=1,
-                                              num_heads=2).to("meta").forward_features(torch.empty(2, 2, 8, 8, device="meta")),
-                         name="DistilledViT.forward_features",
-                         hint="create tensors on the input's device (device=x.device, new_zeros, zeros_like), "
-                              "or expand the learned tokens")
+out = add_prefix_tokens(torch.empty(2, 9, 4, device="meta"), torch.empty(1, 11, 4, device="meta"),
+                        cls_token=torch.empty(1, 1, 4, device="meta"), dist_token=torch.empty(1, 1, 4, device="meta"))
+_ = checks.check_true(out.device.type == "meta" and tuple(out.shape) == (2, 11, 4), "add_prefix_tokens on the meta device")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -284,7 +334,7 @@ _ = checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans
 # The teacher is a fixed function: it must run in **eval mode** (no dropout, batch-norm statistics frozen)
 # and receive **no gradient** (`torch.no_grad()`, parameters with `requires_grad=False`).
 #
-# ### Exercise 3 — `DistillationLoss` (6 points)
+# ### Exercise 2 — `DistillationLoss` (6 points)
 #
 # `DistillationLoss(base_criterion, teacher, alpha, tau, kind)` with `kind` in `"none"`, `"soft"`, `"hard"`.
 # Its `forward(inputs, outputs, labels)` receives the images (for the teacher), the student's
@@ -293,7 +343,9 @@ _ = checks.check_on_meta(lambda: DistilledViT(img_size=8, patch_size=4, in_chans
 # be any loss of logits and labels, e.g. with label smoothing). Raise a `ValueError` for an unknown `kind`.
 # In `__init__`, put the teacher in eval mode and switch off its gradients (`requires_grad_(False)`); make
 # sure a later `.train()` call on the loss does not put the teacher back into training mode, while it
-# still switches the loss itself and returns it, as `nn.Module.train` does.
+# still switches the loss itself and returns it, as `nn.Module.train` does; and call the teacher in eval
+# mode and without gradients in `forward`, even if someone switched it back to training mode meanwhile.
+# The inputs may live on a GPU: create no tensor on a fixed device.
 
 # %% nbgrader={"grade": false, "grade_id": "distillation_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class DistillationLoss(nn.Module):
@@ -341,37 +393,123 @@ class DistillationLoss(nn.Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_distillation_loss", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-# Visible checks on fixed logits: a teacher that always returns the same logits.
+# %% nbgrader={"grade": true, "grade_id": "test_distillation_loss", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
 class FixedTeacher(nn.Module):
+    """A teacher that returns the same logits for any input (and has one parameter, as a network would)."""
+
     def __init__(self, logits):
         super().__init__()
         self.register_buffer("logits", logits)   # a buffer: it moves with the module, like the teacher's weights
         self.scale = nn.Parameter(torch.ones(()))
+
     def forward(self, x):
         return self.logits * self.scale
 
-cls_logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
-dist_logits = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 2.0]])
-teacher_logits = torch.tensor([[1.0, 3.0, 0.0], [0.0, 0.0, 1.0]])
-labels = torch.tensor([0, 1])
-x = torch.zeros(2, 1, 4, 4)
-ce = F.cross_entropy(cls_logits, labels)
-none = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(teacher_logits), kind="none")
-checks.check_close(none(x, (cls_logits, dist_logits), labels), ce, name="kind='none'",
-                   hint="with 'none' only the class head's cross-entropy counts")
-hard = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(teacher_logits), alpha=0.5, kind="hard")
-checks.check_close(hard(x, (cls_logits, dist_logits), labels),
-                   0.5 * ce + 0.5 * F.cross_entropy(dist_logits, torch.tensor([1, 2])), name="kind='hard'",
-                   hint="hard distillation uses the teacher's argmax as the label of the distillation head")
-soft = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(teacher_logits), alpha=0.5, tau=2.0, kind="soft")
-p_t, log_p_d = torch.softmax(teacher_logits / 2, 1), torch.log_softmax(dist_logits / 2, 1)
-kl = (p_t * (p_t.log() - log_p_d)).sum() * 4 / 6
-checks.check_close(soft(x, (cls_logits, dist_logits), labels), 0.5 * ce + 0.5 * kl, name="kind='soft', tau=2",
-                   hint="KL(teacher || student) at temperature tau, times tau**2, divided by the number of logits")
-checks.check_raises(lambda: DistillationLoss(nn.CrossEntropyLoss(), None, kind="medium"), ValueError,
-                    name="DistillationLoss(kind='medium')")
-print("DistillationLoss: visible checks passed")
+
+def check_distillation_loss():
+    cls_logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    dist_logits = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 2.0]])
+    teacher_logits = torch.tensor([[1.0, 3.0, 0.0], [0.0, 0.0, 1.0]])   # the teacher picks classes 1 and 2
+    labels = torch.tensor([0, 1])
+    x = torch.zeros(2, 1, 4, 4)
+    base = nn.CrossEntropyLoss(label_smoothing=0.1)   # any criterion of logits and labels
+    ce, plain_ce = base(cls_logits, labels), F.cross_entropy(cls_logits, labels)
+    ignored_base = "plain cross-entropy instead of the base_criterion given (here with label smoothing)"
+    none = DistillationLoss(base, FixedTeacher(teacher_logits), kind="none")
+    checks.check_close(none(x, (cls_logits, dist_logits), labels), ce, name="kind='none'",
+                       mistakes={ignored_base: plain_ce},
+                       hint="with 'none' only base_criterion(cls_logits, labels) counts")
+    checks.check_close(none(x, cls_logits, labels), ce, name="kind='none' with a tensor of class logits",
+                       hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits)")
+    alpha = 0.3
+    hard_term = F.cross_entropy(dist_logits, teacher_logits.argmax(dim=1))
+    hard = DistillationLoss(base, FixedTeacher(teacher_logits), alpha=alpha, kind="hard")
+    checks.check_close(hard(x, (cls_logits, dist_logits), labels), (1 - alpha) * ce + alpha * hard_term,
+                       name="kind='hard', alpha=0.3",
+                       mistakes={"the true labels as targets of the distillation head":
+                                 (1 - alpha) * ce + alpha * F.cross_entropy(dist_logits, labels),
+                                 "the teacher's probabilities as targets instead of its argmax":
+                                 (1 - alpha) * ce + alpha * F.cross_entropy(dist_logits, teacher_logits.softmax(dim=1)),
+                                 "alpha on the class head's term and 1 - alpha on the distillation term":
+                                 alpha * ce + (1 - alpha) * hard_term,
+                                 ignored_base: (1 - alpha) * plain_ce + alpha * hard_term},
+                       hint="(1 - alpha) * base_criterion(cls_logits, labels) + alpha * "
+                            "F.cross_entropy(dist_logits, teacher_logits.argmax(dim=1))")
+    tau = 2.0
+    log_p_t, log_p_d = F.log_softmax(teacher_logits / tau, dim=1), F.log_softmax(dist_logits / tau, dim=1)
+    kl_sum = (log_p_t.exp() * (log_p_t - log_p_d)).sum()            # KL(teacher || student), over batch and classes
+    reverse_kl_sum = (log_p_d.exp() * (log_p_d - log_p_t)).sum()
+    soft_term = kl_sum * tau**2 / 6                                  # / (B * K) = 2 * 3 logits
+    soft = DistillationLoss(base, FixedTeacher(teacher_logits), alpha=alpha, tau=tau, kind="soft")
+    checks.check_close(soft(x, (cls_logits, dist_logits), labels), (1 - alpha) * ce + alpha * soft_term,
+                       name="kind='soft', alpha=0.3, tau=2",
+                       mistakes={"leaving out the factor tau**2": (1 - alpha) * ce + alpha * kl_sum / 6,
+                                 "dividing by the batch size B instead of the number of logits B * K":
+                                 (1 - alpha) * ce + alpha * kl_sum * tau**2 / 2,
+                                 "KL(student || teacher), the reverse direction":
+                                 (1 - alpha) * ce + alpha * reverse_kl_sum * tau**2 / 6,
+                                 "alpha on the class head's term and 1 - alpha on the distillation term":
+                                 alpha * ce + (1 - alpha) * soft_term},
+                       hint="KL(teacher || student) between the softmaxes at temperature tau, summed, times tau**2, "
+                            "divided by the number of logits B * K")
+    checks.check_raises(lambda: DistillationLoss(nn.CrossEntropyLoss(), None, kind="medium"), ValueError,
+                        name="DistillationLoss(kind='medium')", hint="raise a ValueError for a kind other than 'none', "
+                                                                     "'soft' or 'hard'")
+    meta = [t.to("meta") for t in (x, cls_logits, dist_logits, labels)]   # meta stands in for a GPU
+    for kind in ("soft", "hard"):
+        loss_fn = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(teacher_logits).to("meta"), tau=tau, kind=kind)
+        checks.check_on_meta(lambda loss_fn=loss_fn: loss_fn(meta[0], (meta[1], meta[2]), meta[3]),
+                             name=f"DistillationLoss(kind={kind!r}) on the meta device", shape=(),
+                             hint="use Python numbers for alpha and tau, and create no tensor on a fixed device")
+
+
+def check_teacher_frozen():
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
+    criterion = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=0.5, tau=1.0, kind="soft")
+    checks.check_true(not teacher.training, "the teacher is still in training mode once the loss is built",
+                      hint="teacher.eval() in __init__: no dropout, frozen batch-norm statistics")
+    checks.check_true(all(not p.requires_grad for p in teacher.parameters()),
+                      "the teacher's parameters still require gradients once the loss is built",
+                      hint="teacher.requires_grad_(False) in __init__")
+    returned = criterion.train()
+    checks.check_true(returned is criterion, f"criterion.train() returned {returned!r}, not the loss module",
+                      hint="return self at the end of train(), as nn.Module.train does")
+    checks.check_true(criterion.training and not criterion.eval().training,
+                      "criterion.train() and criterion.eval() do not switch the loss module's own mode",
+                      hint="call super().train(mode) in train()")
+    criterion.train()
+    checks.check_true(not teacher.training, "criterion.train() put the teacher back into training mode",
+                      hint="in train(), after super().train(mode), put the teacher back into eval mode")
+    # Someone calls teacher.train() after the loss was built: the loss must still use the eval-mode teacher.
+    teacher.train()
+    statistics = teacher[2].running_mean.clone()
+    x, y = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    with torch.no_grad():
+        teacher_logits = teacher.eval()(x)
+    teacher.train()
+    student = nn.Sequential(nn.Flatten(), nn.Linear(16, 6))
+    out = student(x)
+    loss = criterion(x, (out[:, :3], out[:, 3:]), y)
+    checks.check_close(teacher[2].running_mean, statistics, name="the teacher's batch-norm statistics",
+                       hint="run the teacher in eval mode inside forward as well (self.teacher.eval()): in training "
+                            "mode its batch norm learns the student's batches")
+    with torch.no_grad():
+        p_t, log_p_d = teacher_logits.softmax(dim=1), out[:, 3:].log_softmax(dim=1)
+        expected = 0.5 * F.cross_entropy(out[:, :3], y) + 0.5 * (p_t * (p_t.log() - log_p_d)).sum() / 12
+    checks.check_close(loss.detach(), expected, name="the loss with a teacher woken up after the loss was built",
+                       hint="run the teacher in eval mode inside forward as well (self.teacher.eval())")
+    loss.backward()
+    checks.check_true(all(p.grad is None for p in teacher.parameters()), "the teacher received gradients",
+                      hint="call the teacher under torch.no_grad()")
+    checks.check_true(student[1].weight.grad is not None, "the student received no gradient",
+                      hint="the distillation term must depend on dist_logits, the class term on cls_logits")
+
+
+checks.run(check_distillation_loss, "Exercise 2 (DistillationLoss)",
+           hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits): test "
+                "isinstance(outputs, torch.Tensor) before unpacking it")
+checks.run(check_teacher_frozen, "Exercise 2 (DistillationLoss: a frozen teacher)")
 ### BEGIN HIDDEN TESTS
 from vitcourse.models import deit as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 2)
@@ -389,52 +527,33 @@ for kind in ("none", "soft", "hard"):
         x = torch.zeros(B, 1, 2, 2)
         got = mine(x, (s, d), y)
         what = f"kind={kind!r}, alpha={alpha:.2f}, tau={tau:.2f}, B={B}, K={K}, base criterion with label_smoothing={smoothing:.2f}"
-        checks.check_close(got, theirs(x, (s, d), y), atol=1e-6, name=what,
-                           hint="(1 - alpha) * base_criterion(cls_logits, labels) + alpha * distillation term")
+        checks.check_close(got, theirs(x, (s, d), y), atol=1e-6, name=what)
         checks.check_shape(got, (), name="the loss (a scalar)")
         checks.check_equal(got.dtype, torch.float32, name="dtype of the loss")
-# kind='none' with the class logits alone (a plain tensor, as a model without a distillation head gives)
+# kind='none' with the class logits alone (a plain tensor) and no teacher at all
 s3, y3 = torch.randn(3, 5, generator=g), torch.randint(0, 5, (3,), generator=g)
-none = DistillationLoss(nn.CrossEntropyLoss(), FixedTeacher(torch.zeros(3, 5)), kind="none")
-_ = checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), F.cross_entropy(s3, y3), name="kind='none' with a tensor of logits",
-                       hint="outputs is either a tensor of class logits or the pair (cls_logits, dist_logits)")
-### END HIDDEN TESTS
-
-# %% nbgrader={"grade": true, "grade_id": "test_teacher_frozen", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-teacher = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
-criterion = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=0.5, tau=1.0, kind="soft")
-checks.check_true(not teacher.training, "the teacher should be in eval mode once the loss is built")
-criterion.train()
-checks.check_true(not teacher.training, "criterion.train() must not put the teacher back into training mode")
-student = nn.Sequential(nn.Flatten(), nn.Linear(16, 6))
-x, y = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
-out = student(x)
-criterion(x, (out[:, :3], out[:, 3:]), y).backward()
-checks.check_true(all(p.grad is None for p in teacher.parameters()),
-                  "the teacher received gradients: call it under torch.no_grad() and switch off requires_grad")
-checks.check_true(student[1].weight.grad is not None, "the student received no gradient")
-print("teacher: visible checks passed")
-### BEGIN HIDDEN TESTS
-out = out.detach()
-teacher.train()  # woken up after the loss was built: the loss must still use it in eval mode
-stats = teacher[2].running_mean.clone()
-crit = DistillationLoss(nn.CrossEntropyLoss(), teacher, alpha=0.5, tau=1.0, kind="hard")
-teacher.train()
-with torch.no_grad():
-    ref_logits = teacher.eval()(x)
-teacher.train()
-hard_ref = 0.5 * F.cross_entropy(out[:, :3], y) + 0.5 * F.cross_entropy(out[:, 3:], ref_logits.argmax(1))
-checks.check_close(crit(x, (out[:, :3], out[:, 3:]), y), hard_ref, atol=1e-6,
-                   name="loss with a teacher switched to train mode after the loss was built",
-                   hint="run the teacher in eval mode inside forward as well")
-checks.check_close(teacher[2].running_mean, stats, name="the teacher's batch-norm statistics",
-                   hint="a teacher in training mode updates its batch-norm statistics")
-checks.check_true(all(not p.requires_grad for p in teacher.parameters()),
-                  "the teacher's parameters still require gradients: call teacher.requires_grad_(False) in __init__")
-checks.check_true(crit.train() is crit and crit.eval() is crit and not teacher.training,
-                  "train() must return the loss module itself (as nn.Module.train does) and keep the teacher in eval mode")
-_ = checks.check_true(crit.training is False and crit.train().training is True,
-                      "train(mode) must still switch the loss module's own mode (call super().train(mode))")
+none, ref_none = (cls(nn.CrossEntropyLoss(), None, kind="none") for cls in (DistillationLoss, ref.DistillationLoss))
+checks.check_close(none(torch.zeros(3, 1, 2, 2), s3, y3), ref_none(torch.zeros(3, 1, 2, 2), s3, y3),
+                   name="kind='none' with a tensor of logits and no teacher")
+_ = none.train(), ref_none.train()
+for loss_cls in (DistillationLoss, ref.DistillationLoss):   # any other kind is refused, as by the reference
+    for kind in ("Hard", "distill", ""):
+        checks.check_raises(lambda loss_cls=loss_cls, kind=kind: loss_cls(nn.CrossEntropyLoss(), FixedTeacher(s3), kind=kind),
+                            ValueError, name=f"{loss_cls.__name__}(kind={kind!r})")
+frozen = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 3))
+x, out, y = torch.randn(5, 1, 2, 2), torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
+for kind in ("soft", "hard"):
+    mine = DistillationLoss(nn.CrossEntropyLoss(), frozen, alpha=0.4, tau=1.5, kind=kind)
+    theirs = ref.DistillationLoss(nn.CrossEntropyLoss(), frozen, alpha=0.4, tau=1.5, kind=kind)
+    for loss in (mine, theirs):
+        checks.check_true(loss.train() is loss and loss.eval() is loss and not frozen.training,
+                          "train() and eval() return the loss module and leave the teacher in eval mode")
+    frozen.train()   # woken up after the losses were built
+    got = mine(x, (out[:, :3], out[:, 3:]), y)
+    frozen.train()
+    checks.check_close(got, theirs(x, (out[:, :3], out[:, 3:]), y), atol=1e-6,
+                       name=f"kind={kind!r} with a teacher switched to train mode after the loss was built")
+    checks.check_true(all(not p.requires_grad for p in frozen.parameters()), "the teacher's parameters require gradients")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -446,7 +565,7 @@ _ = checks.check_true(crit.training is False and crit.train().training is True,
 # is what the released checkpoints compute; the two rules nearly always pick the same class, but they are
 # different functions: for logits `[3, 2.5, -3]` and `[0, 1, 4]` the mean of the logits picks class 1, the mean of the softmaxes class 2.
 #
-# ### Exercise 4 — `predict` (2 points)
+# ### Exercise 3 — `predict` (2 points)
 #
 # `predict(model, x, mode)` returns logits `(B, K)` from `"cls"`, `"dist"` or `"avg"` (the mean of the two
 # heads' logits), computed without gradients, for any model with `forward_features`, `head` and
@@ -467,19 +586,42 @@ def predict(model: nn.Module, x: torch.Tensor, mode: str = "avg") -> torch.Tenso
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_predict", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-torch.manual_seed(1)
-model = DistilledViT(embed_dim=16, depth=1, num_heads=2).eval()
-x = torch.randn(4, 1, 16, 16)
-tokens = model.forward_features(x)
-checks.check_close(predict(model, x, "cls"), model.head(tokens[:, 0]), name="predict(mode='cls')")
-checks.check_close(predict(model, x, "dist"), model.head_dist(tokens[:, 1]), name="predict(mode='dist')")
-checks.check_close(predict(model, x, "avg"), model(x), name="predict(mode='avg')",
-                   hint="average the two heads' logits, as the official code does (no softmax)")
-checks.check_raises(lambda: predict(model, x, "vote"), ValueError, name="predict(mode='vote')")
-print("predict: visible checks passed")
+def check_predict():
+    torch.manual_seed(1)
+    model = DistilledViT(embed_dim=16, depth=1, num_heads=2).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+        x = torch.randn(4, 1, 16, 16)
+        tokens = model.forward_features(x)
+        cls_logits, dist_logits = model.head(tokens[:, 0]), model.head_dist(tokens[:, 1])
+        mean_of_logits = (cls_logits + dist_logits) / 2
+        checks.check_close(predict(model, x, "cls"), cls_logits, name="predict(mode='cls')",
+                           mistakes={"the class head on token 1, the distillation token": model.head(tokens[:, 1])},
+                           hint="'cls': model.head on token 0 of forward_features")
+        checks.check_close(predict(model, x, "dist"), dist_logits, name="predict(mode='dist')",
+                           mistakes={"the distillation head on token 0, the class token": model.head_dist(tokens[:, 0])},
+                           hint="'dist': model.head_dist on token 1 of forward_features")
+        checks.check_close(predict(model, x, "avg"), mean_of_logits, name="predict(mode='avg')",
+                           mistakes={"the mean of the two heads' softmax outputs":
+                                     (cls_logits.softmax(-1) + dist_logits.softmax(-1)) / 2},
+                           hint="average the two heads' logits, as the official code does (no softmax)")
+    model.train()
+    for mode, expected in (("cls", cls_logits), ("dist", dist_logits), ("avg", mean_of_logits)):
+        checks.check_close(predict(model, x, mode), expected, name=f"predict(mode={mode!r}) with the model in training mode",
+                           hint="compute both heads from forward_features: in training mode model(x) returns a pair")
+    checks.check_true(not predict(model, x, "avg").requires_grad, "predict returned logits that require gradients",
+                      hint="compute under torch.no_grad()")
+    checks.check_raises(lambda: predict(model, x, "vote"), ValueError, name="predict(mode='vote')",
+                        hint="raise a ValueError for a mode other than 'cls', 'dist' or 'avg'")
+
+
+checks.run(check_predict, "Exercise 3 (predict)")
 ### BEGIN HIDDEN TESTS
+from timm.models.deit import VisionTransformerDistilled
 from vitcourse.models import deit as ref
 g = torch.Generator().manual_seed(env.grading_seed() + 3)
+model = DistilledViT(embed_dim=16, depth=1, num_heads=2)
 with torch.no_grad():
     for p in model.parameters():
         p.add_(torch.randn(p.shape, generator=g))
@@ -488,11 +630,12 @@ for training in (False, True):   # the same logits in either mode: the model has
     model.train(training)
     for mode in ("cls", "dist", "avg"):
         checks.check_close(predict(model, x, mode), ref.predict(model, x, mode), atol=1e-5,
-                           name=f"predict(mode={mode!r}) with the model in {'training' if training else 'eval'} mode",
-                           hint="compute both heads from forward_features; model(x) returns a pair in training mode")
+                           name=f"predict(mode={mode!r}) with the model in {'training' if training else 'eval'} mode")
 checks.check_true(not predict(model, x, "avg").requires_grad, "predict should run without gradients")
+for mode in ("", "mean", "CLS"):   # any other mode is refused, as by the reference
+    checks.check_raises(lambda mode=mode: ref.predict(model, x, mode), ValueError, name=f"the reference's predict(mode={mode!r})")
+    checks.check_raises(lambda mode=mode: predict(model, x, mode), ValueError, name=f"predict(mode={mode!r})")
 # any model laid out the same way: timm's DeiT
-from timm.models.deit import VisionTransformerDistilled
 other = VisionTransformerDistilled(img_size=8, patch_size=4, in_chans=3, num_classes=4, embed_dim=16, depth=1,
                                    num_heads=2).eval()
 with torch.no_grad():
@@ -535,7 +678,7 @@ with torch.no_grad():
     print(f"teacher test accuracy: {accuracy(teacher(xte), yte):.3f}")
 
 # %% [markdown]
-# ## 5. The same ViT, three ways (4 points)
+# ## 5. The same ViT, three ways
 #
 # The student is your `DistilledViT`. Each run starts from the same initialisation and sees the same
 # batches; only the loss differs. During training each image gets a random **cut-out**: a 6 × 6 square of
@@ -552,29 +695,221 @@ def make_student(vit=SMALL):
     """Your DistilledViT for the 16 px digits: the course's digits ViT setting, smaller."""
     return lambda: DistilledViT(**(DIGITS_VIT | vit))
 
-# train_student(make, teacher, kind, ...): the same initialisation (seeded) and batches for every kind,
-# a random 6 x 6 cut-out on every training view, AdamW with a one-cycle learning rate;
+# train_student(make, teacher, kind, ..., step=...): the same initialisation (seeded) and batches for every
+# kind, a random 6 x 6 cut-out on every training view, AdamW with a one-cycle learning rate;
 # report(model, teacher, x, y): for each head, (accuracy, agreement with the teacher's class).
 xte_cut = augment(xte, torch.Generator().manual_seed(2000), erase=6)   # fixed cut-out test views
 
 # %% [markdown]
-# The graded behaviour: after hard distillation, on the cut-out test views, the distillation head agrees
-# with the teacher more often than the class head does. (A loss that trains the distillation head on the
-# labels, or ignores the teacher, fails it.) It runs in a few seconds.
+# ### Exercise 4 — `distillation_step` (3 points)
+#
+# Write one training step of DeiT, `distillation_step(model, criterion, optimizer, images, labels,
+# make_view)`. `images` is a batch of clean digits; `make_view(images)` returns a randomly cut-out view
+# of it, a new random view at each call. Draw the view once; run the model on it in training mode (it
+# returns the pair of logits); compute the loss with `criterion(view, outputs, labels)`, so that the
+# teacher inside the criterion labels the view the student read; clear the previous gradients,
+# backpropagate and let the optimizer step. Return the loss as a Python float. `train_student(...,
+# step=distillation_step)` calls it once per batch.
+#
+# The check first runs two steps with a small model that records what it reads, and compares them with
+# reference steps. Then it trains your `DistilledViT` with your `DistillationLoss` and your step (hard
+# distillation, 300 steps, a few seconds) and checks the behaviour: on cut-out test views, the
+# distillation head agrees with the teacher more often than the class head does.
 
-# %% nbgrader={"grade": true, "grade_id": "test_dist_head_follows_teacher", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-seed = env.grading_seed()
-xtr_s, ytr_s, xte_s, yte_s = digits_split(seed=seed)
-teacher_s = train_teacher(xtr_s, ytr_s, seed=seed, device="cpu")
-student = train_student(make_student(), teacher_s, "hard", xtr_s, ytr_s, seed=seed, device="cpu",
-                        loss_cls=DistillationLoss)
-cut = augment(xte_s, torch.Generator().manual_seed(2000 + seed), erase=6)
-r = report(student, teacher_s, cut, yte_s)
-print(f"agreement with the teacher on cut-out views: cls head {r['cls'][1]:.3f}, dist head {r['dist'][1]:.3f}")
-checks.check_true(r["dist"][1] > r["cls"][1] + 0.02,
-                  f"the distillation head agrees with the teacher {r['dist'][1]:.3f} of the time, the class head "
-                  f"{r['cls'][1]:.3f}: the distillation head should follow the teacher (hard targets = teacher argmax)")
-checks.check_true(r["cls"][0] > 0.5, f"the class head reaches only {r['cls'][0]:.3f} accuracy on cut-out views")
+# %% nbgrader={"grade": false, "grade_id": "distillation_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def distillation_step(model, criterion, optimizer, images, labels, make_view):
+    """One DeiT training step on a batch of clean images; returns the loss (a float) before the update."""
+    ### BEGIN SOLUTION
+    model.train()
+    view = make_view(images)
+    loss = criterion(view, model(view), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_distillation_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+from vitcourse.models import deit as ref_deit
+
+
+class Recorder(nn.Module):
+    """A distilled model in miniature that records what it reads, and in which mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.seen = nn.Linear(4, 6), []
+
+    def forward(self, x):
+        self.seen.append((x, self.training))
+        out = self.linear(x.flatten(1))
+        return (out[:, :3], out[:, 3:]) if self.training else (out[:, :3] + out[:, 3:]) / 2
+
+
+class RecordingLoss(ref_deit.DistillationLoss):
+    """The course's DistillationLoss, recording the images its teacher reads."""
+
+    def forward(self, inputs, outputs, labels):
+        self.inputs.append(inputs)
+        return super().forward(inputs, outputs, labels)
+
+
+def check_distillation_step():
+    torch.manual_seed(0)
+    images, labels = torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 2, 1])
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    mine, theirs = Recorder(), Recorder().train()
+    theirs.load_state_dict(mine.state_dict())
+    mine.eval()
+    criterion = RecordingLoss(nn.CrossEntropyLoss(), teacher, kind="hard")
+    reference_criterion = ref_deit.DistillationLoss(nn.CrossEntropyLoss(), teacher, kind="hard")
+    opt_mine, opt_theirs = (torch.optim.SGD(m.parameters(), lr=0.5) for m in (mine, theirs))
+    views = []
+
+    def make_view(batch):
+        view = batch.flip(-1) * (1 + len(views))   # each call draws another view
+        views.append(view)
+        return view
+
+    for step in (1, 2):
+        views.clear(), mine.seen.clear()
+        criterion.inputs = []
+        before = mine.linear.weight.detach().clone()
+        loss = distillation_step(mine, criterion, opt_mine, images, labels, make_view)
+        checks.check_true(len(views) == 1, f"make_view was called {len(views)} times in one step",
+                          hint="draw the view once, view = make_view(images), and give that same view to the model "
+                               "and to the criterion")
+        checks.check_true(len(mine.seen) == 1 and mine.seen[0][1],
+                          "the model did not run exactly once, in training mode",
+                          hint="model.train(), then one forward pass: outputs = model(view)")
+        checks.check_close(mine.seen[0][0], views[0], name="the images the model read",
+                           inputs={"the clean images": images}, hint="the student reads the view: model(view)")
+        checks.check_close(criterion.inputs[0], views[0], name="the images the teacher read",
+                           inputs={"the clean images": images},
+                           hint="criterion(view, outputs, labels): the teacher must label the view the student read, "
+                                "not the clean images")
+        view = images.flip(-1)
+        expected = reference_criterion(view, theirs(view), labels)
+        opt_theirs.zero_grad()
+        expected.backward()
+        opt_theirs.step()
+        checks.check_true(isinstance(loss, float), f"distillation_step returned a {type(loss).__name__}, not a float",
+                          hint="return loss.item()")
+        checks.check_close(torch.tensor(loss), expected.detach(), name=f"the loss returned by step {step}",
+                           hint="the loss computed by the criterion, before the update")
+        checks.check_close(mine.linear.weight, theirs.linear.weight, name=f"the weights after step {step}",
+                           inputs={"the weights before the step": before},
+                           hint="optimizer.zero_grad(), loss.backward(), optimizer.step(), in this order" if step == 1
+                           else "step 1 was right, step 2 is not: the gradients of step 1 were still in the "
+                                "parameters. Clear them with optimizer.zero_grad() before loss.backward()")
+
+
+def check_dist_head_follows_teacher():
+    seed = env.grading_seed()
+    xtr_s, ytr_s, xte_s, yte_s = digits_split(seed=seed)
+    teacher_s = train_teacher(xtr_s, ytr_s, seed=seed, device="cpu")
+    student = train_student(make_student(), teacher_s, "hard", xtr_s, ytr_s, seed=seed, device="cpu",
+                            loss_cls=DistillationLoss, step=distillation_step)
+    cut = augment(xte_s, torch.Generator().manual_seed(2000 + seed), erase=6)
+    r = report(student, teacher_s, cut, yte_s)
+    print(f"agreement with the teacher on cut-out views: class head {r['cls'][1]:.3f}, distillation head "
+          f"{r['dist'][1]:.3f}")
+    checks.check_true(r["dist"][1] > r["cls"][1] + 0.02,
+                      f"the distillation head agrees with the teacher {r['dist'][1]:.3f} of the time, the class head "
+                      f"{r['cls'][1]:.3f}", hint="the distillation head is trained on the teacher's argmax for the "
+                                                 "view the student read")
+    checks.check_true(r["cls"][0] > 0.5, f"the class head reaches only {r['cls'][0]:.3f} accuracy on cut-out views",
+                      hint="the class head is trained on the true labels with base_criterion")
+
+
+checks.run(check_distillation_step, "Exercise 4 (distillation_step)",
+           hint="call model.train() before the forward pass: in eval mode the model returns one tensor, and the "
+                "loss needs the pair (cls_logits, dist_logits)")
+checks.run(check_dist_head_follows_teacher, "Exercise 4 (a distillation head that follows the teacher)",
+           after=[check_add_prefix_tokens, check_distilled_vit, check_distillation_loss, check_teacher_frozen,
+                  check_distillation_step])
+### BEGIN HIDDEN TESTS
+import copy
+g = torch.Generator().manual_seed(env.grading_seed() + 4)
+for make_optimizer in (lambda ps: torch.optim.AdamW(ps, lr=1e-2), lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)):
+    B = int(torch.randint(2, 9, (1,), generator=g))
+    mine = Recorder()
+    theirs = copy.deepcopy(mine)
+    frozen = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    opt_mine, opt_theirs = make_optimizer(mine.parameters()), make_optimizer(theirs.parameters())
+    for p, q in zip(mine.parameters(), theirs.parameters()):   # gradients left over from earlier work
+        p.grad = torch.randn(p.shape, generator=g)
+        q.grad = p.grad.clone()
+    seed = int(torch.randint(0, 10**6, (1,), generator=g))
+    g_mine, g_theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    images, labels = torch.randn(B, 1, 2, 2, generator=g), torch.randint(0, 3, (B,), generator=g)
+    for kind in ("hard", "soft", "hard"):
+        loss = distillation_step(mine.eval(), ref_deit.DistillationLoss(nn.CrossEntropyLoss(), frozen, kind=kind),
+                                 opt_mine, images, labels, lambda x, g=g_mine: augment(x, g, erase=1))
+        expected = ref_deit.distillation_step(theirs.eval(), ref_deit.DistillationLoss(nn.CrossEntropyLoss(), frozen,
+                                                                                      kind=kind),
+                                              opt_theirs, images, labels, lambda x, g=g_theirs: augment(x, g, erase=1))
+        checks.check_true(isinstance(loss, float) and abs(loss - expected) < 1e-5,
+                          f"distillation_step returned {loss!r} with kind={kind!r}, the loss was {expected:.6f}")
+        for p, q in zip(mine.parameters(), theirs.parameters()):
+            checks.check_close(p, q, atol=1e-6, name=f"the weights after a step with {type(opt_mine).__name__}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Question 1 — whose view should the teacher label? (2 points)
+#
+# Your step gives the teacher the cut-out view the student read. Suppose it gave the teacher the clean
+# image instead (the student still reads the cut-out view). **Before you run the next cell, predict**: after
+# hard distillation, how often would the distillation head agree with the teacher on cut-out test views,
+# compared with the class head, and how would its accuracy change? Write your prediction and its reason
+# under **Prediction**; then run the cell (about half a minute) and explain under **What happened, and
+# why** what it shows.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_teacher_view", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# **Prediction**
+#
+# ### BEGIN SOLUTION
+# The distillation head would become a second class head: its agreement with the teacher on cut-out
+# views would drop to about the class head's, and its accuracy would rise to about the class head's.
+# ### END SOLUTION
+#
+# **What happened, and why**
+#
+# ### BEGIN SOLUTION
+# On a clean digit the teacher is right most of the time (about 90% on the test images), so its label
+# for the clean image is nearly always the true label. The distillation head then learns "true label
+# from a cut-out view", the class head's task: the two heads end up alike, and on cut-out test views the
+# distillation head agrees with the teacher no more than the class head does (in the `tiny` run: 0.52
+# against 0.52, where your step gave 0.67 against 0.54), and it is about as accurate as the class head. What the teacher adds is its verdict on the view the
+# student reads; label a different view and that information is gone. This is why DeiT's teacher sees
+# the augmented image.
+#
+# **Rubric (2 points).** 1 point: the explanation says that on clean images the teacher's label is nearly
+# the true label, so the distillation head learns the class head's task. 1 point: it reads the printed
+# agreements correctly (the distillation head no longer agrees with the teacher more than the class head)
+# and says that the teacher's information lies in its verdict on the view the student reads. A wrong
+# prediction loses nothing when the explanation names what was wrong.
+# ### END SOLUTION
+
+# %% tags=["demo"]
+def step_with_clean_teacher(model, criterion, optimizer, images, labels, make_view):
+    """Exercise 4's step, except that the teacher labels the clean images."""
+    model.train()
+    loss = criterion(images, model(make_view(images)), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+for name, step in (("the view the student read", distillation_step), ("the clean image", step_with_clean_teacher)):
+    student = train_student(make_student(), teacher, "hard", xtr, ytr, loss_cls=DistillationLoss, step=step,
+                            device="cpu")
+    r = report(student, teacher, xte_cut, yte)
+    print(f"teacher labels {name:<26} agreement with the teacher on cut-out views: class head {r['cls'][1]:.3f}, "
+          f"distillation head {r['dist'][1]:.3f} | accuracy: class head {r['cls'][0]:.3f}, "
+          f"distillation head {r['dist'][0]:.3f}")
 
 # %% [markdown]
 # Now the comparison. In the `tiny` budget the three runs take seconds; in the `full` budget (a GPU) the
@@ -594,7 +929,8 @@ with torch.no_grad():
           f"cut-out {accuracy(teacher(xte_cut), yte):.3f}")
 print(f"{'kind':<5} {'head':<5} {'acc clean':>9} {'agree clean':>11} {'acc cut':>8} {'agree cut':>9}")
 for kind in ("none", "soft", "hard"):
-    student = train_student(make_student(vit), teacher, kind, xtr, ytr, loss_cls=DistillationLoss, **cfg)
+    student = train_student(make_student(vit), teacher, kind, xtr, ytr, loss_cls=DistillationLoss,
+                            step=distillation_step, **cfg)
     clean, cut = report(student, teacher, xte, yte), report(student, teacher, xte_cut, yte)
     for mode in ("cls", "dist", "avg"):
         note = "  (untrained head)" if kind == "none" and mode != "cls" else ""
@@ -603,22 +939,61 @@ for kind in ("none", "soft", "hard"):
 # %% [markdown]
 # What to look for:
 #
-# - With `none`, the distillation head never receives a gradient: its predictions are chance. Only `cls`
-#   counts there.
-# - With `hard`, the distillation head agrees with the teacher far more often on cut-out views than the
-#   class head does, and it inherits the teacher's weaknesses (the teacher never saw cut-outs).
+# - With `none`, the distillation head never receives a gradient: its predictions mean nothing (an
+#   untrained head), and only `cls` counts there.
+# - With `hard`, the distillation head agrees with the teacher more often on cut-out views than the class
+#   head does, and it inherits the teacher's weaknesses (the teacher never saw cut-outs).
 # - Whether distillation *improves* the ViT's accuracy depends on the teacher and the budget. In the
-#   paper (ImageNet-1k, a RegNetY-16GF teacher at 82.9%), DeiT-S improves from 79.9% to 81.2% top-1 with
+#   paper (ImageNet-1k, a RegNetY-16GF teacher at 82.9%), DeiT-S improves from 79.8% to 81.2% top-1 with
 #   the distillation token, and DeiT-B from 81.8% to 83.4% (85.2% at 384 px with longer training). A tiny
 #   run on 500 digits is much noisier; the reading page discusses the numbers of a larger run.
 #
+# ### Question 2 — the head that copies the teacher (2 points)
+#
+# Read the `hard` rows of the table above. On the cut-out views, which head agrees most with the teacher,
+# and which is the most accurate? Explain why the head that copies the teacher best is not the most
+# accurate one here, and say what the teacher would need for the distillation head to become the best.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_teacher_head", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# On the cut-out views the distillation head agrees most with the teacher, and the class head is the most
+# accurate (in the `tiny` run about 0.82 for the class head against 0.65 for the distillation head, with
+# the average of the two in between). The distillation head was trained to reproduce the teacher's verdict on cut-out views, and the
+# teacher never saw a cut-out during its own training: it is right only about half the time on them.
+# Copying it well means copying its mistakes. The class head learns the true label of each cut-out view,
+# which is the better target here.
+#
+# For the distillation head to win, the teacher must be better than the labels can make the student on
+# its own: accurate on the views the student is trained on (trained with the same augmentation, or a
+# stronger model), so that its verdicts add information (which digit is still visible in this view), not
+# noise. DeiT's RegNet teacher, trained with the same strong augmentation and more accurate than the
+# plain student, is that case.
+#
+# **Rubric (2 points).** 1 point: names the heads correctly from the table and explains that the
+# distillation head copies a teacher that is often wrong on cut-out views. 1 point: says what the teacher
+# would need (accurate on the augmented views, better than the student alone).
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Takeaways
 #
 # - DeiT's distillation token is one more learned prefix token with its own position embedding and
 #   its own head; everything else is a plain ViT.
 # - Soft distillation matches the teacher's temperature-softened distribution (KL × τ²); hard distillation
 #   uses the teacher's argmax as a label, which follows the augmentation of each view.
-# - The teacher is frozen: eval mode, no gradient.
+# - The teacher is frozen (eval mode, no gradient), and it labels the same view the student reads.
 # - At test time the official code averages the two heads' logits.
+#
+# ## Go further (not graded): a teacher that has seen cut-outs
+#
+# The teacher here never saw a cut-out, so on cut-out views it is often wrong, and the distillation head
+# copies those mistakes. Train a second teacher with the same cut-outs as the student (write a
+# `train_teacher` variant whose `augment` call adds `erase=6`), check its accuracy on `xte_cut`, and train
+# the hard-distilled student with it, over three seeds (`digits_split(seed=...)`, `train_teacher(...,
+# seed=...)`, `train_student(..., seed=...)`). What to look for: the teacher's accuracy on cut-out views,
+# the distillation head's accuracy, and the accuracy of the average of the two heads, against the same
+# numbers with the original teacher. It worked if the better teacher lifts the distillation head (and
+# perhaps the average) by more than the spread between seeds; if it does not, say which of the two
+# conditions of Question 2 the new teacher still misses.
 #
 # Next: chapter 5 drops the labels altogether; a teacher built from the student itself (DINO).

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 __all__ = [
-    "check_shape", "check_close", "check_module", "check_equal", "check_true", "check_raises",
+    "check_shape", "check_close", "check_module", "check_parameters", "check_equal", "check_true", "check_raises",
     "check_no_grad", "check_grad_flows", "check_sums_to_one", "check_on_meta", "check_dtype",
     "exercise", "run", "likely_cause",
 ]
@@ -228,6 +228,31 @@ def check_module(mine: torch.nn.Module, theirs: torch.nn.Module, *args, name: st
         raise failure from None
 
 
+def check_parameters(mine: torch.nn.Module, theirs: torch.nn.Module, name: str = "the module",
+                     hint: str | None = None) -> None:
+    """``mine`` has the reference's parameter (and buffer) names and shapes, each its own tensor, so the
+    reference's weights load into it. Names what is missing or extra, a wrong shape, or one module used
+    under two names (``norm2 = norm1``, one block repeated ``depth`` times)."""
+    got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+
+    def listed(names: list) -> str:
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    if missing or extra:
+        parts = ([f"missing {listed(missing)}"] if missing else []) + \
+                ([f"has {listed(extra)}, which the reference does not"] if extra else [])
+        _fail(f"{name}: its parameters differ from the reference's: {'; '.join(parts)}.", hint)
+    wrong = [f"{k} has shape {got[k]} instead of {want[k]}" for k in want if got[k] != want[k]]
+    if wrong:
+        _fail(f"{name}: {listed(wrong)}.", hint)
+    n_mine, n_theirs = len(list(mine.parameters())), len(list(theirs.parameters()))
+    if n_mine != n_theirs:
+        _fail(f"{name}: {n_mine} distinct parameter tensors where the reference has {n_theirs}: one module or "
+              "parameter serves under two names, so they share their weights.", hint)
+
+
 def check_equal(actual, expected, name: str = "value", hint: str | None = None) -> None:
     """Exact equality for ints, strings, tuples (tensors: element-wise)."""
     if isinstance(expected, torch.Tensor):
@@ -372,6 +397,8 @@ _CAUSES = (
     ("found dtype", "two tensors of different dtypes meet: create new tensors with dtype=x.dtype."),
     ("view size is not compatible with input tensor's size and stride", "view() after a transpose or permute: use "
      ".reshape(...) (or .contiguous().view(...))."),
+    ("'float' object has no attribute 'backward'", "the loss became a Python number (.item(), float()) before "
+     "backward(): keep it a tensor until after loss.backward()."),
     ("object has no attribute", "an attribute the exercise asks for is missing or named differently: use the names "
      "the exercise gives."),
     ("Missing key(s) in state_dict", "your module's parameters are named differently from the reference's: use the "

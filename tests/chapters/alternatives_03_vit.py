@@ -12,18 +12,43 @@ from nbexec import Variant
 
 # Different but correct answers: each must keep full marks -------------------------------------------
 
-def attention_einsum(q, k, v):
+def attention_einsum(q, k, v, mask=None):
+    """einsum, and torch.where against a -inf made on the scores' device."""
     scores = torch.einsum("...id,...jd->...ij", q, k) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = torch.where(mask, scores, torch.full_like(scores, float("-inf")))
     weights = torch.softmax(scores, dim=-1)
     return torch.einsum("...ij,...jd->...id", weights, v), weights
 
 
-def attention_manual_softmax(q, k, v):
-    """Softmax by hand, the maximum subtracted first."""
+def attention_manual_softmax(q, k, v, mask=None):
+    """Softmax by hand, the maximum subtracted first; masked scores set to the dtype's lowest value."""
     scores = (q / math.sqrt(q.size(-1))) @ k.mT
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), torch.finfo(scores.dtype).min)
     e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
     weights = e / e.sum(dim=-1, keepdim=True)
     return weights @ v, weights
+
+
+def attention_boolean_index(q, k, v, mask=None):
+    """Masked scores written through boolean indexing (which the meta device cannot run)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.clone()
+        scores[~mask.expand_as(scores)] = float("-inf")
+    weights = scores.softmax(dim=-1)
+    return weights @ v, weights
+
+
+def train_step_criterion(model, images, labels, optimizer):
+    """nn.CrossEntropyLoss, model.zero_grad(), float(loss)."""
+    model.train(True)
+    model.zero_grad(set_to_none=True)
+    loss = nn.CrossEntropyLoss()(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return float(loss)
 
 
 def make_attention_chunk_einops(solution_cls):
@@ -123,6 +148,9 @@ def make_vit_sequential(ns):
 
 ALTERNATIVES = {
     "attention with einsum": Variant({"attention": attention_einsum}, "test_attention", "test_mhsa"),
+    "attention with boolean indexing": Variant({"attention": attention_boolean_index}, "test_attention", "test_mhsa"),
+    "train_step with nn.CrossEntropyLoss and model.zero_grad": Variant({"train_step": train_step_criterion},
+                                                                      "test_train_step"),
     "attention with a hand-written softmax": Variant({"attention": attention_manual_softmax},
                                                      "test_attention", "test_mhsa", "test_block"),
     "Attention: chunk and einops": Variant(lambda ns: {"Attention": make_attention_chunk_einops(ns["Attention"])},
@@ -135,5 +163,5 @@ ALTERNATIVES = {
     "Block with F.layer_norm": Variant(lambda ns: {"Block": make_block_functional_norm(ns["Block"])},
                                        "test_block", "test_vit"),
     "ViT: nn.Sequential, repeat, positions in two parts": Variant(lambda ns: {"ViT": make_vit_sequential(ns)},
-                                                                  "test_vit", "test_overfit"),
+                                                                  "test_vit", "test_train_step"),
 }

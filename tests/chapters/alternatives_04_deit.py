@@ -94,12 +94,25 @@ def predict_stacked(model, x, mode="avg"):
     return {"cls": both[0], "dist": both[1], "avg": both.mean(0)}[mode]
 
 
+def step_zero_grad_first(model, criterion, optimizer, images, labels, make_view):
+    """Correct: gradients cleared first (kept as zeros), the outputs named, float(loss)."""
+    optimizer.zero_grad(set_to_none=False)
+    model.train(True)
+    view = make_view(images)
+    cls_logits, dist_logits = model(view)
+    loss = criterion(view, (cls_logits, dist_logits), labels)
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+
 ALTERNATIVES = {
-    "add_prefix_tokens with einops": Variant({"add_prefix_tokens": prefix_einops}, "test_add_prefix_tokens",
-                                             "test_distilled_vit"),
+    "distillation_step clearing the gradients first": Variant({"distillation_step": step_zero_grad_first},
+                                                              "test_distillation_step"),
+    "add_prefix_tokens with einops": Variant({"add_prefix_tokens": prefix_einops}, "test_distilled_vit"),
     "DistilledViT with normal init and a loop over the blocks": Variant(vit_normal_init, "test_distilled_vit",
                                                                          "test_predict"),
     "DistillationLoss with the KL written out": Variant(
-        loss(make_loss_explicit_kl), "test_distillation_loss", "test_teacher_frozen", "test_dist_head_follows_teacher"),
+        loss(make_loss_explicit_kl), "test_distillation_loss", "test_distillation_step"),
     "predict with inference_mode and stacked heads": Variant({"predict": predict_stacked}, "test_predict"),
 }

@@ -1,6 +1,7 @@
 """Plausible bugs in chapter 3's ViT class, used by the BUGS dict of bugs_03_vit."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Plausible student bugs: ViT ---------------------------------------------------------------------------
@@ -146,3 +147,82 @@ def make_vit_ratio_dropped(ns):
             self.blocks = nn.ModuleList([ns["Block"](embed_dim, num_heads) for _ in range(depth)])
 
     return ViT
+
+
+def make_vit_first_block_only(solution_cls):
+    class ViT(solution_cls):
+        """Only self.blocks[0] runs: the other blocks exist but are skipped."""
+
+        def forward_features(self, x):
+            x = self.patch_embed(x)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+            return self.norm(self.blocks[0](x))
+
+    return ViT
+
+
+# Plausible student bugs: train_step ------------------------------------------------------------------
+
+def step_without_zero_grad(model, images, labels, optimizer):
+    model.train()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, images, labels, optimizer):
+    model.train()
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def step_zero_grad_after_backward(model, images, labels, optimizer):
+    """zero_grad between backward and step: the step sees no gradient."""
+    model.train()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+def step_in_eval_mode(model, images, labels, optimizer):
+    """Never calls model.train()."""
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_returns_tensor(model, images, labels, optimizer):
+    model.train()
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_softmax_then_cross_entropy(model, images, labels, optimizer):
+    """Cross-entropy of softmax probabilities: cross_entropy applies its own log-softmax."""
+    model.train()
+    loss = F.cross_entropy(model(images).softmax(dim=-1), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_item_before_backward(model, images, labels, optimizer):
+    """The loss turned into a float first, then backward called on it."""
+    model.train()
+    loss = F.cross_entropy(model(images), labels).item()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss

@@ -11,6 +11,7 @@ from bugs_03_model import (
     make_vit_cls_last,
     make_vit_cpu_cls,
     make_vit_default_eps,
+    make_vit_first_block_only,
     make_vit_mean_head,
     make_vit_norm_in_forward,
     make_vit_pos_without_cls,
@@ -18,48 +19,95 @@ from bugs_03_model import (
     make_vit_ratio_dropped,
     make_vit_repeated_block,
     make_vit_zero_tokens,
+    step_before_backward,
+    step_in_eval_mode,
+    step_item_before_backward,
+    step_returns_tensor,
+    step_softmax_then_cross_entropy,
+    step_without_zero_grad,
+    step_zero_grad_after_backward,
 )
 from nbexec import Variant
 
 
-def attention_ref(q, k, v):
-    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+def _masked(scores, mask):
+    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+
+
+def attention_ref(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(dim=-1)
     return w @ v, w
 
 
 # Plausible student bugs: attention ----------------------------------------------------------------
 
-def attention_unscaled(q, k, v):
-    w = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+def attention_unscaled(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1), mask).softmax(dim=-1)
     return w @ v, w
 
 
-def attention_wrong_axis(q, k, v):
-    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-2)
+def attention_wrong_axis(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(dim=-2)
     return w @ v, w
 
 
-def attention_scaled_by_d(q, k, v):
-    w = (q @ k.transpose(-2, -1) / q.shape[-1]).softmax(dim=-1)
+def attention_scaled_by_d(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / q.shape[-1], mask).softmax(dim=-1)
     return w @ v, w
 
 
-def attention_transpose_1_2(q, k, v):
+def attention_transpose_1_2(q, k, v, mask=None):
     """k.transpose(1, 2): right for (B, N, d) tensors, wrong once there are heads."""
-    w = (q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    w = _masked(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), mask).softmax(dim=-1)
     return w @ v, w
 
 
-def attention_cpu_scale(q, k, v):
+def attention_cpu_scale(q, k, v, mask=None):
     """The scale as a one-element tensor made on the CPU (a GPU rejects the mix)."""
-    w = (q @ k.transpose(-2, -1) / torch.sqrt(torch.tensor([q.shape[-1]], dtype=q.dtype))).softmax(dim=-1)
+    w = _masked(q @ k.transpose(-2, -1) / torch.sqrt(torch.tensor([q.shape[-1]], dtype=q.dtype)), mask).softmax(dim=-1)
     return w @ v, w
 
 
-def attention_float32(q, k, v):
+def attention_float32(q, k, v, mask=None):
     """Computes "in float32 for stability" and never casts back."""
     q, k, v = q.float(), k.float(), v.float()
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_mask_ignored(q, k, v, mask=None):
+    """Accepts the mask and never uses it."""
     w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_mask_inverted(q, k, v, mask=None):
+    """masked_fill(mask, -inf): True read as "blocked"."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    w = (scores if mask is None else scores.masked_fill(mask, float("-inf"))).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_mask_zero_scores(q, k, v, mask=None):
+    """Masked scores multiplied by the mask: set to 0, not -inf, so masked keys keep a weight."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    w = (scores if mask is None else scores * mask).softmax(dim=-1)
+    return w @ v, w
+
+
+def attention_mask_after_softmax(q, k, v, mask=None):
+    """Masked weights zeroed after the softmax: the rows no longer sum to 1."""
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    w = w if mask is None else w * mask
+    return w @ v, w
+
+
+def attention_mask_cpu_fill(q, k, v, mask=None):
+    """The masked scores replaced by a full tensor of -inf made on the CPU."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = torch.where(mask, scores, torch.full(scores.shape, float("-inf"), dtype=scores.dtype))
+    w = scores.softmax(dim=-1)
     return w @ v, w
 
 
@@ -238,6 +286,10 @@ def make_block_residual_after_norm(solution_cls):
     return Block
 
 
+def vit_bug(factory):
+    return lambda ns: {"ViT": factory(ns["ViT"])}
+
+
 BUGS = {
     "attention: no 1/sqrt(d)": Variant({"attention": attention_unscaled}, "test_attention",
                                   check="test_attention", hint="leaving the scores unscaled"),
@@ -251,6 +303,17 @@ BUGS = {
                                   check="test_attention", hint="math.sqrt(d)"),
     "attention: float64 turned into float32": Variant({"attention": attention_float32}, "test_attention",
                                   check="test_attention", hint="keep the inputs' dtype"),
+    "attention: mask ignored": Variant({"attention": attention_mask_ignored}, "test_attention",
+                                       check="test_attention", hint="ignoring the mask"),
+    "attention: mask inverted": Variant({"attention": attention_mask_inverted}, "test_attention",
+                                        check="test_attention", hint="inverting the mask"),
+    "attention: masked scores set to 0": Variant({"attention": attention_mask_zero_scores}, "test_attention",
+                                                 check="test_attention", hint="setting the masked scores to 0"),
+    "attention: mask applied after the softmax": Variant({"attention": attention_mask_after_softmax},
+                                                         "test_attention", check="test_attention",
+                                                         hint="without renormalising the rows"),
+    "attention: -inf tensor made on the CPU": Variant({"attention": attention_mask_cpu_fill}, "test_attention",
+                                                      check="test_attention", hint="not a tensor made on the CPU"),
     "Attention: qkv split as (heads, 3)": Variant(
         lambda ns: {"Attention": make_attention_heads_first(ns["Attention"])}, "test_mhsa", check="test_mhsa",
         hint="split qkv(x) as (B, N, 3, heads, head_dim)"),
@@ -269,31 +332,67 @@ BUGS = {
     "Attention: heads split by reshape": Variant(
         lambda ns: {"Attention": make_attention_heads_by_reshape(ns["Attention"])}, "test_mhsa", check="test_mhsa",
         hint="split qkv(x) as (B, N, 3, heads, head_dim)"),
-    "Block: post-norm": Variant(lambda ns: {"Block": make_post_norm(ns["Block"])}, "test_block"),
+    "Block: post-norm": Variant(lambda ns: {"Block": make_post_norm(ns["Block"])}, "test_block",
+                                check="test_block", hint="post-norm, norm(x + f(x))"),
     "Block: no residual around the MLP": Variant(
-        lambda ns: {"Block": make_block_without_mlp_residual(ns["Block"])}, "test_block"),
+        lambda ns: {"Block": make_block_without_mlp_residual(ns["Block"])}, "test_block",
+        check="test_block", hint="leaving out the residual around the MLP"),
     "Block: one LayerNorm for both branches": Variant(lambda ns: {"Block": make_block_shared_norm(ns["Block"])},
-                                                      "test_block"),
-    "Block: LayerNorm eps 1e-5": Variant(lambda ns: {"Block": make_block_default_eps(ns["Block"])}, "test_block"),
+                                                      "test_block", check="test_block",
+                                                      hint="two LayerNorms of their own"),
+    "Block: LayerNorm eps 1e-5": Variant(lambda ns: {"Block": make_block_default_eps(ns["Block"])}, "test_block",
+                                         check="test_block", hint="PyTorch's default eps=1e-5"),
     "Mlp: tanh-approximate GELU": Variant(lambda ns: {"Mlp": make_mlp_activation(ns["Mlp"], nn.GELU("tanh"))},
-                                          "test_block"),
-    "Mlp: ReLU": Variant(lambda ns: {"Mlp": make_mlp_activation(ns["Mlp"], nn.ReLU())}, "test_block"),
-    "Mlp: dropout (right only in eval mode)": Variant(lambda ns: {"Mlp": make_mlp_dropout(ns["Mlp"])}, "test_block"),
-    "Block: mlp_ratio ignored": Variant(lambda ns: {"Block": make_block_ratio_four(ns)}, "test_block"),
-    "Block: qkv_bias not passed on": Variant(lambda ns: {"Block": make_block_bias_dropped(ns)}, "test_block"),
+                                          "test_block", check="test_block", hint="the tanh approximation of GELU"),
+    "Mlp: ReLU": Variant(lambda ns: {"Mlp": make_mlp_activation(ns["Mlp"], nn.ReLU())}, "test_block",
+                         check="test_block", hint="ReLU instead of GELU"),
+    "Mlp: dropout (right only in eval mode)": Variant(lambda ns: {"Mlp": make_mlp_dropout(ns["Mlp"])}, "test_block",
+                                                      check="test_block", hint="no dropout in the Mlp"),
+    "Block: mlp_ratio ignored": Variant(lambda ns: {"Block": make_block_ratio_four(ns)}, "test_block",
+                                        check="test_block", hint="mlp = Mlp(dim, int(dim * mlp_ratio))"),
+    "Block: qkv_bias not passed on": Variant(lambda ns: {"Block": make_block_bias_dropped(ns)}, "test_block",
+                                             check="test_block", hint="with qkv_bias passed on"),
     "Block: residual from the normalised tokens": Variant(
-        lambda ns: {"Block": make_block_residual_after_norm(ns["Block"])}, "test_block"),
-    "ViT: position embedding not covering CLS": Variant(
-        lambda ns: {"ViT": make_vit_pos_without_cls(ns["ViT"])}, "test_vit"),
-    "ViT: mean of all tokens instead of CLS": Variant(lambda ns: {"ViT": make_vit_mean_head(ns["ViT"])}, "test_vit"),
-    "ViT: one block repeated depth times": Variant(lambda ns: {"ViT": make_vit_repeated_block(ns["ViT"])}, "test_vit"),
-    "ViT: final norm in forward": Variant(lambda ns: {"ViT": make_vit_norm_in_forward(ns["ViT"])}, "test_vit"),
-    "ViT: blocks in a Python list": Variant(lambda ns: {"ViT": make_vit_python_list(ns["ViT"])}, "test_vit"),
-    "ViT: final LayerNorm eps 1e-5": Variant(lambda ns: {"ViT": make_vit_default_eps(ns["ViT"])}, "test_vit"),
-    "ViT: class token after the patches": Variant(lambda ns: {"ViT": make_vit_cls_last(ns["ViT"])}, "test_vit"),
-    "ViT: class token built on the CPU": Variant(lambda ns: {"ViT": make_vit_cpu_cls(ns["ViT"])}, "test_vit"),
-    "ViT: blocks' outputs discarded": Variant(lambda ns: {"ViT": make_vit_blocks_discarded(ns["ViT"])},
-                                              "test_vit", "test_overfit"),
-    "ViT: zero-initialised tokens": Variant(lambda ns: {"ViT": make_vit_zero_tokens(ns["ViT"])}, "test_vit"),
-    "ViT: mlp_ratio not passed on": Variant(lambda ns: {"ViT": make_vit_ratio_dropped(ns)}, "test_vit"),
+        lambda ns: {"Block": make_block_residual_after_norm(ns["Block"])}, "test_block",
+        check="test_block", hint="starting the residual from the normalised tokens"),
+    "ViT: position embedding not covering CLS": Variant(vit_bug(make_vit_pos_without_cls), "test_vit",
+                                                        check="test_vit", hint="pos_embed has N + 1 rows"),
+    "ViT: mean of all tokens instead of CLS": Variant(vit_bug(make_vit_mean_head), "test_vit",
+                                                      check="test_vit", hint="the mean of all tokens"),
+    "ViT: one block repeated depth times": Variant(vit_bug(make_vit_repeated_block), "test_vit",
+                                                   check="test_vit", hint="[Block(...)] * depth"),
+    "ViT: final norm in forward": Variant(vit_bug(make_vit_norm_in_forward), "test_vit",
+                                          check="test_vit", hint="forward_features without the final norm"),
+    "ViT: blocks in a Python list": Variant(vit_bug(make_vit_python_list), "test_vit",
+                                            check="test_vit", hint="a Python list hides the blocks' parameters"),
+    "ViT: final LayerNorm eps 1e-5": Variant(vit_bug(make_vit_default_eps), "test_vit",
+                                             check="test_vit", hint="default eps=1e-5"),
+    "ViT: class token after the patches": Variant(vit_bug(make_vit_cls_last), "test_vit",
+                                                  check="test_vit", hint="placing the class token after the patches"),
+    "ViT: class token built on the CPU": Variant(vit_bug(make_vit_cpu_cls), "test_vit",
+                                                 check="test_vit", hint="expand cls_token to the batch"),
+    "ViT: blocks' outputs discarded": Variant(vit_bug(make_vit_blocks_discarded), "test_vit", "test_train_step",
+                                              check="test_vit", hint="without keeping their output"),
+    "ViT: only the first block runs": Variant(vit_bug(make_vit_first_block_only), "test_vit", "test_train_step",
+                                              check="test_vit", hint="running only the first block"),
+    "ViT: zero-initialised tokens": Variant(vit_bug(make_vit_zero_tokens), "test_vit",
+                                            check="test_vit", hint="torch.randn(...) * 0.02"),
+    "ViT: mlp_ratio not passed on": Variant(lambda ns: {"ViT": make_vit_ratio_dropped(ns)}, "test_vit",
+                                            check="test_vit", hint="pass mlp_ratio to every Block"),
+    "train_step: gradients never cleared": Variant({"train_step": step_without_zero_grad}, "test_train_step",
+                                                   check="test_train_step", hint="the gradients of step 1"),
+    "train_step: step before backward": Variant({"train_step": step_before_backward}, "test_train_step",
+                                                check="test_train_step", hint="equals the weights before the step"),
+    "train_step: zero_grad between backward and step": Variant(
+        {"train_step": step_zero_grad_after_backward}, "test_train_step",
+        check="test_train_step", hint="equals the weights before the step"),
+    "train_step: model left in eval mode": Variant({"train_step": step_in_eval_mode}, "test_train_step",
+                                                   check="test_train_step", hint="model.train() first"),
+    "train_step: returns the loss tensor": Variant({"train_step": step_returns_tensor}, "test_train_step",
+                                                   check="test_train_step", hint="return loss.item()"),
+    "train_step: cross-entropy of probabilities": Variant(
+        {"train_step": step_softmax_then_cross_entropy}, "test_train_step",
+        check="test_train_step", hint="the softmax probabilities"),
+    "train_step: .item() before backward": Variant({"train_step": step_item_before_backward}, "test_train_step",
+                                                   check="test_train_step", hint="keep the loss a tensor"),
 }

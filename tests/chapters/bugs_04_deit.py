@@ -92,6 +92,8 @@ def make_loss_teacher_in_train_mode(solution_cls):
     class TeacherTrain(solution_cls):
         def __init__(self, base_criterion, teacher, alpha=0.5, tau=1.0, kind="hard"):
             nn.Module.__init__(self)
+            if kind not in ("none", "soft", "hard"):
+                raise ValueError(f"unknown kind {kind!r}")
             self.base_criterion, self.teacher = base_criterion, teacher
             self.alpha, self.tau, self.kind = alpha, tau, kind
             if teacher is not None:
@@ -101,8 +103,10 @@ def make_loss_teacher_in_train_mode(solution_cls):
             return nn.Module.train(self, mode)
 
         def forward(self, inputs, outputs, labels):
-            cls_logits, dist_logits = outputs
+            cls_logits, dist_logits = outputs if not isinstance(outputs, torch.Tensor) else (outputs, None)
             base = self.base_criterion(cls_logits, labels)
+            if self.kind == "none":
+                return base
             with torch.no_grad():
                 t = self.teacher(inputs)
             if self.kind == "soft":
@@ -117,7 +121,10 @@ def make_loss_teacher_in_train_mode(solution_cls):
 def make_loss_teacher_with_grad(solution_cls):
     class TeacherGrad(solution_cls):
         def forward(self, inputs, outputs, labels):
-            cls_logits, dist_logits = outputs
+            cls_logits, dist_logits = outputs if not isinstance(outputs, torch.Tensor) else (outputs, None)
+            if self.kind == "none":
+                return self.base_criterion(cls_logits, labels)
+            self.teacher.eval()
             self.teacher.requires_grad_(True)
             t = self.teacher(inputs)  # no torch.no_grad(): gradients flow into the teacher
             distill = F.cross_entropy(dist_logits, t.argmax(1)) if self.kind == "hard" else \
@@ -255,50 +262,189 @@ def predict_calls_model(model, x, mode="avg"):
         return model.head(tokens[:, 0]) if mode == "cls" else model.head_dist(tokens[:, 1])
 
 
+def make_loss_teacher_not_reset(solution_cls):
+    class NotReset(solution_cls):
+        """Puts the teacher in eval mode in __init__ and train(), but calls it as it finds it in forward."""
+
+        def forward(self, inputs, outputs, labels):
+            cls_logits, dist_logits = outputs if not isinstance(outputs, torch.Tensor) else (outputs, None)
+            base = self.base_criterion(cls_logits, labels)
+            if self.kind == "none":
+                return base
+            with torch.no_grad():
+                t = self.teacher(inputs)
+            return (1 - self.alpha) * base + self.alpha * right_term(self, dist_logits, t, labels)
+
+    return NotReset
+
+
+def hard_cpu_one_hot(self, d, t, y):
+    """Hard targets as one-hot rows written into a tensor made on the CPU."""
+    if self.kind == "soft":
+        return _kl(d, t, self.tau) * self.tau**2 / d.numel()
+    targets = torch.zeros(d.shape).scatter_(1, t.argmax(1, keepdim=True), 1.0)
+    return F.cross_entropy(d, targets)
+
+
+# Plausible student bugs: distillation_step ----------------------------------------------------------------
+
+def step_teacher_reads_clean(model, criterion, optimizer, images, labels, make_view):
+    """The student reads the view, the teacher the clean images."""
+    model.train()
+    loss = criterion(images, model(make_view(images)), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_two_views(model, criterion, optimizer, images, labels, make_view):
+    """make_view called twice: the student and the teacher read two different random views."""
+    model.train()
+    loss = criterion(make_view(images), model(make_view(images)), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_in_eval_mode(model, criterion, optimizer, images, labels, make_view):
+    """Never calls model.train(): in eval mode the model returns the average of its heads."""
+    view = make_view(images)
+    loss = criterion(view, model(view), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_without_zero_grad(model, criterion, optimizer, images, labels, make_view):
+    model.train()
+    view = make_view(images)
+    loss = criterion(view, model(view), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, criterion, optimizer, images, labels, make_view):
+    model.train()
+    view = make_view(images)
+    loss = criterion(view, model(view), labels)
+    optimizer.zero_grad()
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def step_returns_tensor(model, criterion, optimizer, images, labels, make_view):
+    model.train()
+    view = make_view(images)
+    loss = criterion(view, model(view), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def loss(factory):
     """A DistillationLoss derived from the solution's own class by ``factory``."""
     return lambda ns: {"DistillationLoss": factory(ns["DistillationLoss"])}
 
 
+SEEN_AT_THE_MODEL = dict(check="test_distilled_vit")
+SEEN_AT_THE_LOSS = dict(check="test_distillation_loss")
+SEEN_AT_PREDICT = dict(check="test_predict")
+SEEN_AT_THE_STEP = dict(check="test_distillation_step")
+
 BUGS = {
     "add_prefix_tokens: dist before cls": Variant(
-        {"add_prefix_tokens": prefix_dist_first}, "test_add_prefix_tokens", "test_distilled_vit"),
+        {"add_prefix_tokens": prefix_dist_first}, "test_distilled_vit", **SEEN_AT_THE_MODEL,
+        hint="putting the distillation token before the class token"),
     "add_prefix_tokens: dist token without position embedding": Variant(
-        {"add_prefix_tokens": prefix_dist_without_position}, "test_add_prefix_tokens", "test_distilled_vit"),
-    "predict: averages softmax outputs instead of logits": Variant(
-        {"predict": predict_softmax_average}, "test_predict"),
-    "predict: heads read the wrong tokens": Variant({"predict": predict_heads_swapped}, "test_predict"),
-    "soft: tau**2 missing": Variant(
-        loss(lambda cls: make_loss(cls, soft_without_tau_squared)), "test_distillation_loss"),
-    "soft: divided by the batch size, not the number of logits": Variant(
-        loss(lambda cls: make_loss(cls, soft_batchmean)), "test_distillation_loss"),
-    "soft: KL in the wrong direction": Variant(
-        loss(lambda cls: make_loss(cls, soft_reversed_kl)), "test_distillation_loss"),
-    "hard: distillation head trained on the labels": Variant(
-        loss(lambda cls: make_loss(cls, hard_on_labels)), "test_distillation_loss", "test_dist_head_follows_teacher"),
-    "teacher left in training mode": Variant(loss(make_loss_teacher_in_train_mode), "test_teacher_frozen"),
-    "teacher called with gradients": Variant(loss(make_loss_teacher_with_grad), "test_teacher_frozen"),
+        {"add_prefix_tokens": prefix_dist_without_position}, "test_distilled_vit", **SEEN_AT_THE_MODEL,
+        hint="leaving the distillation token without its position embedding"),
+    "add_prefix_tokens: a new tensor made on the CPU": Variant(
+        {"add_prefix_tokens": prefix_into_cpu_tensor}, "test_distilled_vit", **SEEN_AT_THE_MODEL,
+        hint="a tensor created without device= lands on the CPU"),
+    "add_prefix_tokens: tokens read through .data": Variant(
+        {"add_prefix_tokens": prefix_detached_tokens}, "test_distilled_vit", **SEEN_AT_THE_MODEL,
+        hint="no .data, .detach() or copies"),
     "DistilledViT: position embedding without the dist slot": Variant(
-        lambda ns: {"DistilledViT": make_vit_pos_without_dist(ns["DistilledViT"])}, "test_distilled_vit"),
-    "add_prefix_tokens: a new tensor made on the CPU": Variant({"add_prefix_tokens": prefix_into_cpu_tensor},
-                                                              "test_add_prefix_tokens"),
-    "add_prefix_tokens: tokens read through .data": Variant({"add_prefix_tokens": prefix_detached_tokens},
-                                                           "test_add_prefix_tokens"),
-    "DistilledViT: one parameter for both tokens": Variant(vit_variant(shared=True), "test_distilled_vit"),
-    "DistilledViT: tokens and position embedding left at zero": Variant(vit_variant(zeros=True), "test_distilled_vit"),
-    "DistilledViT: dist token a copy of the class token": Variant(vit_variant(same_init=True), "test_distilled_vit"),
-    "DistilledViT: position embedding a fixed buffer": Variant(vit_variant(buffer=True), "test_distilled_vit"),
+        lambda ns: {"DistilledViT": make_vit_pos_without_dist(ns["DistilledViT"])}, "test_distilled_vit",
+        **SEEN_AT_THE_MODEL, hint="pos_embed has N + 2 rows"),
+    "DistilledViT: one parameter for both tokens": Variant(vit_variant(shared=True), "test_distilled_vit",
+                                                           **SEEN_AT_THE_MODEL, hint="two separate nn.Parameters"),
+    "DistilledViT: tokens and position embedding left at zero": Variant(
+        vit_variant(zeros=True), "test_distilled_vit", **SEEN_AT_THE_MODEL, hint="trunc_normal_"),
+    "DistilledViT: dist token a copy of the class token": Variant(
+        vit_variant(same_init=True), "test_distilled_vit", **SEEN_AT_THE_MODEL, hint="its own random draw"),
+    "DistilledViT: position embedding a fixed buffer": Variant(
+        vit_variant(buffer=True), "test_distilled_vit", **SEEN_AT_THE_MODEL, hint="not a buffer"),
     "DistilledViT: final norm in forward instead of forward_features": Variant(
-        vit_variant(norm_in_forward=True), "test_distilled_vit"),
-    "loss: alpha weights the wrong term": Variant(
-        loss(lambda cls: make_loss(cls, swap_alpha=True)), "test_distillation_loss"),
-    "loss: base criterion ignored": Variant(
-        loss(lambda cls: make_loss(cls, plain_cross_entropy=True)), "test_distillation_loss"),
-    "loss: 'none' needs the pair of logits": Variant(loss(make_loss_always_pair), "test_distillation_loss"),
+        vit_variant(norm_in_forward=True), "test_distilled_vit", **SEEN_AT_THE_MODEL,
+        hint="forward_features without the final norm"),
+    "soft: tau**2 missing": Variant(loss(lambda cls: make_loss(cls, soft_without_tau_squared)),
+                                    "test_distillation_loss", **SEEN_AT_THE_LOSS, hint="leaving out the factor tau**2"),
+    "soft: divided by the batch size, not the number of logits": Variant(
+        loss(lambda cls: make_loss(cls, soft_batchmean)), "test_distillation_loss", **SEEN_AT_THE_LOSS,
+        hint="dividing by the batch size B instead of the number of logits"),
+    "soft: KL in the wrong direction": Variant(loss(lambda cls: make_loss(cls, soft_reversed_kl)),
+                                               "test_distillation_loss", **SEEN_AT_THE_LOSS,
+                                               hint="the reverse direction"),
+    "hard: distillation head trained on the labels": Variant(
+        loss(lambda cls: make_loss(cls, hard_on_labels)), "test_distillation_loss", "test_distillation_step",
+        **SEEN_AT_THE_LOSS, hint="the true labels as targets of the distillation head"),
     "hard: the teacher's probabilities as targets": Variant(
-        loss(lambda cls: make_loss(cls, hard_soft_targets)), "test_distillation_loss"),
-    "teacher parameters still require gradients": Variant(loss(make_loss_teacher_requires_grad), "test_teacher_frozen"),
-    "loss.train() returns None": Variant(loss(make_loss_train_returns_none), "test_teacher_frozen"),
-    "loss.train() forgets the loss's own mode": Variant(loss(make_loss_train_without_super), "test_teacher_frozen"),
-    "predict: 'avg' is model(x)": Variant({"predict": predict_calls_model}, "test_predict"),
+        loss(lambda cls: make_loss(cls, hard_soft_targets)), "test_distillation_loss", **SEEN_AT_THE_LOSS,
+        hint="the teacher's probabilities as targets"),
+    "hard: one-hot targets in a tensor made on the CPU": Variant(
+        loss(lambda cls: make_loss(cls, hard_cpu_one_hot)), "test_distillation_loss", **SEEN_AT_THE_LOSS,
+        hint="create no tensor on a fixed device"),
+    "loss: alpha weights the wrong term": Variant(loss(lambda cls: make_loss(cls, swap_alpha=True)),
+                                                  "test_distillation_loss", **SEEN_AT_THE_LOSS,
+                                                  hint="alpha on the class head's term"),
+    "loss: base criterion ignored": Variant(loss(lambda cls: make_loss(cls, plain_cross_entropy=True)),
+                                            "test_distillation_loss", **SEEN_AT_THE_LOSS,
+                                            hint="plain cross-entropy instead of the base_criterion"),
+    "loss: 'none' needs the pair of logits": Variant(loss(make_loss_always_pair), "test_distillation_loss",
+                                                     **SEEN_AT_THE_LOSS, hint="either a tensor of class logits"),
+    "teacher left in training mode": Variant(loss(make_loss_teacher_in_train_mode), "test_distillation_loss",
+                                             **SEEN_AT_THE_LOSS, hint="teacher.eval() in __init__"),
+    "teacher called with gradients": Variant(loss(make_loss_teacher_with_grad), "test_distillation_loss",
+                                             **SEEN_AT_THE_LOSS, hint="torch.no_grad()"),
+    "teacher parameters still require gradients": Variant(loss(make_loss_teacher_requires_grad), "test_distillation_loss",
+                                                          **SEEN_AT_THE_LOSS, hint="requires_grad_(False)"),
+    "teacher woken up later is used in training mode": Variant(loss(make_loss_teacher_not_reset),
+                                                               "test_distillation_loss", **SEEN_AT_THE_LOSS,
+                                                               hint="inside forward as well"),
+    "loss.train() returns None": Variant(loss(make_loss_train_returns_none), "test_distillation_loss",
+                                         **SEEN_AT_THE_LOSS, hint="return self"),
+    "loss.train() forgets the loss's own mode": Variant(loss(make_loss_train_without_super), "test_distillation_loss",
+                                                        **SEEN_AT_THE_LOSS, hint="super().train(mode)"),
+    "predict: averages softmax outputs instead of logits": Variant(
+        {"predict": predict_softmax_average}, "test_predict", **SEEN_AT_PREDICT,
+        hint="the mean of the two heads' softmax outputs"),
+    "predict: heads read the wrong tokens": Variant({"predict": predict_heads_swapped}, "test_predict",
+                                                    **SEEN_AT_PREDICT, hint="the class head on token 1"),
+    "predict: 'avg' is model(x)": Variant({"predict": predict_calls_model}, "test_predict", **SEEN_AT_PREDICT,
+                                          hint="in training mode model(x) returns a pair"),
+    "distillation_step: the teacher reads the clean images": Variant(
+        {"distillation_step": step_teacher_reads_clean}, "test_distillation_step", **SEEN_AT_THE_STEP,
+        hint="not the clean images"),
+    "distillation_step: two different views": Variant({"distillation_step": step_two_views},
+                                                      "test_distillation_step", **SEEN_AT_THE_STEP,
+                                                      hint="draw the view once"),
+    "distillation_step: model left in eval mode": Variant({"distillation_step": step_in_eval_mode},
+                                                          "test_distillation_step", **SEEN_AT_THE_STEP,
+                                                          hint="call model.train()"),
+    "distillation_step: gradients never cleared": Variant({"distillation_step": step_without_zero_grad},
+                                                          "test_distillation_step", **SEEN_AT_THE_STEP,
+                                                          hint="the gradients of step 1"),
+    "distillation_step: step before backward": Variant({"distillation_step": step_before_backward},
+                                                       "test_distillation_step", **SEEN_AT_THE_STEP,
+                                                       hint="equals the weights before the step"),
+    "distillation_step: returns the loss tensor": Variant({"distillation_step": step_returns_tensor},
+                                                          "test_distillation_step", **SEEN_AT_THE_STEP,
+                                                          hint="return loss.item()"),
 }

@@ -137,3 +137,32 @@ def test_on_meta_passes_correct_code_the_meta_device_cannot_run():
     fails_with(lambda: checks.check_on_meta(lambda: x + torch.ones(4, 3), name="add"), "fails when its inputs live")
     fails_with(lambda: checks.check_on_meta(lambda: torch.zeros(4, 3).copy_(x), name="copy"), "copied off the input's device")
     fails_with(lambda: checks.check_on_meta(lambda: x * 2, name="double", shape=(4, 4)), "expected shape (4, 4)")
+
+
+def test_parameters_name_what_differs_from_the_reference():
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, shared=False, bias=True, hidden=8):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(4)
+            self.norm2 = self.norm1 if shared else nn.LayerNorm(4)
+            self.fc = nn.Linear(4, hidden, bias=bias)
+
+    checks.check_parameters(Block(), Block(), name="Block")
+    fails_with(lambda: checks.check_parameters(Block(bias=False), Block(), name="Block", hint="pass the bias on"),
+               "Block: its parameters differ from the reference's: missing fc.bias", "Hint: pass the bias on")
+    fails_with(lambda: checks.check_parameters(Block(), Block(bias=False)), "has fc.bias, which the reference does not")
+    fails_with(lambda: checks.check_parameters(Block(hidden=6), Block()), "fc.weight has shape (6, 4) instead of (8, 4)")
+    fails_with(lambda: checks.check_parameters(Block(shared=True), Block()), "serves under two names")
+
+
+def test_a_loss_turned_into_a_float_before_backward_is_named():
+    def item_then_backward():
+        loss = (torch.ones(2, requires_grad=True) * 2).sum().item()
+        loss.backward()
+
+    with pytest.raises(AssertionError) as info:
+        with checks.exercise("Exercise 5 (train_step)"):
+            item_then_backward()
+    assert "became a Python number" in str(info.value)

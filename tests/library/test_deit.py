@@ -139,3 +139,42 @@ def test_course_vit_distilled_token_layout():
     assert cls.shape == dist.shape == (2, 10)
     m.eval()
     torch.testing.assert_close(predict(m, x, "avg"), (cls + dist) / 2)
+
+
+def test_distillation_step_shows_the_teacher_the_view_the_student_reads():
+    from vitcourse.models.deit import distillation_step
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 6)
+
+        def forward(self, x):
+            out = self.linear(x.flatten(1))
+            return out[:, :3], out[:, 3:]
+
+    torch.manual_seed(0)
+    model = TwoHeads()
+    read_by_teacher, views = [], []
+
+    class Teacher(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, x):
+            read_by_teacher.append(x)
+            return self.linear(x.flatten(1))
+
+    def make_view(images):
+        views.append(images.flip(-1) * (1 + len(views)))
+        return views[-1]
+
+    criterion = DistillationLoss(nn.CrossEntropyLoss(), Teacher(), kind="hard")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.linear.weight.detach().clone()
+    images, labels = torch.randn(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    loss = distillation_step(model, criterion, optimizer, images, labels, make_view)
+    assert isinstance(loss, float) and len(views) == 1
+    assert read_by_teacher[0] is views[0]  # the teacher labels the very view the student read
+    assert not torch.equal(model.linear.weight, before)

@@ -14,14 +14,15 @@ Models come back on the CPU in eval mode, whatever device they were trained on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from vitcourse import augment as aug
-from vitcourse import data, env
-from vitcourse.models.deit import MODES, DistillationLoss, SmallCNN, predict
+from vitcourse import data, env, metrics
+from vitcourse.models.deit import MODES, DistillationLoss, SmallCNN, distillation_step, predict
 from vitcourse.train import RandomBatches, fit
 
 __all__ = ["DIGITS_MEAN", "DIGITS_STD", "digits_split", "augment", "train_teacher", "train_student", "report"]
@@ -62,23 +63,35 @@ def train_teacher(x: torch.Tensor, y: torch.Tensor, steps: int = 300, seed: int 
 def train_student(make_student: Callable[[], nn.Module], teacher: nn.Module, kind: str, x: torch.Tensor,
                   y: torch.Tensor, steps: int = 300, seed: int = 0, batch: int = 64, lr: float = 1e-2,
                   shift: int = 0, erase: int = 6, alpha: float = 0.5, tau: float = 1.0, device=None,
-                  loss_cls=DistillationLoss) -> nn.Module:
+                  loss_cls=DistillationLoss, step=distillation_step) -> nn.Module:
     """A distilled ViT (``make_student()``, built after seeding with ``seed``) trained with
     ``loss_cls(CrossEntropyLoss(), teacher, alpha, tau, kind)`` on views shifted by up to ``shift`` px
     and cut out by ``erase`` px.
 
-    The batches and views depend on ``seed`` only, so every ``kind`` sees the same ones. AdamW
-    (weight decay 0.05) with a one-cycle learning rate peaking at ``lr``. ``loss_cls`` lets the
-    notebook train with the student's own ``DistillationLoss``.
+    Each of the ``steps`` batches goes through ``step(model, criterion, optimizer, images, labels,
+    make_view)``, which draws the batch's view and lets the student and the teacher read it. The batches
+    and views depend on ``seed`` only, so every ``kind`` sees the same ones. AdamW (weight decay 0.05)
+    with a one-cycle learning rate peaking at ``lr``. ``loss_cls`` and ``step`` let the notebook train
+    with the student's own ``DistillationLoss`` and training step.
     """
     device = torch.device(device) if device else env.device()
     torch.manual_seed(seed)
-    model = make_student()
+    model = make_student().to(device)
     criterion = loss_cls(nn.CrossEntropyLoss(), teacher, alpha=alpha, tau=tau, kind=kind).to(device)
-    batches = RandomBatches(x, y, batch, steps, seed=seed + 1000,
-                            augment=lambda b, g: augment(b, g, max_shift=shift, erase=erase))
-    fit(model, batches, lr=lr, weight_decay=0.05, schedule="onecycle", device=device, progress=False,
-        loss_fn=lambda out, labels, inputs: criterion(inputs, out, labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    batches = RandomBatches(x, y, batch, env.steps(steps), seed=seed + 1000)
+
+    def make_view(images: torch.Tensor) -> torch.Tensor:
+        return augment(images, batches.generator, max_shift=shift, erase=erase).to(device)
+
+    start, loss, done = time.perf_counter(), None, 0
+    for images, labels in batches:
+        loss = step(model, criterion, optimizer, images, labels.to(device), make_view)
+        scheduler.step()
+        done += 1
+    metrics.record("train_student", kind=kind, steps=done, planned_steps=steps, loss=loss,
+                   seconds=time.perf_counter() - start, device=device.type)
     teacher.cpu()  # the loss had moved it to the student's device
     return model.cpu().eval()
 
