@@ -1,8 +1,9 @@
 """Chapter 6 graded tests, checked both ways: the solution passes on 10 seeds, each plausible bug loses
 the points of the cells named, each different but correct answer keeps them.
 
-The student's ``MyMAE`` inherits only the layers (``vitcourse.models.mae.MAELayers``), not the reference
-passes, so ``super().forward_encoder`` is no way around the exercise (a test below checks it).
+The student's ``MAEEncoder`` inherits only the layers (``vitcourse.models.mae.MAELayers``), and ``MyMAE`` only
+that, not the reference passes, so ``super().forward_encoder`` is no way around the exercise (a test below
+checks it).
 """
 
 from vitcourse.models import mae as ref
@@ -24,11 +25,11 @@ NOTEBOOK = "solutions/06-mae/06-mae.ipynb"
 
 def test_student_class_does_not_inherit_the_reference_passes(run):
     """The exercise's base class holds layers only: nothing to call with super()."""
-    base = run.namespace["MyMAE"].__mro__[1]
-    assert base is ref.MAELayers
+    encoder, model = run.namespace["MAEEncoder"], run.namespace["MyMAE"]
+    assert encoder.__mro__[1] is ref.MAELayers and model.__mro__[1] is encoder
     for name in ("forward_encoder", "forward_decoder", "forward"):
         assert name not in vars(ref.MAELayers)
-    assert not issubclass(run.namespace["MyMAE"], ref.MAE)
+    assert not issubclass(model, ref.MAE)
 
 
 def test_reference_layers_and_model_share_state_dict_keys():
