@@ -230,17 +230,18 @@ checks.check_true(min(seen["global width"]) > 0.7 and max(seen["local width"]) <
 # size, so the small local views look enlarged.)
 
 # %% tags=["demo"]
-def show_views(views, setting):
+def show_views(views, setting, ncols):
+    """The views, titled by kind, in rows of ``ncols``; the setting printed above them."""
     print(setting)
-    viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=len(views), size=0.66)
+    viz.show_images(views, titles=["global"] * 2 + ["local"] * (len(views) - 2), ncols=ncols, size=6.5 / ncols)
     plt.show()
 
 
 photo = data.photo("chelsea", (300, 448))
 torch.manual_seed(0)
-show_views(MultiCrop()(photo), "Official setting: 2 global views of 224 px and 8 local views of 96 px.")
+show_views(MultiCrop()(photo), "Official setting: 2 global views of 224 px and 8 local views of 96 px.", ncols=5)
 show_views(MultiCrop(16, 8, 4, (0.4, 1.0), (0.1, 0.4))(images[0]),
-           "Tiny setting: 2 global views of 16 px and 4 local views of 8 px.")
+           "Tiny setting: 2 global views of 16 px and 4 local views of 8 px.", ncols=6)
 
 
 # %% [markdown]
