@@ -966,7 +966,7 @@ with torch.no_grad():
 # and compare with the same ViT at its random initialisation and with the raw pixels themselves. (This
 # is the longest cell of the notebook; the full budget trains ten times longer.)
 
-# %%
+# %% tags=["demo"]
 from vitcourse.experiments.dino import features, few_shot_accuracy
 from vitcourse.models.vit import digits_vit
 
