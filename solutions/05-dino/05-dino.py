@@ -218,10 +218,17 @@ for _ in range(3):
 mc = MultiCrop(40, 20, 3, (0.3, 0.9), (0.02, 0.2))
 checks.check_equal((mc.global_size, mc.local_size, mc.num_local, tuple(mc.global_scale), tuple(mc.local_scale)),
                    (40, 20, 3, (0.3, 0.9), (0.02, 0.2)), name="the attributes of MultiCrop(40, 20, 3, ...)")
-check_crops_of_a_ramp(MultiCrop(48, 24, 7))
-seen = crops_of_a_ramp(MultiCrop(48, 24, 3, global_scale=(0.85, 1.0), local_scale=(0.01, 0.04)), calls=20)
-checks.check_true(min(seen["global width"]) > 0.7 and max(seen["local width"]) < 0.32,
-                  "global_scale and local_scale set the crops' areas")
+# the same specification, yours and the library's reference (its crop and flip, colour augmentation off)
+from vitcourse.experiments.dino import MultiCrop as Reference
+crop_and_flip = dict(color_jitter=(0.0, 0.0, 0.0, 0.0), grayscale_p=0.0, blur_p=(0.0, 0.0, 0.0), solarize_p=0.0,
+                     mean=None, std=None)
+for crops in (MultiCrop(48, 24, 7), Reference(48, 24, 7, **crop_and_flip)):
+    check_crops_of_a_ramp(crops)
+for crops in (MultiCrop(48, 24, 3, global_scale=(0.85, 1.0), local_scale=(0.01, 0.04)),
+              Reference(48, 24, 3, global_scale=(0.85, 1.0), local_scale=(0.01, 0.04), **crop_and_flip)):
+    seen = crops_of_a_ramp(crops, calls=20)
+    checks.check_true(min(seen["global width"]) > 0.7 and max(seen["local width"]) < 0.32,
+                      "global_scale and local_scale set the crops' areas")
 ### END HIDDEN TESTS
 
 # %% [markdown]
