@@ -247,7 +247,7 @@ def check_encoder():
                       hint="class MAEEncoder(ref.MAELayers): write forward_encoder yourself")
     mine, theirs = mae_pair(0, cls=MAEEncoder)
     images = torch.rand(3, 1, 16, 16)
-    seed = lambda: torch.Generator().manual_seed(0)   # noqa: E731 - the same masks for both models
+    seed = lambda: torch.Generator().manual_seed(0)
     latent, mask, ids = mine.forward_encoder(images, 0.5, generator=seed())
     checks.check_shape(latent, (3, 1 + 8, 32), name="latent for 16 patches at mask ratio 0.5",
                        hint="pass mask_ratio on to random_masking; the encoder sees the class token and the "
@@ -443,7 +443,7 @@ def check_loss():
         return (target - mean) / (var + 1e-6) ** 0.5
 
     mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-    by_patch = lambda t: (((pred - t) ** 2).mean(-1) * mask).sum() / 4   # noqa: E731
+    by_patch = lambda t: (((pred - t) ** 2).mean(-1) * mask).sum() / 4
     flat = target.reshape(2, -1)
     checks.check_close(mae_loss(pred, images, mask, 4, norm_pix_loss=True), by_patch(normalised(mean, var)),
                        name="mae_loss with norm_pix_loss=True",
