@@ -993,7 +993,7 @@ print(f"{len(train_x)} training digits, {len(test_x)} test digits, {steps} steps
 
 # %% tags=["demo"]
 print(f"{'features (1-NN, cosine)':<26}" + "".join(f"{n:>3}-shot" for n in (1, 5, 20)))
-pixels = lambda x: F.normalize(x.flatten(1), dim=-1)
+pixels = lambda x: F.normalize(x.flatten(1), dim=-1)   # the images themselves as features
 for name, train_f, test_f in (
         ("ViT at random init", features(run.initial, train_x), features(run.initial, test_x)),
         ("ViT after DINO (teacher)", features(run.teacher.backbone, train_x), features(run.teacher.backbone, test_x)),

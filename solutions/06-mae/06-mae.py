@@ -247,7 +247,7 @@ def check_encoder():
                       hint="class MAEEncoder(ref.MAELayers): write forward_encoder yourself")
     mine, theirs = mae_pair(0, cls=MAEEncoder)
     images = torch.rand(3, 1, 16, 16)
-    seed = lambda: torch.Generator().manual_seed(0)
+    seed = lambda: torch.Generator().manual_seed(0)   # the same masks for both models
     latent, mask, ids = mine.forward_encoder(images, 0.5, generator=seed())
     checks.check_shape(latent, (3, 1 + 8, 32), name="latent for 16 patches at mask ratio 0.5",
                        hint="pass mask_ratio on to random_masking; the encoder sees the class token and the "
