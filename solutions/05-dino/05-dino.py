@@ -405,8 +405,8 @@ head = DINOHead(48, 40, hidden_dim=96, bottleneck_dim=24, nlayers=4, use_bn=True
 for i, lin in enumerate(m for m in head.mlp.modules() if isinstance(m, nn.Linear)):
     checks.check_true(0.014 < float(lin.weight.detach().std()) < 0.026 and float(lin.bias.detach().abs().max()) == 0,
                       f"Linear {i} of a 4-layer head: trunc_normal_(std=0.02) weights and zero biases")
-checks.check_on_meta(lambda: DINOHead(12, 20, 24, 6, nlayers=1).to("meta")(torch.empty(3, 12, device="meta")),
-                     name="DINOHead with nlayers=1", shape=(3, 20))
+_ = checks.check_on_meta(lambda: DINOHead(12, 20, 24, 6, nlayers=1).to("meta")(torch.empty(3, 12, device="meta")),
+                         name="DINOHead with nlayers=1", shape=(3, 20))
 ### END HIDDEN TESTS
 
 
@@ -568,9 +568,8 @@ for _ in range(4):
 s64, t64 = torch.randn(12, 7, generator=g, dtype=torch.float64), torch.randn(6, 7, generator=g, dtype=torch.float64)
 checks.check_close(DINOLoss(7, ncrops=4).double()(s64, t64), ref.DINOLoss(7, ncrops=4).double()(s64, t64),
                    name="DINO loss of float64 outputs")
-checks.check_on_meta(lambda: DINOLoss(5, 0.05, 0.2, 0.7, ncrops=3).to("meta")(torch.empty(6, 5, device="meta"),
-                                                                              torch.empty(4, 5, device="meta")),
-                     name="DINOLoss with 3 views", shape=())
+_ = checks.check_on_meta(lambda: DINOLoss(5, 0.05, 0.2, 0.7, ncrops=3).to("meta")(
+    torch.empty(6, 5, device="meta"), torch.empty(4, 5, device="meta")), name="DINOLoss with 3 views", shape=())
 ### END HIDDEN TESTS
 
 

@@ -170,8 +170,8 @@ mine = random_masking(t, 0.5)
 torch.manual_seed(g_seed + 5)
 theirs = ref.random_masking(t, 0.5)
 checks.check_close(mine[1], theirs[1], name="mask with generator=None after torch.manual_seed")
-checks.check_on_meta(lambda: random_masking(torch.empty(3, 20, 5, device="meta"), 0.6, generator=torch.Generator()),
-                     name="random_masking", shape=(3, 8, 5))
+_ = checks.check_on_meta(lambda: random_masking(torch.empty(3, 20, 5, device="meta"), 0.6, generator=torch.Generator()),
+                         name="random_masking", shape=(3, 8, 5))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -298,7 +298,7 @@ for k, c in enumerate(configs):
         checks.check_close(a[1].float(), b[1].float(), name=f"mask ({what})")
         checks.check_close(a[2].float(), b[2].float(), name=f"ids_restore ({what})")
 meta_model = MAEEncoder(**configs[1]).to("meta")
-checks.check_on_meta(
+_ = checks.check_on_meta(
     lambda: meta_model.forward_encoder(torch.empty(2, 3, 12, 20, device="meta"), 0.75, generator=torch.Generator()),
     name="forward_encoder", shape=(2, 1 + 3, 24))
 ### END HIDDEN TESTS
@@ -386,7 +386,7 @@ for k, c in enumerate(configs):
                            name=f"decoder ({c}, batch {B}, ratio {ratio})")
         checks.check_dtype(got, torch.float32, name="the prediction")
 meta_model = MyMAE(**configs[1]).to("meta")
-checks.check_on_meta(
+_ = checks.check_on_meta(
     lambda: meta_model.forward_decoder(torch.empty(2, 1 + 3, 24, device="meta"),
                                        torch.empty(2, 15, dtype=torch.long, device="meta")),
     name="forward_decoder", shape=(2, 15, 48))
