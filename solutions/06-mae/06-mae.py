@@ -572,7 +572,7 @@ model = MyMAE(depth=2)   # the digits setting (width 64, patch 4, decoder width 
 optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
 g = torch.Generator().manual_seed(env.grading_seed())   # draws the batches and the masks
 losses = [mae_train_step(model, digits[torch.randint(len(digits), (64,), generator=g)], optimizer, 0.75, g)
-          for _ in range(150)]
+          for _ in range(env.steps(150))]
 first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
 print(f"masked-patch loss: first 10 steps {first:.4f}, last 10 steps {last:.4f}")
 checks.check_true(last < first / 2, f"Exercise 5 (mae_train_step): the loss should at least halve in 150 steps, "
@@ -596,22 +596,29 @@ for name, p in mine.named_parameters():
 # %% [markdown]
 # ## 5. What did it learn to paint?
 #
-# Longer training with your step (a few hundred steps in the `tiny` budget) and reconstructions of
-# **held-out** digits: the original, what the encoder saw (removed patches grey), and the prediction with
-# the visible patches pasted back.
+# Longer training of the same model (a few hundred steps in the `tiny` budget) with the course library's
+# loop, `vitcourse.experiments.mae.pretrain`: the same step as yours, with AdamW, batches of 64 and a
+# progress record, on a model whose `forward` chains your encoder, decoder and loss. Then reconstructions
+# of **held-out** digits: the original, what the encoder saw (removed patches grey), and the prediction
+# with the visible patches pasted back.
 
 # %% tags=["demo"]
+class TrainableMAE(MyMAE):
+    """Your MAE with the forward pass the library's loop calls: images -> (loss, pred, mask)."""
+
+    def forward(self, images, mask_ratio=0.75, generator=None):
+        latent, mask, ids_restore = self.forward_encoder(images, mask_ratio, generator)
+        pred = self.forward_decoder(latent, ids_restore)
+        return mae_loss(pred, images, mask, self.patch_size, self.norm_pix_loss), pred, mask
+
+
+trained = TrainableMAE(depth=2)
+trained.load_state_dict(model.state_dict())   # from where the check left off
 steps = 600 if BUDGET == "tiny" else 5000
-model.to(DEVICE).train()
-optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-g = torch.Generator().manual_seed(1)
-for _ in range(steps):   # more training, from where the check left off
-    mae_train_step(model, digits[torch.randint(len(digits), (64,), generator=g)].to(DEVICE), optimizer, 0.75, g)
+pretrain(trained, digits, steps=steps, seed=1, device=DEVICE)   # ends on the CPU, in eval mode
 test_digits = data.digits(16, "test").tensors[0][:6]
-model.cpu().eval()   # the pictures are made on the CPU
 with torch.no_grad():
-    latent, mask, ids_restore = model.forward_encoder(test_digits, 0.75, generator=torch.Generator().manual_seed(0))
-    pred = model.forward_decoder(latent, ids_restore)
+    _, pred, mask = trained(test_digits, 0.75, generator=torch.Generator().manual_seed(0))
 viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% masked", "reconstruction"));
 
 # %% [markdown]
@@ -719,7 +726,7 @@ for ratio, t in times.items():
 # ## Go further: how much should be hidden?
 #
 # The paper chose 75% for photographs. Is it right for 16 px digits? Train the MAE of section 5 at mask
-# ratios 0.25, 0.5, 0.75 and 0.9 (pass the ratio to `mae_train_step`; keep everything else, the number of
+# ratios 0.25, 0.5, 0.75 and 0.9 (`pretrain(..., mask_ratio=...)`; keep everything else, the number of
 # steps included), then measure what each encoder learned: freeze it, take the mean of its patch tokens
 # with nothing masked (`forward_encoder(images, 0.0)`), and fit a linear classifier on the training
 # digits' features (an `nn.Linear` trained with cross-entropy, or scikit-learn's `LogisticRegression` where
