@@ -1,10 +1,10 @@
 """Chapter 5: DINO at CPU scale on the bundled digits, without labels.
 
 One run: pretrain a small backbone with ``vitcourse.experiments.dino.train_dino`` on the digits'
-training split (1,437 images, labels unused), report the teacher diagnostics of the last 10 steps
+training split (1,438 images, labels unused), report the teacher diagnostics of the last 10 steps
 (per-image entropy H, entropy of the batch-mean distribution Hm, KL teacher || student), then few-shot
 1-NN (cosine) on backbone features, 1 / 5 / 20 labelled images per class (mean of 20 draws) and
-k-NN (k = 20) with all labels, on the 360 test digits: the teacher's backbone, the same backbone at
+k-NN (k = 20) with all labels, on the 359 test digits: the teacher's backbone, the same backbone at
 its random initialisation, and raw pixels. Single thread.
 
     python benchmarks/05_dino.py --backbone vit --K 256 --teacher-temp 0.02 --momentum 0.99 --batch 64 \
@@ -16,9 +16,9 @@ its random initialisation, and raw pixels. Single thread.
 What the search for a healthy regime found (MLP and global-average-pooled CNN backbones, K 64-1024,
 teacher temperature 0.01-0.04, lr 1e-3-5e-3, momentum 0.98-0.996, batch 64-256, weaker crops, 0-6
 local crops, a free last layer, a one-layer head): without BatchNorm in the head (``--head-bn``)
-every small backbone collapsed within 100-300 steps. A random backbone maps all digits to nearly
-the same direction, so H == Hm from the first step; centering then removes the common distribution
-and the run ends uniform, or at a constant non-uniform distribution (KL ~ 0). With ``--head-bn``
+every small backbone collapsed within 100-300 steps. A random backbone and the head behind it give
+all digits nearly parallel bottleneck vectors, so H == Hm within the first tens of steps; the run ends
+at one distribution shared by every image (KL ~ 0), uniform or not. With ``--head-bn``
 runs stay healthy (H < Hm, KL ~ 1). A lower teacher momentum (0.9) or no centering gives one-hot.
 
 Each run is saved in benchmarks/results/05-dino.json under ``--name``.

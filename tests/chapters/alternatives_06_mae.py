@@ -4,6 +4,7 @@ import einops
 import torch
 import torch.nn.functional as F
 
+from vitcourse.models.mae import mae_loss as mae_loss_ref
 from vitcourse.models.patches import patchify
 
 from bugs_06_mae import decoder, encoder
@@ -105,14 +106,26 @@ def loss_explicit_variance(pred, images, mask, patch_size, norm_pix_loss=False):
     return torch.einsum("bn,bn->", err, mask) / mask.sum()
 
 
+def train_step_functional(model, images, optimizer, mask_ratio=0.75, generator=None):
+    """Correct: gradients set to None first, the loss as float(loss.detach())."""
+    optimizer.zero_grad(set_to_none=True)
+    latent, mask, ids_restore = model.forward_encoder(images, mask_ratio, generator=generator)
+    loss = mae_loss_ref(model.forward_decoder(latent, ids_restore), images, mask, model.patch_size,
+                        model.norm_pix_loss)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 ALTERNATIVES = {
     "masking with sort, scatter and indexing": Variant({"random_masking": masking_scatter}, "test_masking",
-                                                       "test_encoder", "test_training"),
+                                                       "test_encoder", "test_train_step"),
     "masking one image at a time": Variant({"random_masking": masking_loop}, "test_masking"),
     "encoder with einops": Variant(encoder(encoder_einops), "test_encoder"),
-    "decoder with scatter into mask tokens": Variant(decoder(decoder_scatter), "test_decoder", "test_training"),
+    "decoder with scatter into mask tokens": Variant(decoder(decoder_scatter), "test_decoder", "test_train_step"),
     "decoder with take_along_dim and repeat": Variant(decoder(decoder_take_along_dim), "test_decoder"),
     "loss with einops, mse_loss and boolean indexing": Variant({"mae_loss": loss_boolean_index}, "test_loss",
-                                                                "test_training"),
+                                                                "test_train_step"),
     "loss with the variance written out": Variant({"mae_loss": loss_explicit_variance}, "test_loss"),
+    "training step with set_to_none and float()": Variant({"mae_train_step": train_step_functional}, "test_train_step"),
 }

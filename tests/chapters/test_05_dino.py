@@ -4,7 +4,7 @@ student's view) are added by tests/chapters/conftest.py from the registry."""
 
 
 def test_healthy_regime_beats_random_init_in_knn(run):
-    """The section-6 experiment ran in the solution: pretrained features beat random init clearly."""
+    """The section-7 experiment ran in the solution: pretrained features beat random init clearly."""
     ns = run.namespace
     accs = {}
     for name, net in (("random", ns["run"].initial), ("dino", ns["run"].teacher.backbone)):

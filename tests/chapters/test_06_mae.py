@@ -2,8 +2,9 @@
 ten seeds, each plausible bug of bugs_06_mae.py and each alternative of alternatives_06_mae.py, the
 student's view) are added by tests/chapters/conftest.py from the registry.
 
-The student's ``MyMAE`` inherits only the layers (``vitcourse.models.mae.MAELayers``), not the reference
-passes, so ``super().forward_encoder`` is no way around the exercise (a test below checks it).
+The student's ``MAEEncoder`` inherits only the layers (``vitcourse.models.mae.MAELayers``), and ``MyMAE`` only
+that, not the reference passes, so ``super().forward_encoder`` is no way around the exercise (a test below
+checks it).
 """
 
 from vitcourse.models import mae as ref
@@ -11,11 +12,11 @@ from vitcourse.models import mae as ref
 
 def test_student_class_does_not_inherit_the_reference_passes(run):
     """The exercise's base class holds layers only: nothing to call with super()."""
-    base = run.namespace["MyMAE"].__mro__[1]
-    assert base is ref.MAELayers
+    encoder, model = run.namespace["MAEEncoder"], run.namespace["MyMAE"]
+    assert encoder.__mro__[1] is ref.MAELayers and model.__mro__[1] is encoder
     for name in ("forward_encoder", "forward_decoder", "forward"):
         assert name not in vars(ref.MAELayers)
-    assert not issubclass(run.namespace["MyMAE"], ref.MAE)
+    assert not issubclass(model, ref.MAE)
 
 
 def test_reference_layers_and_model_share_state_dict_keys():

