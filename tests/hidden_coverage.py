@@ -10,9 +10,14 @@ branches and lines the graded cells never reached.
     .venv/bin/python tests/hidden_coverage.py                 # every chapter, one table
     .venv/bin/python tests/hidden_coverage.py 09-vlm          # one chapter
 
-Besides the exercises' references, every other function of those modules that the graded cells call
-is measured too (``smart_resize`` behind ``visual_token_count``): its branches are part of the
-specification the student's code is compared with.
+Besides the exercises' references, every other function of the chapter's own module (the registry's
+``module``) that the graded cells call is measured too (``smart_resize`` behind ``visual_token_count``):
+its branches are part of the specification the student's code is compared with. Functions of other
+modules that the notebook merely uses (chapter 3's ``Block`` inside chapter 8's model) are not.
+
+A branch that the exercise's specification states (an error for a value it forbids) is reached by
+calling the reference on it too, next to the student's code, e.g.
+``for fn in (pool, ref.pool): checks.check_raises(lambda: fn(t, "max"), ValueError)``.
 
 A line of a reference that is outside what a chapter's exercise asks (an option another chapter
 grades, an error for a case the exercise excludes) carries the comment ``# not graded in 03-vit: <why>``
@@ -99,13 +104,25 @@ def measure(run: NotebookRun) -> list[Coverage]:
         functions = report.get(pathlib.Path(module.__file__).resolve(), {"functions": {}})["functions"]
         rows.append(_row(name, f"{module.__name__}:{name}",
                          {k: v for k, v in functions.items() if k == name or k.startswith(name + ".")}))
+    own = _chapter_module(run)
     for file, data in report.items():
         module = next(m.__name__ for m in found.values() if pathlib.Path(m.__file__).resolve() == file)
+        if module != own:
+            continue
         for qualname, region in data["functions"].items():
             owner = qualname.split(".")[0]
             if owner and owner not in found and region["executed_lines"]:
                 rows.append(_row(f"(called) {qualname}", f"{module}:{qualname}", {qualname: region}))
     return rows
+
+
+def _chapter_module(run: NotebookRun) -> str | None:
+    from vitcourse import course
+
+    try:
+        return course.chapter(run.path.parent.name).module
+    except (KeyError, ValueError):
+        return None
 
 
 def _row(name: str, reference: str, regions: dict) -> Coverage:
