@@ -102,7 +102,8 @@ print(env.describe())
 # $$
 #
 # The factor is learned through its logarithm, `logit_scale` $= \log t$, so that it stays positive;
-# CLIP starts it at $\log(1/0.07)$, a temperature of 0.07.
+# CLIP starts it at $\log(1/0.07)$, a temperature of 0.07, and during training never lets $t$ pass 100
+# (the training loop of this chapter caps it there too).
 
 # %% tags=["demo"]
 diagrams.contrastive_targets(batch=5);
@@ -622,7 +623,7 @@ for n_extra, grid, f in ((4, (4, 4), 2), (0, (3, 5), 3), (1, (2, 2), 2), (0, (6,
     try:
         want = ref.pixel_shuffle_tokens(x, grid, f)
     except ValueError:
-        checks.check_raises(lambda: pixel_shuffle_tokens(x, grid, f), ValueError, name=name)
+        checks.check_raises(lambda x=x, grid=grid, f=f: pixel_shuffle_tokens(x, grid, f), ValueError, name=name)
     else:
         checks.check_close(pixel_shuffle_tokens(x, grid, f), want, name=name)
 ### END HIDDEN TESTS
@@ -713,7 +714,7 @@ def check_projector():
                             "image_tokens[b] there")
     for bad, what in ((torch.tensor([[5, 6, 7, 8, 2], [5, 6, 7, IMG, 2]]), "a prompt without a placeholder"),
                       (torch.tensor([[5, IMG, 7, IMG, 2], [5, 6, 7, IMG, 2]]), "a prompt with two placeholders")):
-        checks.check_raises(lambda: insert_image_tokens(text, bad, image, IMG), ValueError,
+        checks.check_raises(lambda bad=bad: insert_image_tokens(text, bad, image, IMG), ValueError,
                             name=f"insert_image_tokens of {what}",
                             hint="count the placeholders of every row ((input_ids == image_token_id).sum(dim=1)) "
                                  "and raise ValueError unless each has exactly one")
@@ -746,7 +747,8 @@ for placeholders in ((1, 1, 0), (2, 1, 1), (1, 1, 1)):  # how many placeholders 
     try:
         want = ref.insert_image_tokens(text, ids, image, 1000)
     except ValueError:
-        checks.check_raises(lambda: insert_image_tokens(text, ids, image, 1000), ValueError, name=name)
+        checks.check_raises(lambda text=text, ids=ids, image=image: insert_image_tokens(text, ids, image, 1000), ValueError,
+                            name=name)
     else:
         checks.check_close(insert_image_tokens(text, ids, image, 1000), want, name=name)
 ### END HIDDEN TESTS
@@ -972,7 +974,8 @@ for scheme in ("LLaVA", "qwen2", "llava"):
     try:
         want = ref.visual_token_count(500, 700, scheme)
     except ValueError:
-        checks.check_raises(lambda: visual_token_count(500, 700, scheme), ValueError, name=f"the scheme {scheme!r}")
+        checks.check_raises(lambda scheme=scheme: visual_token_count(500, 700, scheme), ValueError,
+                            name=f"the scheme {scheme!r}")
     else:
         checks.check_equal(visual_token_count(500, 700, scheme), want, name=f"the scheme {scheme!r}")
 ### END HIDDEN TESTS
