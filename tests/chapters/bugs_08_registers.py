@@ -191,46 +191,130 @@ def vit_variant(**changes):
     return replace
 
 
+def shares_first_head(attn, num_registers, ink):
+    row = attn[:, 0, 0]  # the first head only
+    patches = row[:, 1 + num_registers:]
+    return torch.stack([row[:, 0], row[:, 1:1 + num_registers].sum(-1), (patches * ink).sum(-1),
+                        (patches * ~ink).sum(-1)], -1)
+
+
+def shares_column(attn, num_registers, ink):
+    """Column 0: how much each token attends TO the class token."""
+    col = attn.mean(1)[:, :, 0]
+    patches = col[:, 1 + num_registers:]
+    return torch.stack([col[:, 0], col[:, 1:1 + num_registers].sum(-1), (patches * ink).sum(-1),
+                        (patches * ~ink).sum(-1)], -1)
+
+
+def shares_swapped(attn, num_registers, ink):
+    row = attn.mean(1)[:, 0]
+    patches = row[:, 1 + num_registers:]
+    return torch.stack([row[:, 0], row[:, 1:1 + num_registers].sum(-1), (patches * ~ink).sum(-1),
+                        (patches * ink).sum(-1)], -1)
+
+
+def shares_registers_as_patches(attn, num_registers, ink):
+    """num_registers ignored: patches taken from column 1, so the registers count as patches."""
+    row = attn.mean(1)[:, 0]
+    patches = row[:, -ink.shape[1]:]
+    return torch.stack([row[:, 0], torch.zeros_like(row[:, 0]), (patches * ink).sum(-1), (patches * ~ink).sum(-1)], -1)
+
+
+def shares_zeros_on_cpu(attn, num_registers, ink):
+    """Without registers, their share built with torch.zeros on the CPU."""
+    row = attn.mean(1)[:, 0]
+    patches = row[:, 1 + num_registers:]
+    regs = row[:, 1:1 + num_registers].sum(-1) if num_registers else torch.zeros(row.shape[0], dtype=row.dtype)
+    return torch.stack([row[:, 0], regs, (patches * ink).sum(-1), (patches * ~ink).sum(-1)], -1)
+
+
+def shares_float32(attn, num_registers, ink):
+    """Everything turned into float32 with .float(), the masks included: float64 weights come back float32."""
+    row = attn.mean(1)[:, 0].float()
+    patches = row[:, 1 + num_registers:]
+    return torch.stack([row[:, 0], row[:, 1:1 + num_registers].sum(-1), (patches * ink.float()).sum(-1),
+                        (patches * (~ink).float()).sum(-1)], -1)
+
+
+def _seen(check: str, hint: str) -> dict:
+    return {"check": check, "hint": hint}
+
+
+ADD = "test_add_prefix_tokens"
 BUGS = {
-    "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches},
-                                                  "test_add_prefix_tokens", "test_register_vit"),
+    "registers placed after the patches": Variant({"add_prefix_tokens": prefix_registers_after_patches}, ADD,
+                                                  "test_register_vit",
+                                                  **_seen(ADD, "putting the registers after the patches")),
     "position embedding added to registers (DINOv2 convention)": Variant(
-        {"add_prefix_tokens": prefix_position_on_registers}, "test_add_prefix_tokens", "test_register_vit"),
+        {"add_prefix_tokens": prefix_position_on_registers}, ADD, "test_register_vit",
+        **_seen(ADD, "adding position embeddings to the registers")),
     "registers never enter the sequence": Variant(
-        {"add_prefix_tokens": prefix_registers_dropped}, "test_add_prefix_tokens", "test_register_vit",
-        "test_token_accounting", "test_register_gradients"),
-    "prefix tokens not expanded over the batch": Variant({"add_prefix_tokens": prefix_not_expanded},
-                                                         "test_add_prefix_tokens"),
-    "empty registers made on the CPU": Variant({"add_prefix_tokens": prefix_empty_registers_on_cpu},
-                                               "test_add_prefix_tokens"),
+        {"add_prefix_tokens": prefix_registers_dropped}, ADD, "test_register_vit",
+        **_seen(ADD, "a token (class, distillation, register) or a row too many or too few")),
+    "prefix tokens not expanded over the batch": Variant({"add_prefix_tokens": prefix_not_expanded}, ADD,
+                                                         **_seen(ADD, "the expand of a token")),
+    "empty registers made on the CPU": Variant({"add_prefix_tokens": prefix_empty_registers_on_cpu}, ADD,
+                                               **_seen(ADD, "leave the registers out")),
     "no_embed_class=False: prefix gets no position": Variant({"add_prefix_tokens": prefix_position_on_patches_only},
-                                                             "test_add_prefix_tokens", "test_register_vit"),
-    "split_tokens off by one": Variant({"split_tokens": split_off_by_one}, "test_split_pool"),
-    "split_tokens with 4 registers written in": Variant({"split_tokens": split_four_registers}, "test_split_pool"),
-    "split_tokens keeps cls as (B, 1, D)": Variant({"split_tokens": split_cls_kept_2d}, "test_split_pool"),
+                                                             ADD, "test_register_vit",
+                                                             **_seen(ADD, "adding position embeddings to the patches only")),
+    "split_tokens off by one": Variant({"split_tokens": split_off_by_one}, "test_split_pool",
+                                       **_seen("test_split_pool", "the registers are tokens 1 to num_registers")),
+    "split_tokens with 4 registers written in": Variant({"split_tokens": split_four_registers}, "test_split_pool",
+                                                        **_seen("test_split_pool", "tokens[:, 1:1 + num_registers]")),
+    "split_tokens keeps cls as (B, 1, D)": Variant({"split_tokens": split_cls_kept_2d}, "test_split_pool",
+                                                   **_seen("test_split_pool", "tokens[:, :1] would keep a token dimension")),
     "registers left in the pooled output": Variant({"pool": make_pool_with_registers(None)}, "test_split_pool",
-                                                   "test_register_gradients"),
-    "pool: unknown mode averages": Variant({"pool": pool_unknown_is_mean}, "test_split_pool"),
+                                                   "test_register_vit",
+                                                   **_seen("test_split_pool", "averaging the registers with the patches")),
+    "pool: unknown mode averages": Variant({"pool": pool_unknown_is_mean}, "test_split_pool",
+                                           **_seen("test_split_pool", "raise a ValueError")),
     "RegisterViT: tokens left at zero": Variant(vit_variant(init="zeros"), "test_register_vit",
-                                                "test_register_gradients"),
-    "RegisterViT: one register repeated R times": Variant(vit_variant(init="one register repeated"),
-                                                          "test_register_vit", "test_register_gradients"),
-    "RegisterViT: cls and pos_embed from randn": Variant(vit_variant(init="randn"), "test_register_vit"),
-    "RegisterViT: always 4 registers": Variant(vit_variant(init="four registers"), "test_register_vit"),
-    "RegisterViT: final norm in forward, not forward_features": Variant(vit_variant(norm_in_forward=True),
-                                                                        "test_register_vit"),
-    "RegisterViT: empty registers made on the CPU": Variant(vit_variant(cpu_registers=True), "test_register_vit"),
-    "RegisterViT: pooling skips the class token only": Variant(vit_variant(pool_one_prefix=True),
-                                                               "test_register_gradients"),
-    "artifact threshold from mean and standard deviation": Variant({"find_artifact_tokens": artifacts_mean_std},
-                                                                   "test_find_artifact_tokens"),
+                                                **_seen("test_register_vit", "trunc_normal_")),
+    "RegisterViT: one register repeated R times": Variant(vit_variant(init="one register repeated"), "test_register_vit",
+                                                          **_seen("test_register_vit", "two registers start out equal")),
+    "RegisterViT: cls and pos_embed from randn": Variant(vit_variant(init="randn"), "test_register_vit",
+                                                         **_seen("test_register_vit", "not about 0.02")),
+    "RegisterViT: always 4 registers": Variant(vit_variant(init="four registers"), "test_register_vit",
+                                               **_seen("test_register_vit", "use num_registers, not a fixed count")),
+    "RegisterViT: final norm in forward, not forward_features": Variant(
+        vit_variant(norm_in_forward=True), "test_register_vit",
+        **_seen("test_register_vit", "leaving the final norm out of forward_features")),
+    "RegisterViT: empty registers made on the CPU": Variant(vit_variant(cpu_registers=True), "test_register_vit",
+                                                            **_seen("test_register_vit", "leave the missing registers out")),
+    "RegisterViT: pooling skips the class token only": Variant(vit_variant(pool_one_prefix=True), "test_register_vit",
+                                                               **_seen("test_register_vit", "pooling over the registers")),
+    "artifact threshold from mean and standard deviation": Variant(
+        {"find_artifact_tokens": artifacts_mean_std}, "test_find_artifact_tokens",
+        **_seen("test_find_artifact_tokens", "drag a mean and a standard deviation along")),
     "MAD without the 1.4826 factor": Variant({"find_artifact_tokens": artifacts_without_consistency_constant},
-                                             "test_find_artifact_tokens"),
-    "low-norm tokens flagged": Variant({"find_artifact_tokens": artifacts_below_threshold},
-                                       "test_find_artifact_tokens"),
-    "a cut-off per image": Variant({"find_artifact_tokens": artifacts_per_image}, "test_find_artifact_tokens"),
-    "k ignored": Variant({"find_artifact_tokens": artifacts_fixed_k}, "test_find_artifact_tokens"),
-    "mask of floats": Variant({"find_artifact_tokens": artifacts_float_mask}, "test_find_artifact_tokens"),
+                                             "test_find_artifact_tokens",
+                                             **_seen("test_find_artifact_tokens", "without the factor 1.4826")),
+    "low-norm tokens flagged": Variant({"find_artifact_tokens": artifacts_below_threshold}, "test_find_artifact_tokens",
+                                       **_seen("test_find_artifact_tokens", "flag only norms ABOVE")),
+    "a cut-off per image": Variant({"find_artifact_tokens": artifacts_per_image}, "test_find_artifact_tokens",
+                                   **_seen("test_find_artifact_tokens", "not per image")),
+    "k ignored": Variant({"find_artifact_tokens": artifacts_fixed_k}, "test_find_artifact_tokens",
+                         **_seen("test_find_artifact_tokens", "use the argument k")),
+    "mask of floats": Variant({"find_artifact_tokens": artifacts_float_mask}, "test_find_artifact_tokens",
+                              **_seen("test_find_artifact_tokens", "gives bools")),
     "explicit threshold ignored": Variant({"find_artifact_tokens": artifacts_threshold_ignored},
-                                          "test_find_artifact_tokens"),
+                                          "test_find_artifact_tokens",
+                                          **_seen("test_find_artifact_tokens", "use a threshold when one is given")),
+    "attention_shares: first head only": Variant({"attention_shares": shares_first_head}, "test_attention_shares",
+                                                 **_seen("test_attention_shares", "taking the first head")),
+    "attention_shares: column 0 instead of row 0": Variant({"attention_shares": shares_column}, "test_attention_shares",
+                                                           **_seen("test_attention_shares", "reading column 0")),
+    "attention_shares: ink and background swapped": Variant({"attention_shares": shares_swapped},
+                                                            "test_attention_shares",
+                                                            **_seen("test_attention_shares", "swapping ink and background")),
+    "attention_shares: registers counted as patches": Variant({"attention_shares": shares_registers_as_patches},
+                                                              "test_attention_shares",
+                                                              **_seen("test_attention_shares", "registers are columns 1 .. R")),
+    "attention_shares: zeros made on the CPU": Variant({"attention_shares": shares_zeros_on_cpu},
+                                                       "test_attention_shares",
+                                                       **_seen("test_attention_shares", "not from torch.zeros")),
+    "attention_shares: float64 weights returned as float32": Variant({"attention_shares": shares_float32},
+                                                                     "test_attention_shares",
+                                                                     **_seen("test_attention_shares", "keep the dtype")),
 }

@@ -144,3 +144,18 @@ def test_add_prefix_tokens_orders_prefix_and_places_position_embeddings():
     out = add_prefix_tokens(patches, on_patches, cls_token=cls, reg_token=reg, no_embed_class=True)
     torch.testing.assert_close(out, torch.cat([cls.expand(B, -1, -1), reg.expand(B, -1, -1), patches + on_patches], 1))
     torch.testing.assert_close(add_prefix_tokens(patches, on_patches), patches + on_patches)  # no prefix at all
+
+
+def test_attention_shares_split_the_class_token_row():
+    torch.manual_seed(0)
+    from vitcourse.models.registers import attention_shares
+
+    attn = torch.randn(3, 2, 1 + 4 + 6, 1 + 4 + 6).softmax(dim=-1)
+    ink = torch.rand(3, 6) < 0.5
+    shares = attention_shares(attn, 4, ink)
+    assert shares.shape == (3, 4)
+    assert torch.allclose(shares.sum(-1), torch.ones(3))
+    row = attn.mean(1)[:, 0]
+    assert torch.allclose(shares[:, 1], row[:, 1:5].sum(-1))
+    assert torch.allclose(shares[:, 2], (row[:, 5:] * ink).sum(-1))
+    assert torch.equal(attention_shares(attn[..., :7, :7].softmax(-1), 0, ink)[:, 1], torch.zeros(3))

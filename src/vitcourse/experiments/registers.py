@@ -21,7 +21,7 @@ from torch import nn
 
 from vitcourse import data
 from vitcourse.analysis import attention_maps, block_tokens
-from vitcourse.models.registers import find_artifact_tokens, split_tokens
+from vitcourse.models.registers import attention_shares, find_artifact_tokens, split_tokens
 from vitcourse.train import RandomBatches, fit
 
 __all__ = ["CANVAS", "PATCH", "digit_pairs", "train_pairs", "measure"]
@@ -74,8 +74,9 @@ def measure(model: nn.Module, num_registers: int, x: torch.Tensor, y: torch.Tens
     _, regs, patches = split_tokens(block_tokens(model, x), R)
     norms = patches.norm(dim=-1)  # (B, N)
     flags = find_artifact_tokens(patches)
-    attn = attention_maps(model, x, [-1])[0].mean(1)[:, 0]  # class-token row, mean over heads: (B, T)
-    a_self, a_reg, a_patch = attn[:, 0], attn[:, 1:1 + R].sum(1), attn[:, 1 + R:]
+    attn = attention_maps(model, x, [-1])[0]  # (B, heads, T, T)
+    shares = attention_shares(attn, R, ink)  # (B, 4): itself, registers, ink, background
+    a_patch = attn.mean(1)[:, 0, 1 + R:]  # (B, N): the class token's row over the patches
     return {
         "acc": acc,
         "norm_bg": norms[bg].median().item(),
@@ -84,9 +85,9 @@ def measure(model: nn.Module, num_registers: int, x: torch.Tensor, y: torch.Tens
         "flagged_bg": flags[bg].float().mean().item(),
         "flagged_ink": flags[ink].float().mean().item(),
         "reg_norm": regs.norm(dim=-1).median().item() if R else None,
-        "attn_self": a_self.mean().item(),
-        "attn_reg": a_reg.mean().item(),
-        "attn_ink": (a_patch * ink).sum(1).mean().item(),
-        "attn_bg": (a_patch * bg).sum(1).mean().item(),
+        "attn_self": shares[:, 0].mean().item(),
+        "attn_reg": shares[:, 1].mean().item(),
+        "attn_ink": shares[:, 2].mean().item(),
+        "attn_bg": shares[:, 3].mean().item(),
         "attn_top_bg": (a_patch * bg).max(1).values.mean().item(),  # the most-attended background patch
     }
