@@ -612,7 +612,7 @@ settings = [("2 blocks, no shift", [0, 0]), ("2 blocks, shift", [0, 2]), ("4 blo
 for ax, (title, shifts) in zip(axes, settings):
     ax.imshow(receptive_field(shifts).numpy(), cmap="Blues")
     ax.plot(6, 6, "r*")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.set_xticks(range(0, 16, 4))
     ax.set_yticks(range(0, 16, 4))
     ax.grid(color="grey", lw=0.5)

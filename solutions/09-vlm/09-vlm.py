@@ -391,8 +391,8 @@ print("vocabulary:", len(vlm_train.VOCAB), "words;", "tokens of 'the digit 7':",
 # - `encode_image(images)` and `encode_text(tokens)`: tower, projection, then unit length: `(B, embed_dim)`;
 # - `forward(images, tokens)`: the pair `(encode_image(images), encode_text(tokens))`.
 #
-# The check then trains your model with your `clip_loss` (120 steps of 128 pairs, about 10 seconds on
-# one CPU thread) and asks it to recognise test digits from the held-out captions of the ten classes.
+# The check then trains your model with your `clip_loss` (120 steps of 128 pairs; it prints how long they
+# took) and asks it to recognise test digits from the held-out captions of the ten classes.
 
 # %% nbgrader={"grade": false, "grade_id": "two_tower", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class TwoTower(nn.Module):
