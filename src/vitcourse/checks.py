@@ -268,9 +268,11 @@ def check_raises(fn: Callable[[], object], exc_types=Exception, name: str = "the
 # Devices ---------------------------------------------------------------------------------------------
 
 # What the meta device cannot do while a GPU can: ops whose output shape depends on the data
-# (boolean-mask indexing, nonzero, unique, masked_select) and reading values (.item(), .tolist()).
+# (boolean-mask indexing, nonzero, unique, masked_select) and .item(). (Copying values out of a meta
+# tensor, "Cannot copy out of meta tensor", is not among them: a tensor made on the CPU that receives the
+# input's values, or .cpu(), gives it too, and that is the device mistake the check is for.)
 _META_LIMITS = ("data-independent", "register_meta", "fake impl or Meta kernel", "cannot be called on meta tensors",
-                "Cannot copy out of meta tensor", "with Meta tensors")
+                "with Meta tensors")
 
 
 def meta_cannot_run(exc: BaseException) -> bool:
@@ -294,8 +296,9 @@ def check_on_meta(fn: Callable[[], object], name: str = "the code", hint: str | 
     except Exception as exc:  # noqa: BLE001 - classified below
         if meta_cannot_run(exc):
             return None
+        cause = likely_cause(exc)
         _fail(f"{name} fails when its inputs live on another device (meta, which stands in for a GPU): "
-              f"{type(exc).__name__}: {exc}", hint)
+              f"{type(exc).__name__}: {exc}" + (f"\nLikely cause: {cause}" if cause else ""), hint)
     outputs = out if isinstance(out, (tuple, list)) else [out]
     for i, t in enumerate(outputs):
         if isinstance(t, torch.Tensor) and t.device.type != "meta":
@@ -351,6 +354,9 @@ _CAUSES = (
      "numpy, .detach() or torch.tensor(...) of a tensor. Keep it a tensor and use torch operations (torch.exp, ...)."),
     ("is not on the expected device", "a tensor was created on a fixed device (the CPU) and mixed with inputs on "
      "another one: create it with device=x.device (or new_zeros, zeros_like, torch.arange(..., device=x.device))."),
+    ("Cannot copy out of meta tensor", "values were copied off the input's device: a tensor created on the CPU "
+     "that receives the input's values, or .cpu(), .numpy(), .tolist() of a tensor. Create new tensors with "
+     "device=x.device and keep the values on it."),
     ("Expected all tensors to be on the same device", "a tensor was created on a fixed device and mixed with inputs "
      "on another one: create it with device=x.device."),
     ("is invalid for input of size", "a reshape or view uses sizes that do not fit this input: compute the sizes "

@@ -1,6 +1,5 @@
 """Chapter 1 (patches): different but correct answers, each of which must keep full marks, and the ALTERNATIVES dict."""
 
-import math
 
 import einops
 import torch
@@ -64,19 +63,6 @@ def unpatchify_fold(patches, patch_size, img_size):
     return torch.nn.functional.fold(cols, output_size=(H, W), kernel_size=P, stride=P)
 
 
-def num_tokens_math_floor(height, width, patch_size, class_token=True, num_registers=0):
-    count = math.floor(height / patch_size) * math.floor(width / patch_size)
-    if class_token:
-        count += 1
-    return count + num_registers
-
-
-def num_tokens_conv_formula(height, width, patch_size, class_token=True, num_registers=0):
-    """The convolution's output size, (size - kernel) // stride + 1, per side."""
-    side = lambda size: max(0, (size - patch_size) // patch_size + 1)
-    return side(height) * side(width) + (1 if class_token else 0) + num_registers
-
-
 def make_patch_embed_einops(solution_cls):
     class PatchEmbedEinops(solution_cls):
         def forward(self, x):
@@ -109,6 +95,20 @@ def conv_weight_movedim(weight):
     return weight.movedim(1, -1).flatten(1)
 
 
+def linear_to_conv_einops(E, patch_size):
+    return einops.rearrange(E, "(p q c) d -> d c p q", p=patch_size, q=patch_size)
+
+
+def linear_to_conv_by_unflatten(E, patch_size):
+    """unflatten the rows, then move the axes: (P*P*C, D) -> (P, P, C, D) -> (D, C, P, P)."""
+    return E.unflatten(0, (patch_size, patch_size, -1)).permute(3, 2, 0, 1).contiguous()
+
+
+def conv_weight_by_transposes(weight):
+    """Two transposes instead of one permute, then flatten."""
+    return weight.transpose(1, 2).transpose(2, 3).flatten(1)
+
+
 def vit_macs_by_parts(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
                       class_token=True):
     """Sums a table of parts, one block at a time."""
@@ -133,9 +133,6 @@ ALTERNATIVES = {
     "patchify with Tensor.unfold": Variant({"patchify": patchify_tensor_unfold}, "test_patchify"),
     "unpatchify with einops": Variant({"unpatchify": unpatchify_einops}, "test_unpatchify"),
     "unpatchify with F.fold": Variant({"unpatchify": unpatchify_fold}, "test_unpatchify"),
-    "num_tokens with math.floor": Variant({"num_tokens": num_tokens_math_floor}, "test_num_tokens"),
-    "num_tokens with the convolution's size formula": Variant({"num_tokens": num_tokens_conv_formula},
-                                                              "test_num_tokens"),
     "PatchEmbed with einops": Variant(lambda ns: {"PatchEmbed": make_patch_embed_einops(ns["PatchEmbed"])},
                                       "test_patch_embed", "test_conv_as_linear"),
     "PatchEmbed with permute and reshape": Variant(
@@ -145,5 +142,11 @@ ALTERNATIVES = {
                                                  "test_conv_as_linear"),
     "conv_weight_to_linear with movedim": Variant({"conv_weight_to_linear": conv_weight_movedim},
                                                   "test_conv_as_linear"),
+    "conv_weight_to_linear with two transposes": Variant({"conv_weight_to_linear": conv_weight_by_transposes},
+                                                         "test_conv_as_linear"),
+    "linear_to_conv_weight with einops": Variant({"linear_to_conv_weight": linear_to_conv_einops},
+                                                 "test_conv_as_linear"),
+    "linear_to_conv_weight with unflatten": Variant({"linear_to_conv_weight": linear_to_conv_by_unflatten},
+                                                    "test_conv_as_linear"),
     "vit_macs part by part, block by block": Variant({"vit_macs": vit_macs_by_parts}, "test_vit_macs"),
 }

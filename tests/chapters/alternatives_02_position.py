@@ -105,28 +105,40 @@ def make_tokens_trunc_normal(solution_cls):
     return Tokens
 
 
-def pool_match(tokens, global_pool="token", num_prefix_tokens=1):
-    match global_pool:
-        case "token":
-            return tokens.select(1, 0)
-        case "avg":
-            patches = tokens.narrow(1, num_prefix_tokens, tokens.shape[1] - num_prefix_tokens)
-            return patches.sum(dim=1) / patches.shape[1]
-    raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
+def shuffle_advanced_indexing(tokens, perm, num_prefix_tokens=1):
+    """Advanced indexing with a batch index: tokens[rows, perm + n], one permutation broadcast to every image."""
+    n = num_prefix_tokens
+    rows = torch.arange(tokens.shape[0], device=tokens.device)[:, None]       # (B, 1)
+    return torch.cat([tokens[:, :n], tokens[rows, perm.expand(tokens.shape[0], -1) + n]], dim=1)
 
 
-def shuffle_gather(tokens, perm, num_prefix_tokens=1):
-    """torch.gather with the permutation expanded over batch and channels."""
-    B, _, D = tokens.shape
-    patches = tokens[:, num_prefix_tokens:]
-    index = perm.to(tokens.device).view(1, -1, 1).expand(B, -1, D)
-    return torch.cat([tokens[:, :num_prefix_tokens], torch.gather(patches, 1, index)], dim=1)
+def shuffle_loop(tokens, perm, num_prefix_tokens=1):
+    """One image at a time, torch.stack at the end."""
+    n = num_prefix_tokens
+    perms = perm if perm.ndim == 2 else [perm] * tokens.shape[0]
+    return torch.stack([torch.cat([t[:n], t[n:][p]]) for t, p in zip(tokens, perms)])
 
 
-def shuffle_full_index(tokens, perm, num_prefix_tokens=1):
-    """One index over all tokens: the prefix positions, then the shifted permutation."""
-    index = torch.cat([torch.arange(num_prefix_tokens, device=perm.device), perm + num_prefix_tokens])
-    return tokens.index_select(1, index)
+def shuffle_take_along_dim(tokens, perm, num_prefix_tokens=1):
+    """torch.take_along_dim broadcasts a (B or 1, N, 1) index over the channels."""
+    n = num_prefix_tokens
+    index = (perm if perm.ndim == 2 else perm[None])[..., None]
+    return torch.cat([tokens[:, :n], torch.take_along_dim(tokens[:, n:], index, dim=1)], dim=1)
+
+
+def unshuffle_scatter(tokens, perm, num_prefix_tokens=1):
+    """Writes patch i back to position perm[i] with scatter (no inverse permutation computed)."""
+    n = num_prefix_tokens
+    index = (perm.expand(tokens.shape[0], -1) if perm.ndim == 1 else perm)[..., None].expand(-1, -1, tokens.shape[-1])
+    return torch.cat([tokens[:, :n], torch.zeros_like(tokens[:, n:]).scatter(1, index, tokens[:, n:])], dim=1)
+
+
+def unshuffle_inverse_by_scatter(tokens, perm, num_prefix_tokens=1):
+    """inv[perm[i]] = i built with scatter_, then the student's own shuffle_patches-style gather."""
+    n = num_prefix_tokens
+    positions = torch.arange(perm.shape[-1], device=perm.device).expand_as(perm)
+    inverse = torch.empty_like(perm).scatter_(-1, perm, positions)
+    return shuffle_advanced_indexing(tokens, inverse, n) if inverse.ndim == 1 else shuffle_take_along_dim(tokens, inverse, n)
 
 
 ALTERNATIVES = {
@@ -141,7 +153,10 @@ ALTERNATIVES = {
         lambda ns: {"Tokens": make_tokens_separate_adds(ns["Tokens"])}, "test_tokens"),
     "Tokens: trunc_normal_ initialisation": Variant(lambda ns: {"Tokens": make_tokens_trunc_normal(ns["Tokens"])},
                                                     "test_tokens"),
-    "pool with match, select and narrow": Variant({"pool": pool_match}, "test_pool"),
-    "shuffle with torch.gather": Variant({"shuffle_patches": shuffle_gather}, "test_equivariance"),
-    "shuffle with one index_select": Variant({"shuffle_patches": shuffle_full_index}, "test_equivariance"),
+    "shuffle with advanced indexing": Variant({"shuffle_patches": shuffle_advanced_indexing}, "test_shuffle"),
+    "shuffle one image at a time": Variant({"shuffle_patches": shuffle_loop}, "test_shuffle"),
+    "shuffle with take_along_dim": Variant({"shuffle_patches": shuffle_take_along_dim}, "test_shuffle"),
+    "unshuffle with scatter": Variant({"unshuffle_patches": unshuffle_scatter}, "test_shuffle"),
+    "unshuffle with an inverse built by scatter_": Variant({"unshuffle_patches": unshuffle_inverse_by_scatter},
+                                                           "test_shuffle"),
 }

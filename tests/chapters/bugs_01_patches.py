@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import torch
 
 from bugs_01_macs import (
@@ -50,16 +49,6 @@ def unpatchify_swapped_inner(patches, patch_size, img_size):
     return x.reshape(B, -1, H, W)
 
 
-def num_tokens_no_cls(height, width, patch_size, class_token=True, num_registers=0):
-    """Forgets the CLS token."""
-    return (height // patch_size) * (width // patch_size) + num_registers
-
-
-def num_tokens_ceil(height, width, patch_size, class_token=True, num_registers=0):
-    """Rounds a partial patch up (a conv drops it)."""
-    return -(-height // patch_size) * -(-width // patch_size) + int(class_token) + num_registers
-
-
 def make_patch_embed_untransposed(solution_cls):
     class PatchEmbedChannelsFirst(solution_cls):
         """Returns (B, D, N): the flatten without the transpose."""
@@ -73,12 +62,6 @@ def make_patch_embed_untransposed(solution_cls):
 def conv_weight_plain_reshape(weight):
     """Flattens the conv weight in (channel, row, column) order."""
     return weight.reshape(weight.shape[0], -1)
-
-
-def num_tokens_memorised(height, width, patch_size, class_token=True, num_registers=0):
-    """Hard-codes the visible answers: passes the visible asserts, not the hidden ones."""
-    table = {(224, 224, 16, True): 197, (336, 336, 14, True): 577, (224, 224, 16, False): 196}
-    return table.get((height, width, patch_size, class_token), 0)
 
 
 def patchify_height_check_only(images, patch_size):
@@ -156,25 +139,6 @@ def unpatchify_three_channels(patches, patch_size, img_size):
     return x.reshape(B, 3, H, W)
 
 
-def num_tokens_no_registers(height, width, patch_size, class_token=True, num_registers=0):
-    return (height // patch_size) * (width // patch_size) + int(class_token)
-
-
-def num_tokens_area(height, width, patch_size, class_token=True, num_registers=0):
-    """Divides the image area by the patch area: counts the partial patches' pixels."""
-    return height * width // patch_size**2 + int(class_token) + num_registers
-
-
-def num_tokens_precedence(height, width, patch_size, class_token=True, num_registers=0):
-    """Missing parentheses: H // P * W // P is ((H // P) * W) // P."""
-    return height // patch_size * width // patch_size + int(class_token) + num_registers
-
-
-def num_tokens_float(height, width, patch_size, class_token=True, num_registers=0):
-    """Right value, as a float (numpy's floor returns floats)."""
-    return np.floor(height / patch_size) * np.floor(width / patch_size) + int(class_token) + num_registers
-
-
 def check_sides(x, patch_size):
     if x.shape[-2] % patch_size or x.shape[-1] % patch_size:
         raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of the patch size {patch_size}")
@@ -229,9 +193,58 @@ def conv_weight_column_row(weight):
     return weight.permute(0, 3, 2, 1).reshape(weight.shape[0], -1)
 
 
-def conv_weight_flatten_spatial_only(weight):
-    """Moves the channels last, then flattens in the wrong order: (channel, row, column) again."""
-    return weight.flatten(2).reshape(weight.shape[0], -1)
+def linear_to_conv_no_transpose(E, patch_size):
+    """Reshapes E (P*P*C, D) straight to (D, C, P, P): the right shape, the numbers of another layout."""
+    P = patch_size
+    return E.reshape(E.shape[1], E.shape[0] // (P * P), P, P)
+
+
+def linear_to_conv_channels_first(E, patch_size):
+    """Transposes, then reads each row of E as (channel, row, column)."""
+    P = patch_size
+    return E.T.reshape(E.shape[1], E.shape[0] // (P * P), P, P)
+
+
+def linear_to_conv_rows_columns_swapped(E, patch_size):
+    """permute(0, 3, 2, 1) instead of permute(0, 3, 1, 2): each kernel transposed."""
+    P = patch_size
+    return E.T.reshape(E.shape[1], P, P, -1).permute(0, 3, 2, 1)
+
+
+def linear_to_conv_three_channels(E, patch_size):
+    """Assumes RGB: C = 3 hard-coded."""
+    P = patch_size
+    return E.T.reshape(E.shape[1], P, P, 3).permute(0, 3, 1, 2)
+
+
+def make_patch_embed_no_bias(solution_cls):
+    class PatchEmbedNoBias(solution_cls):
+        """Conv2d(..., bias=False): timm's and the paper's patch embedding have a bias."""
+
+        def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+            super().__init__(patch_size, in_chans, embed_dim)
+            self.proj = torch.nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=False)
+
+    return PatchEmbedNoBias
+
+
+def make_patch_embed_stride_one(solution_cls):
+    class PatchEmbedStrideOne(solution_cls):
+        """Conv2d(C, D, kernel_size=P) with the default stride 1: overlapping windows, far too many tokens."""
+
+        def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+            super().__init__(patch_size, in_chans, embed_dim)
+            self.proj = torch.nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size)
+
+    return PatchEmbedStrideOne
+
+
+def patchify_column_row_inside(images, patch_size):
+    """(column, row, channel) inside a patch: the two spatial axes of the patch swapped."""
+    B, C, H, W = images.shape
+    P = patch_size
+    x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 5, 3, 1)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)
 
 
 def patchify_reference(images, patch_size):
@@ -240,50 +253,117 @@ def patchify_reference(images, patch_size):
     return patchify(images, patch_size)
 
 
+def unpatchify_grid_swapped(patches, patch_size, img_size):
+    """Puts the grid back column by column: grid rows and columns swapped."""
+    H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+    P = patch_size
+    B, N, D = patches.shape
+    x = patches.reshape(B, W // P, H // P, P, P, D // (P * P)).permute(0, 5, 2, 3, 1, 4)
+    return x.reshape(B, -1, H, W)
+
+
+def conv_weight_as_E(weight):
+    """Returns E (P*P*C, D), the paper's layout, instead of the Linear layout W = E.T (D, P*P*C)."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).T
+
+
+def vit_macs_patches_one_side(img_size, patch_size, embed_dim, depth, mlp_ratio=4.0, num_classes=1000, in_chans=3,
+                              class_token=True):
+    """N = H / P: the patches of one row of the grid, not of the whole grid."""
+    N = img_size // patch_size
+    T, D = N + int(class_token), embed_dim
+    block = 4 * T * D * D + 2 * T * T * D + 2 * T * D * int(D * mlp_ratio)
+    return N * patch_size**2 * in_chans * D + depth * block + D * num_classes
+
+
 BUGS = {
-    "patchify: channels first inside a patch": Variant({"patchify": patchify_channels_first}, "test_patchify"),
-    "patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify"),
-    "patchify: reshape without permute": Variant({"patchify": patchify_naive_reshape}, "test_patchify"),
-    "patchify: error checked for the height only": Variant({"patchify": patchify_height_check_only}, "test_patchify"),
-    "patchify: output tensor made on the CPU": Variant({"patchify": patchify_loop_on_cpu}, "test_patchify"),
-    "patchify: square grid assumed": Variant({"patchify": patchify_square_grid}, "test_patchify"),
-    "patchify: float64 turned into float32": Variant({"patchify": patchify_float32}, "test_patchify"),
-    "patchify: three channels hard-coded": Variant({"patchify": patchify_three_channels}, "test_patchify"),
-    "unpatchify: rows and columns swapped": Variant({"unpatchify": unpatchify_swapped_inner}, "test_unpatchify"),
+    "patchify: channels first inside a patch": Variant(
+        {"patchify": patchify_channels_first}, "test_patchify", check="test_patchify",
+        hint="exactly what (channel, row, column) order inside a patch gives"),
+    "patchify: (column, row, channel) inside a patch": Variant(
+        {"patchify": patchify_column_row_inside}, "test_patchify", check="test_patchify",
+        hint="exactly what (column, row, channel) order inside a patch gives"),
+    "patchify: column-major grid": Variant({"patchify": patchify_column_major}, "test_patchify", check="test_patchify",
+                                           hint="exactly what a column-major grid (patch 1 below patch 0) gives"),
+    "patchify: reshape without permute": Variant({"patchify": patchify_naive_reshape}, "test_patchify",
+                                                 check="test_patchify", hint="exactly what a reshape without a permute gives"),
+    "patchify: error checked for the height only": Variant({"patchify": patchify_height_check_only}, "test_patchify",
+                                                           check="test_patchify", hint="check both the height and the width"),
+    "patchify: output tensor made on the CPU": Variant({"patchify": patchify_loop_on_cpu}, "test_patchify",
+                                                       check="test_patchify", hint="sits on the CPU"),
+    "patchify: square grid assumed": Variant({"patchify": patchify_square_grid}, "test_patchify", check="test_patchify",
+                                             hint="compute the sizes from the input's own shape"),
+    "patchify: float64 turned into float32": Variant({"patchify": patchify_float32}, "test_patchify",
+                                                     check="test_patchify", hint="expected dtype torch.float64"),
+    "patchify: three channels hard-coded": Variant({"patchify": patchify_three_channels}, "test_patchify",
+                                                   check="test_patchify", hint="the number of channels included, from images.shape"),
+    "unpatchify: rows and columns swapped": Variant({"unpatchify": unpatchify_swapped_inner}, "test_unpatchify",
+                                                    check="test_unpatchify",
+                                                    hint="exactly what swapping the rows and columns inside each patch gives"),
     "unpatchify: square grid from the patch count": Variant({"unpatchify": unpatchify_square_from_count},
-                                                           "test_unpatchify"),
-    "unpatchify: int img_size not accepted": Variant({"unpatchify": unpatchify_pair_only}, "test_unpatchify"),
-    "unpatchify: three channels hard-coded": Variant({"unpatchify": unpatchify_three_channels}, "test_unpatchify"),
-    "num_tokens: no CLS": Variant({"num_tokens": num_tokens_no_cls}, "test_num_tokens"),
-    "num_tokens: partial patch rounded up": Variant({"num_tokens": num_tokens_ceil}, "test_num_tokens"),
-    "num_tokens: visible answers memorised": Variant({"num_tokens": num_tokens_memorised}, "test_num_tokens"),
-    "num_tokens: registers ignored": Variant({"num_tokens": num_tokens_no_registers}, "test_num_tokens"),
-    "num_tokens: area divided by the patch area": Variant({"num_tokens": num_tokens_area}, "test_num_tokens"),
-    "num_tokens: H // P * W // P without parentheses": Variant({"num_tokens": num_tokens_precedence},
-                                                              "test_num_tokens"),
-    "num_tokens: a float": Variant({"num_tokens": num_tokens_float}, "test_num_tokens"),
+                                                           "test_unpatchify", check="test_unpatchify",
+                                                           hint="take H and W from img_size"),
+    "unpatchify: int img_size not accepted": Variant({"unpatchify": unpatchify_pair_only}, "test_unpatchify",
+                                                     check="test_unpatchify", hint="an int means a square image"),
+    "unpatchify: three channels hard-coded": Variant({"unpatchify": unpatchify_three_channels}, "test_unpatchify",
+                                                     check="test_unpatchify", hint="C from the patch width"),
     "PatchEmbed: no transpose": Variant(lambda ns: {"PatchEmbed": make_patch_embed_untransposed(ns["PatchEmbed"])},
-                                        "test_patch_embed"),
+                                        "test_patch_embed", check="test_patch_embed", hint="transpose"),
     "PatchEmbed: reshape instead of transpose": Variant(
-        lambda ns: {"PatchEmbed": make_patch_embed_reshaped(ns["PatchEmbed"])}, "test_patch_embed"),
+        lambda ns: {"PatchEmbed": make_patch_embed_reshaped(ns["PatchEmbed"])}, "test_patch_embed",
+        check="test_patch_embed", hint="exactly what a reshape(B, N, D) of the (B, D, h, w) convolution output gives"),
     "PatchEmbed: column-major tokens": Variant(
-        lambda ns: {"PatchEmbed": make_patch_embed_column_major(ns["PatchEmbed"])}, "test_patch_embed"),
+        lambda ns: {"PatchEmbed": make_patch_embed_column_major(ns["PatchEmbed"])}, "test_patch_embed",
+        check="test_patch_embed", hint="exactly what tokens in column-major grid order gives"),
     "PatchEmbed: error checked for the height only": Variant(
-        lambda ns: {"PatchEmbed": make_patch_embed_height_check_only(ns["PatchEmbed"])}, "test_patch_embed"),
+        lambda ns: {"PatchEmbed": make_patch_embed_height_check_only(ns["PatchEmbed"])}, "test_patch_embed",
+        check="test_patch_embed", hint="check both the height and the width"),
     "PatchEmbed: in_chans ignored": Variant(lambda ns: {"PatchEmbed": make_patch_embed_rgb_only(ns["PatchEmbed"])},
-                                            "test_patch_embed"),
-    "conv_weight_to_linear: plain reshape": Variant({"conv_weight_to_linear": conv_weight_plain_reshape},
-                                                    "test_conv_as_linear"),
-    "conv_weight_to_linear: (column, row, channel) order": Variant({"conv_weight_to_linear": conv_weight_column_row},
-                                                                   "test_conv_as_linear"),
-    "conv_weight_to_linear: channels not moved last": Variant(
-        {"conv_weight_to_linear": conv_weight_flatten_spatial_only}, "test_conv_as_linear"),
-    "vit_macs: attention products missing": Variant({"vit_macs": vit_macs_no_attention}, "test_vit_macs"),
-    "vit_macs: FLOPs instead of MACs": Variant({"vit_macs": vit_macs_flops}, "test_vit_macs"),
-    "vit_macs: in_chans ignored": Variant({"vit_macs": vit_macs_rgb}, "test_vit_macs"),
-    "vit_macs: head counted on every token": Variant({"vit_macs": vit_macs_head_per_token}, "test_vit_macs"),
-    "vit_macs: class token always counted": Variant({"vit_macs": vit_macs_always_cls}, "test_vit_macs"),
-    "vit_macs: mlp_ratio ignored": Variant({"vit_macs": vit_macs_ratio_four}, "test_vit_macs"),
-    "vit_macs: a float": Variant({"vit_macs": vit_macs_float}, "test_vit_macs"),
-    "vit_macs: weighted sum of values not counted": Variant({"vit_macs": vit_macs_attention_once}, "test_vit_macs"),
+                                            "test_patch_embed", check="test_patch_embed",
+                                            hint="nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)"),
+    "PatchEmbed: no bias": Variant(lambda ns: {"PatchEmbed": make_patch_embed_no_bias(ns["PatchEmbed"])},
+                                   "test_patch_embed", check="test_patch_embed", hint="has a bias"),
+    "PatchEmbed: stride 1": Variant(lambda ns: {"PatchEmbed": make_patch_embed_stride_one(ns["PatchEmbed"])},
+                                    "test_patch_embed", check="test_patch_embed", hint="stride=patch_size"),
+    "conv_weight_to_linear: plain reshape": Variant(
+        {"conv_weight_to_linear": conv_weight_plain_reshape}, "test_conv_as_linear", check="test_conv_as_linear",
+        hint="exactly what a plain reshape, which keeps the weight's (channel, row, column) order gives"),
+    "conv_weight_to_linear: (column, row, channel) order": Variant(
+        {"conv_weight_to_linear": conv_weight_column_row}, "test_conv_as_linear", check="test_conv_as_linear",
+        hint="exactly what the (column, row, channel) order gives"),
+    "linear_to_conv_weight: E reshaped without a transpose": Variant(
+        {"linear_to_conv_weight": linear_to_conv_no_transpose}, "test_conv_as_linear", check="test_conv_as_linear",
+        hint="exactly what a reshape of E without transposing it first gives"),
+    "linear_to_conv_weight: rows of E read as (channel, row, column)": Variant(
+        {"linear_to_conv_weight": linear_to_conv_channels_first}, "test_conv_as_linear", check="test_conv_as_linear",
+        hint="exactly what reading E's rows in (channel, row, column) order gives"),
+    "linear_to_conv_weight: rows and columns of each kernel swapped": Variant(
+        {"linear_to_conv_weight": linear_to_conv_rows_columns_swapped}, "test_conv_as_linear",
+        check="test_conv_as_linear", hint="exactly what swapping the rows and columns of each kernel gives"),
+    "linear_to_conv_weight: three channels hard-coded": Variant(
+        {"linear_to_conv_weight": linear_to_conv_three_channels}, "test_conv_as_linear", check="test_conv_as_linear",
+        hint="C = E.shape[0] // (P * P)"),
+    "vit_macs: attention products missing": Variant({"vit_macs": vit_macs_no_attention}, "test_vit_macs",
+                                                    check="test_vit_macs", hint="leaving out both attention products"),
+    "vit_macs: FLOPs instead of MACs": Variant({"vit_macs": vit_macs_flops}, "test_vit_macs", check="test_vit_macs",
+                                               hint="FLOPs instead of MACs"),
+    "vit_macs: in_chans ignored": Variant({"vit_macs": vit_macs_rgb}, "test_vit_macs", check="test_vit_macs",
+                                          hint="reads in_chans channels"),
+    "vit_macs: head counted on every token": Variant({"vit_macs": vit_macs_head_per_token}, "test_vit_macs",
+                                                     check="test_vit_macs", hint="the head applied to every token"),
+    "vit_macs: class token always counted": Variant({"vit_macs": vit_macs_always_cls}, "test_vit_macs",
+                                                    check="test_vit_macs", hint="without a class token"),
+    "vit_macs: mlp_ratio ignored": Variant({"vit_macs": vit_macs_ratio_four}, "test_vit_macs", check="test_vit_macs",
+                                           hint="int(embed_dim * mlp_ratio)"),
+    "vit_macs: a float": Variant({"vit_macs": vit_macs_float}, "test_vit_macs", check="test_vit_macs",
+                                 hint="should return an int"),
+    "vit_macs: weighted sum of values not counted": Variant(
+        {"vit_macs": vit_macs_attention_once}, "test_vit_macs", check="test_vit_macs",
+        hint="counting only one of the two attention products"),
+    "unpatchify: grid rows and columns swapped": Variant({"unpatchify": unpatchify_grid_swapped}, "test_unpatchify",
+                                                         check="test_unpatchify", hint="undo patchify's steps"),
+    "conv_weight_to_linear: E instead of W": Variant({"conv_weight_to_linear": conv_weight_as_E}, "test_conv_as_linear",
+                                                     check="test_conv_as_linear", hint="dimensions are in the wrong order"),
+    "vit_macs: N = H / P": Variant({"vit_macs": vit_macs_patches_one_side}, "test_vit_macs", check="test_vit_macs",
+                                   hint="compare your count part by part"),
 }

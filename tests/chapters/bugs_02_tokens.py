@@ -108,3 +108,29 @@ def make_tokens_detached_resize(solution_cls):
             return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + pos
 
     return Tokens
+
+
+def make_tokens_std_one(solution_cls):
+    class Tokens(solution_cls):
+        """torch.randn(...) without the * 0.02: positions as large as the patch tokens themselves."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with torch.no_grad():
+                self.cls_token.normal_()
+                self.pos_embed.normal_()
+
+    return Tokens
+
+
+def make_tokens_cls_without_position(solution_cls):
+    class Tokens(solution_cls):
+        """pos_embed has N + 1 rows, but only the patch rows are added: the class token gets none."""
+
+        def forward(self, images):
+            x = self.patch_embed(images)
+            grid = (images.shape[-2] // self.patch_embed.patch_size, images.shape[-1] // self.patch_embed.patch_size)
+            pos = self.pos_embed if grid == self.grid else interpolate_pos_embed(self.pos_embed, self.grid, grid, 1)
+            return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x + pos[:, 1:]], dim=1)
+
+    return Tokens

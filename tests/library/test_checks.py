@@ -135,4 +135,5 @@ def test_on_meta_passes_correct_code_the_meta_device_cannot_run():
     assert checks.check_on_meta(lambda: x[x.sum(-1) > 0], name="mask") is None
     assert checks.check_on_meta(lambda: x.sum().item(), name="item") is None
     fails_with(lambda: checks.check_on_meta(lambda: x + torch.ones(4, 3), name="add"), "fails when its inputs live")
+    fails_with(lambda: checks.check_on_meta(lambda: torch.zeros(4, 3).copy_(x), name="copy"), "copied off the input's device")
     fails_with(lambda: checks.check_on_meta(lambda: x * 2, name="double", shape=(4, 4)), "expected shape (4, 4)")

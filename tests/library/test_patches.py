@@ -4,7 +4,14 @@ import pytest
 import timm
 import torch
 
-from vitcourse.models.patches import PatchEmbed, conv_weight_to_linear, num_tokens, patchify, unpatchify
+from vitcourse.models.patches import (
+    PatchEmbed,
+    conv_weight_to_linear,
+    linear_to_conv_weight,
+    num_tokens,
+    patchify,
+    unpatchify,
+)
 
 
 def patchify_by_loops(images, P):
@@ -41,6 +48,20 @@ def test_patch_embed_equals_timm_and_linear():
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=0)
     linear = patchify(x, 16) @ conv_weight_to_linear(ours.proj.weight).T + ours.proj.bias
     torch.testing.assert_close(linear, ours(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("P,C,D", [(16, 3, 8), (4, 1, 6), (2, 5, 3)])
+def test_linear_to_conv_weight_loads_a_jax_kernel_as_timm_does(P, C, D):
+    """The JAX checkpoints' embedding kernel is (P, P, C, D); timm's loader transposes it to (D, C, P, P)
+    (``_n2p`` in timm/models/vision_transformer.py). Flattened to (P*P*C, D) it is the matrix E."""
+    torch.manual_seed(0)
+    kernel = torch.randn(P, P, C, D)
+    weight = linear_to_conv_weight(kernel.reshape(P * P * C, D), P)
+    assert torch.equal(weight, kernel.permute(3, 2, 0, 1))
+    assert torch.equal(conv_weight_to_linear(weight), kernel.reshape(P * P * C, D).T)
+    x = torch.randn(2, C, 3 * P, 2 * P)
+    by_conv = torch.nn.functional.conv2d(x, weight, stride=P).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(by_conv, patchify(x, P) @ kernel.reshape(P * P * C, D), atol=1e-5, rtol=1e-5)
 
 
 def test_patch_embed_grid_matches_conv_on_other_sizes():

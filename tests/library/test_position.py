@@ -5,7 +5,15 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 
-from vitcourse.models.position import interpolate_pos_embed, pool, sincos_1d, sincos_2d
+from vitcourse.models.position import (
+    interpolate_pos_embed,
+    pool,
+    shuffle_patches,
+    sincos_1d,
+    sincos_2d,
+    unshuffle_patches,
+)
+from vitcourse.models.vit import ViT
 
 
 @pytest.mark.parametrize("dim, grid", [(64, (14, 14)), (384, (6, 8)), (32, (3, 5))])
@@ -63,3 +71,35 @@ def test_pool_modes():
         pool(tokens, "token", num_prefix_tokens=0)
     with pytest.raises(ValueError, match="global_pool"):
         pool(tokens, "max")
+
+
+@pytest.mark.parametrize("global_pool", ["token", "avg"])
+def test_the_loss_trains_only_the_pooled_outputs_of_the_last_block(global_pool):
+    """book/02-position: with "avg" the last block's class-token output gets no gradient, with "token" its
+    patch outputs get none; the other kind gets one."""
+    torch.manual_seed(0)
+    vit = ViT(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=10, global_pool=global_pool)
+    captured = {}
+
+    def keep(module, inputs, out):
+        out.retain_grad()
+        captured["out"] = out
+
+    vit.blocks[-1].register_forward_hook(keep)
+    (vit(torch.rand(4, 3, 32, 32)) * torch.randn(4, 10)).sum().backward()
+    grad = captured["out"].grad
+    cls_zero, patches_zero = bool((grad[:, 0] == 0).all()), bool((grad[:, 1:] == 0).all())
+    assert (cls_zero, patches_zero) == ((False, True) if global_pool == "token" else (True, False))
+
+
+@pytest.mark.parametrize("perm_shape", ["shared", "per image"])
+def test_shuffle_and_unshuffle_patches(perm_shape):
+    torch.manual_seed(0)
+    tokens = torch.randn(3, 2 + 5, 4)
+    perm = torch.randperm(5) if perm_shape == "shared" else torch.stack([torch.randperm(5) for _ in range(3)])
+    shuffled = shuffle_patches(tokens, perm, num_prefix_tokens=2)
+    assert torch.equal(shuffled[:, :2], tokens[:, :2])
+    for b in range(3):
+        p = perm if perm.ndim == 1 else perm[b]
+        assert torch.equal(shuffled[b, 2:], tokens[b, 2:][p])
+    assert torch.equal(unshuffle_patches(shuffled, perm, num_prefix_tokens=2), tokens)

