@@ -3,17 +3,20 @@
     python3.11 tasks.py book                 build the book into _build/html
     python3.11 tasks.py test                 the whole test suite (extra arguments go to pytest)
     python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
-    python3.11 tasks.py test --chapter ID    one chapter's tests (e.g. 03-vit; repeatable)
+    python3.11 tasks.py test --chapter ID    every test of a chapter: notebook, library, grading, pages
+                                             (e.g. 03-vit; repeatable; marked from course.toml)
     python3.11 tasks.py lint                 ruff on the whole tree
-    python3.11 tasks.py sync                 regenerate everything derived: set-up cells, solution .ipynb
-                                             from their .py sources, notebooks/ (the release), _toc.yml, ...
+    python3.11 tasks.py sync [--check]       regenerate everything derived: set-up cells, solution .ipynb
+                                             from their .py sources, notebooks/ (the release), _toc.yml,
+                                             the intro's list of chapters, versions ...
     python3.11 tasks.py configure --repository URL [--branch B]
                                              run the course from your own repository (then sync)
     python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
     python3.11 tasks.py new ID "Title" MODULE   scaffold a chapter (e.g. 09-vlm "A ViT in a VLM" vlm)
     python3.11 tasks.py env                  only create or update the environment
 
-The course's chapters, repository and version live in src/vitcourse/course.toml. The environment is
+The course's chapters, repository and version live in course.toml; the authoring steps (sync, release,
+configure, new) are the package authoring/ (`python -m authoring`). The environment is
 reinstalled when pyproject.toml changes; versions live there (the `dev` extra), and environment.yml
 installs the same extra for conda users.
 """
@@ -74,7 +77,7 @@ def pip(*args: str) -> None:
 
 def book(*args: str) -> None:
     env()
-    run(PY, "-m", "tools.vendor_assets", "--check")
+    run(PY, "-m", "authoring", "vendor-assets", "--check")
     run(BIN / "jupyter-book", "build", "--all", "-W", "-n", "--keep-going", *args, ".")
     print(f"\nThe book is in {ROOT / '_build' / 'html' / 'index.html'}")
 
@@ -97,26 +100,26 @@ def lint(*args: str) -> None:
 def sync(*args: str) -> None:
     """Everything derived, in order: registry-derived files (set-up cells included), solution notebooks,
     the release."""
-    env()
-    run(PY, "-m", "tools.derived", *args)
-    run(PY, "-m", "tools.notebooks", "sync", *args)
-    run(PY, "-m", "autograder.release", *args)
+    authoring("sync", *args)
 
 
 def configure(*args: str) -> None:
     """Set the course's repository (``--repository URL [--branch B] [--site URL]``), then sync."""
-    env()
-    run(PY, "-m", "tools.configure", *args)
+    authoring("configure", *args)
 
 
 def release(*args: str) -> None:
-    env()
-    run(PY, "-m", "autograder.release", *args)
+    authoring("release", *args)
 
 
 def new(*args: str) -> None:
+    authoring("new", *args)
+
+
+def authoring(step: str, *args: str) -> None:
+    """One step of the authoring pipeline (``python -m authoring STEP``)."""
     env()
-    run(PY, "-m", "tools.scaffold", *args)
+    run(PY, "-m", "authoring", step, *args)
 
 
 COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new,

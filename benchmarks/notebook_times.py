@@ -29,9 +29,9 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "notebook_times.json"
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this tree's library and its authoring package
 
-from vitcourse import course  # noqa: E402
+from authoring import registry  # noqa: E402
 
 # Appended to the notebook in memory: the kernel's own CPU time so far.
 CPU_CELL = ("import resource\n"
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter ids (default: every registered chapter)")
     parser.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
-    ids = args.chapters or [c.id for c in course.chapters()]
+    ids = args.chapters or [c.id for c in registry.chapters()]
     os.environ["VITCOURSE_BUDGET"] = "tiny"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}

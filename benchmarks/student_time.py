@@ -21,13 +21,16 @@ import csv
 import json
 import pathlib
 import re
+import sys
 
 import nbformat
 
-from autograder import cells
-from vitcourse import course
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the authoring package is not installed: it runs from its tree
+
+from authoring import registry  # noqa: E402
+from autograder import cells  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 WORDS_PER_MINUTE = 200
 MINUTES_PER_LINE = 2
@@ -37,18 +40,18 @@ def words(text: str) -> int:
     return len(re.findall(r"[A-Za-z][A-Za-z'-]*", text))
 
 
-def page_words(chapter: course.Chapter) -> int:
+def page_words(chapter: registry.Chapter) -> int:
     text = (ROOT / chapter.page).read_text()
     text = re.sub(r"\A---.*?---", "", text, flags=re.S)  # front matter
     return words(re.sub(r"```.*?```", "", text, flags=re.S))  # code cells and fenced blocks
 
 
-def notebook_words(chapter: course.Chapter) -> int:
+def notebook_words(chapter: registry.Chapter) -> int:
     nb = nbformat.read(ROOT / chapter.student_notebook, as_version=4)
     return sum(words(c.source) for c in nb.cells if c.cell_type == "markdown")
 
 
-def answer_lines(chapter: course.Chapter) -> int:
+def answer_lines(chapter: registry.Chapter) -> int:
     nb = nbformat.read(ROOT / chapter.source_notebook, as_version=4)
     total = 0
     for cell in nb.cells:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.report} is missing: run `pytest tests/test_colab.py -n 0` first")
     cpu = json.loads(args.report.read_text())["cpu_seconds"]
     rows, inputs = [], {}
-    for c in course.chapters():
+    for c in registry.chapters():
         read_words = page_words(c) + notebook_words(c)
         lines = answer_lines(c)
         run_s = cpu[c.id]

@@ -57,7 +57,8 @@ def report(chapter_id: str, verbose: bool = False) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from vitcourse import course
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the tree's authoring package
+    from authoring import registry
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapter ids (default: all)")
@@ -65,7 +66,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "chapters"))
     print("chapter          bugs  at exercise  with declared hint  elsewhere  hidden-only (declared)")
-    for chapter in course.chapters():
+    for chapter in registry.chapters():
         if args.chapters and chapter.id not in args.chapters:
             continue
         c = report(chapter.id, args.verbose)

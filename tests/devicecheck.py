@@ -79,7 +79,7 @@ def on_meta(fn, *args, **kwargs) -> str | None:
     return None
 
 
-class record_calls:  # noqa: N801 - used as a context manager, like a function
+class record_calls:  # lower case: used as a context manager, like a function
     """Record how notebook code calls its answers: the arguments of the first few calls.
 
     Inside ``with record_calls(functions, classes, keep) as calls:``

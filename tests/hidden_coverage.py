@@ -117,10 +117,10 @@ def measure(run: NotebookRun) -> list[Coverage]:
 
 
 def _chapter_module(run: NotebookRun) -> str | None:
-    from vitcourse import course
+    from authoring import registry
 
     try:
-        return course.chapter(run.path.parent.name).module
+        return registry.chapter(run.path.parent.name).module
     except (KeyError, ValueError):
         return None
 
@@ -148,9 +148,10 @@ def describe(rows: list[Coverage]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from vitcourse import course
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the tree's authoring package
+    from authoring import registry
 
-    chapters = [c for c in course.chapters() if not argv or c.id in argv]
+    chapters = [c for c in registry.chapters() if not argv or c.id in argv]
     incomplete = 0
     for chapter in chapters:
         run = NotebookRun(f"solutions/{chapter.id}/{chapter.id}.ipynb")

@@ -139,7 +139,7 @@ class NotebookRun:
                 exec(compile(_transform(cell.code if code is None else code), f"<cell {cell.index}>", "exec"),
                      self.namespace)
             return None
-        except BaseException as exc:  # noqa: BLE001 - a cell may raise anything, even SystemExit
+        except BaseException as exc:  # a cell may raise anything, even SystemExit
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return "".join(traceback.format_exception_only(type(exc), exc)).strip()

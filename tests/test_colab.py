@@ -40,8 +40,8 @@ from nbclient.exceptions import CellExecutionError
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from authoring import registry
 from autograder import cells
-from vitcourse import course
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "colab"
@@ -149,18 +149,18 @@ def release_clone(tmp_path_factory):
     _run(*git, "init", "-q", cwd=dest)
     _run(*git, "add", "-A", cwd=dest)
     _run(*git, "commit", "-qm", "release", cwd=dest)
-    _run(*git, "tag", course.info().tag, cwd=dest)
+    _run(*git, "tag", registry.info().tag, cwd=dest)
     return dest
 
 
-def answered_notebook(chapter: course.Chapter, clone: pathlib.Path) -> nbformat.NotebookNode:
+def answered_notebook(chapter: registry.Chapter, clone: pathlib.Path) -> nbformat.NotebookNode:
     """The student notebook with the solution's answer cells pasted in and its install line pointing
     at the clone (``git+file://...@vX.Y.Z`` for ``git+https://github.com/...@vX.Y.Z``)."""
     student = nbformat.read(REPO / chapter.student_notebook, as_version=4)
     source = nbformat.read(REPO / chapter.source_notebook, as_version=4)
     answers = {cells.grade_id(c): c.source for c in source.cells if cells.kind(c) == "solution"}
     setup = next(c for c in student.cells if c.cell_type == "code")
-    old, new = f"git+{course.info().repository}@", f"git+file://{clone}@"
+    old, new = f"git+{registry.info().repository}@", f"git+file://{clone}@"
     assert old in setup.source, f"{chapter.id}: the set-up cell does not install from {old}"
     setup.source = setup.source.replace(old, new)
     for cell in student.cells:
@@ -191,7 +191,7 @@ def test_a_failed_install_stops_the_notebook_in_one_sentence(colab, release_clon
     cell runs into a NameError."""
     python, env, root, _ = colab
     subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "vitcourse"], env=env, capture_output=True)
-    nb = answered_notebook(course.chapters()[0], release_clone)
+    nb = answered_notebook(registry.chapters()[0], release_clone)
     index, setup = next((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code")
     setup.source = setup.source.replace(f"git+file://{release_clone}@", f"git+file://{tmp_path / 'nowhere'}@")
     monkeypatch.setattr(os, "environ", dict(env, JUPYTER_PATH=str(root / "jupyter")))
@@ -214,7 +214,7 @@ def test_every_notebook_runs_in_a_colab_like_environment(colab, release_clone, t
     work.mkdir()
     problems = {}
     cpu = {}
-    for chapter in course.chapters():
+    for chapter in registry.chapters():
         nb = answered_notebook(chapter, release_clone)
         start, used = time.perf_counter(), _children_cpu()
         NotebookClient(nb, kernel_name="colab", timeout=600, allow_errors=True,

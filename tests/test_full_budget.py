@@ -18,12 +18,12 @@ import time
 
 import pytest
 
-from vitcourse import course
+from authoring import registry
 
 from devicecheck import DeviceMismatch, on_meta, record_calls
 from nbexec import NotebookRun
 
-CHAPTERS = course.chapters()
+CHAPTERS = registry.chapters()
 MAX_STEPS = 1
 
 
@@ -98,7 +98,7 @@ def test_solution_models_stay_on_one_device(chapter):
 @pytest.mark.slow
 def test_a_mask_built_on_the_cpu_is_caught():
     """The mistake chapter 7's own answer once made: the shifted-window mask built on the CPU."""
-    ns = run_of(course.chapter("07-swin")).namespace
+    ns = run_of(registry.chapter("07-swin")).namespace
     torch, SwinBlock = ns["torch"], ns["SwinBlock"]
     window_partition, window_reverse, mask_of = ns["window_partition"], ns["window_reverse"], ns["shifted_window_mask"]
 

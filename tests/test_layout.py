@@ -1,22 +1,19 @@
-"""The course registry (src/vitcourse/course.toml) and the tree agree.
+"""The course registry (course.toml) and the tree agree, by the layout rules of ``authoring.layout``.
 
 - every registered chapter has all its parts (text source, generated source notebook, student
-  notebook, reading page, tests, reference module) and its headings announce the points its graded
-  cells hold;
+  notebook, reading page, tests, bugs and alternatives, reference module) and its headings announce
+  the points its graded cells hold;
 - no chapter folder or page exists outside the registry;
 - the files derived from the registry (table of contents, _config.yml's repository, the package
-  version) and the .ipynb generated from each text source are up to date;
-- the intro page lists the chapters by their registered titles, in order.
+  version, the intro's list of chapters, the README's count, each source's set-up stamp) and the
+  .ipynb generated from each text source are up to date.
 """
-
-import re
 
 import pytest
 
-from tools import derived, layout, notebooks
-from vitcourse import course
+from authoring import derived, layout, notebooks, registry
 
-CHAPTERS = course.chapters()
+CHAPTERS = registry.chapters()
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
@@ -37,9 +34,10 @@ def test_every_source_notebook_is_generated_from_its_text():
 
 
 def test_intro_lists_the_chapters_in_order():
-    intro = (layout.ROOT / f"{course.book()['root']}.md").read_text()
-    listed = re.findall(r"^\d+\. \*\*(.+?)\*\*", intro, flags=re.M)
-    assert listed == [c.title for c in CHAPTERS]
+    """The intro's list is derived (test_derived_files_are_up_to_date); here: it holds every title, in order."""
+    intro = derived.intro((layout.ROOT / f"{registry.book()['root']}.md").read_text())
+    positions = [intro.index(f"{c.number}. **{c.title}** — ") for c in CHAPTERS]
+    assert positions == sorted(positions)
 
 
 def test_points_announced_in_headings_must_match(tmp_path):

@@ -18,11 +18,10 @@ import re
 import pytest
 import yaml
 
-from autograder import release
-from vitcourse import course
+from authoring import registry, release
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CHAPTERS = [c.id for c in course.chapters()]
+CHAPTERS = [c.id for c in registry.chapters()]
 
 
 def test_releases_in_sync_with_solutions():
@@ -51,6 +50,6 @@ def test_setup_cell_installs_from_the_one_repository_url(chapter):
     setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
     source = "".join(setup["source"])
     installs = re.findall(r'%pip install -q "git\+(\S+?)@(\S+?)"', source)
-    wanted = [(url, course.info().tag)]
+    wanted = [(url, registry.info().tag)]
     assert installs == wanted, f"set-up cell of {chapter} should install {wanted} (repository, tag), found {installs}"
     assert "env.budget()" in source and "env.device()" in source

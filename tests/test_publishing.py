@@ -9,8 +9,7 @@ import sys
 
 import yaml
 
-from tools import derived
-from vitcourse import course
+from authoring import derived, registry
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 WORKFLOW = derived.WORKFLOW
@@ -44,7 +43,7 @@ def test_the_linter_rejects_a_broken_workflow(tmp_path):
 def test_workflow_publishes_from_the_registry_branch():
     # PyYAML reads the key `on` as True (YAML 1.1).
     triggers = _workflow()[True]
-    assert triggers["push"]["branches"] == [course.info().branch]
+    assert triggers["push"]["branches"] == [registry.info().branch]
 
 
 def test_workflow_builds_with_the_readme_command_and_deploys_the_html():

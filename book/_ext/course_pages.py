@@ -5,7 +5,7 @@ each reading chapter to its exercise.
   reading pages included, whose source is a .md file Colab cannot open. The theme has no per-page
   option, so the button group is removed from every page that is not a student notebook.
 - Each reading page ``book/NN-name`` gets, under its title, a box linking to its exercise notebook
-  (on the site, and in Colab). Both come from the course registry, src/vitcourse/course.toml.
+  (on the site, and in Colab). Both come from the course registry, course.toml.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ IN_COLAB = "; [open it in Colab]({url}) to run it on a GPU"
 
 
 def _registry(srcdir: str):
-    """The course registry module of the tree being built (not of an installed copy)."""
-    path = pathlib.Path(srcdir) / "src" / "vitcourse" / "course.py"
-    spec = importlib.util.spec_from_file_location("_vitcourse_registry", path)
+    """The course registry module (``authoring.registry``) of the tree being built."""
+    path = pathlib.Path(srcdir) / "authoring" / "registry.py"
+    spec = importlib.util.spec_from_file_location("_course_registry", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)

@@ -145,7 +145,7 @@ def check_add_prefix_tokens():
                        name="add_prefix_tokens without registers (reg_token=None)")
     out64 = add_prefix_tokens(p.double(), pos.double(), cls_token=c.double(), reg_token=r.double())
     checks.check_dtype(out64, torch.float64, name="add_prefix_tokens of float64 tokens")
-    meta = lambda *shape: torch.empty(*shape, device="meta")  # noqa: E731
+    meta = lambda *shape: torch.empty(*shape, device="meta")
     checks.check_on_meta(lambda: add_prefix_tokens(meta(B, N, D), meta(1, N, D), cls_token=meta(1, 1, D), reg_token=None),
                          name="add_prefix_tokens without registers", shape=(B, 1 + N, D),
                          hint="create no tensor on a fixed device: with reg_token=None leave the registers out "
@@ -169,7 +169,7 @@ for R in (0, 1, 4):
         checks.check_equal(out.dtype, dtype, name=f"dtype of {name}")
         checks.check_close(out, ref_vit.add_prefix_tokens(p, e, cls_token=c, reg_token=r, no_embed_class=nec),
                            name=name, hint="order cls, registers, patches; each prefix token expanded over the batch")
-meta = lambda *shape: torch.empty(*shape, device="meta")  # noqa: E731
+meta = lambda *shape: torch.empty(*shape, device="meta")
 for R in (0, 3):
     for nec in (True, False):
         checks.check_on_meta(
@@ -822,7 +822,7 @@ elif BUDGET == "full":
             flagged = find_artifact_tokens(n)
             plot_norm_map(n[0], (37, 37), ax=ax, title=f"{name.split('.')[0]}\n{int(flagged.sum())} tokens flagged")
         plt.show()
-    except Exception as exc:  # noqa: BLE001 - no network or no weights: say so, do not fail the notebook
+    except Exception as exc:  # no network or no weights: say so, do not fail the notebook
         print(f"Could not load DINOv2 weights ({type(exc).__name__}); this part needs internet access.")
 else:
     print("Budget 'tiny': the DINOv2 comparison runs in the 'full' budget (a GPU with internet access).")

@@ -5,6 +5,6 @@ figures (``viz``), explorers (``widgets``), FLOP counting (``flops``), weight co
 torchvision (``convert``) and the check helpers used by the notebooks (``checks``).
 """
 
-from vitcourse.course import info as _info
+from vitcourse.version import VERSION as __version__  # the release (written from the course registry)
 
-__version__ = _info().version  # the release, from the course registry (course.toml)
+__all__ = ["__version__"]

@@ -118,7 +118,7 @@ def relation_to(a: torch.Tensor, e: torch.Tensor, atol: float = 1e-5, rtol: floa
     """A sentence naming how ``a`` relates to the expected ``e`` (same shape), or "" when no simple
     relation is seen. Tried in order, the first match wins: a known mistake, an input, then relations."""
     a, e = a.double(), e.double()
-    close = lambda x: _close(x, e, atol, rtol)  # noqa: E731
+    close = lambda x: _close(x, e, atol, rtol)
     for label, x in (mistakes or {}).items():
         if isinstance(x, torch.Tensor) and x.shape == a.shape and _close(a, x.detach().double().cpu(), atol, rtol):
             return f"It is exactly what {label} gives."
@@ -198,7 +198,7 @@ def _normalised_axis(a: torch.Tensor, e: torch.Tensor) -> str:
     """Probabilities normalised along another dim than the expected ones."""
     if a.ndim < 2 or (a < -1e-6).any() or (e < -1e-6).any():
         return ""
-    ones = lambda x, d: torch.allclose(x.sum(d), torch.ones(()).double(), atol=1e-4)  # noqa: E731
+    ones = lambda x, d: torch.allclose(x.sum(d), torch.ones(()).double(), atol=1e-4)
     want = [d for d in range(e.ndim) if ones(e, d)]
     got = [d for d in range(a.ndim) if ones(a, d)]
     if want and got and not set(want) & set(got):

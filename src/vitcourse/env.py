@@ -107,11 +107,11 @@ def steps(n: int) -> int:
 
 def check_version(expected: str) -> bool:
     """True when the installed ``vitcourse`` is release ``expected``; otherwise says so in one line."""
-    from vitcourse import __version__, course
+    from vitcourse import __version__, version
 
     if __version__ == expected:
         return True
-    install = f"git+{course.info().repository}@v{expected}"
+    install = version.install_url(expected)
     print(f"This notebook comes with vitcourse {expected} but {__version__} is installed: on Colab restart the "
           f"session (Runtime > Restart session) and run this cell again, elsewhere run "
           f'pip install "{install}" (or use the notebooks of release {__version__}).')

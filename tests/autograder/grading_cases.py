@@ -13,6 +13,7 @@ import copy
 import importlib
 import importlib.util
 import inspect
+import itertools
 import json
 import pathlib
 import pkgutil
@@ -231,37 +232,44 @@ def cheat_cases(name: str, source: dict, release: dict, cheap: bool) -> dict[str
 
 
 # ------------------------------------------------------------------ plausible bugs from a chapter's tests
-def plausible_bugs(test_file: pathlib.Path) -> dict[str, tuple[dict, set]]:
-    """{label: ({function name: buggy function}, {graded cells that must fail})} read from every
-    ``*BUGS`` dict of a chapter test module, in whatever shape it has; {} if it cannot be read."""
-    if not test_file.exists():
-        return {}
-    sys.path.insert(0, str(test_file.parent))
+def plausible_bugs(bugs_file: pathlib.Path) -> dict[str, tuple[dict, set]]:
+    """{label: ({function name: buggy function}, {graded cells that must fail})} for the entries of a
+    chapter's ``BUGS`` (``tests/chapters/bugs_NN_name.py``, named by the registry) that replace names
+    with objects (not those derived from the solution's namespace). A module that cannot be imported,
+    or has no ``BUGS``, fails here as it fails its chapter's tests."""
+    if str(bugs_file.parent) not in sys.path:
+        sys.path.insert(0, str(bugs_file.parent))  # a bugs module imports its siblings
+    module = importlib.import_module(bugs_file.stem)
+    return {label: (dict(variant.replace), set(variant.cells)) for label, variant in module.BUGS.items()
+            if isinstance(variant.replace, dict)}
+
+
+def pasted_definition(name: str, bug, bound: set[str], factories: bool = True) -> str | None:
+    """Code that binds ``name`` to ``bug`` in a notebook whose names are ``bound``, or None when it cannot
+    be written: a module-level function is pasted as it is; with ``factories``, a function made by a
+    factory (``make_masking(inverted=True)``) is pasted as the factory and the call, when every argument
+    that differs from the factory's default is a literal."""
+    if not inspect.isfunction(bug) or bug.__name__ == "<lambda>":
+        return None
+    if bug.__qualname__ == bug.__name__:
+        used = set(inspect.getclosurevars(bug).globals)
+        return inspect.getsource(bug) + f"\n{name} = {bug.__name__}\n" if used <= bound else None
+    if not factories:
+        return None
+    outer, _, inner = bug.__qualname__.partition(".<locals>.")
+    factory = bug.__globals__.get(outer)
+    if "." in outer or "<locals>" in inner or not inspect.isfunction(factory) or \
+            not set(inspect.getclosurevars(factory).globals) <= bound:
+        return None
+    defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+    given = {k: v for k, v in inspect.getclosurevars(bug).nonlocals.items() if k in defaults and v is not defaults[k]}
     try:
-        spec = importlib.util.spec_from_file_location(f"_bugs_{test_file.stem}", test_file)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001 (a test module being restructured must not break this suite)
-        return {}
-    finally:
-        sys.path.remove(str(test_file.parent))
-    out = {}
-    for var, table in vars(module).items():
-        if not (var.endswith("BUGS") and isinstance(table, dict)):
-            continue
-        for label, entry in table.items():
-            if isinstance(getattr(entry, "replace", None), dict) and hasattr(entry, "cells"):  # nbexec.Variant
-                overrides, must_fail = entry.replace, entry.cells
-            elif isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict):
-                overrides, must_fail = entry
-            elif isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], str):
-                overrides, must_fail = {entry[0]: entry[1]}, entry[2]
-            else:
-                continue
-            if isinstance(must_fail, (set, frozenset)) and must_fail and all(
-                    inspect.isfunction(f) and f.__qualname__ == f.__name__ != "<lambda>" for f in overrides.values()):
-                out[f"{var}: {label}"] = (overrides, set(must_fail))
-    return out
+        if any(ast.literal_eval(repr(v)) != v for v in given.values()):
+            return None
+    except (ValueError, SyntaxError):
+        return None
+    call = ", ".join(f"{k}={v!r}" for k, v in given.items())
+    return inspect.getsource(factory) + f"\n{name} = {outer}({call})\n"
 
 
 def _bound_names(nb: dict) -> set[str]:
@@ -279,17 +287,17 @@ def _bound_names(nb: dict) -> set[str]:
 
 
 def bug_case(name: str, source: dict, release: dict, bugs: dict) -> dict[str, Case]:
-    """The first bug (sorted by label) that can be pasted into its answer cell as it is: a plain
-    function whose globals the notebook defines, and that does not use the reference (which would
-    be flagged). It must lose the cells its test says. The answers after it are left as stubs."""
+    """The first bug (sorted by label; plain functions before those made by a factory) that can be pasted
+    into its answer cell (``pasted_definition``) and does not use the reference (which would be
+    flagged). It must lose the cells its test says. The answers after it are left as stubs."""
     sol, bound = answers(source), _bound_names(source)
-    for _, (overrides, must_fail) in sorted(bugs.items()):
+    for factories, (_, (overrides, must_fail)) in itertools.product((False, True), sorted(bugs.items())):
         replace = {}
         for fname, bug in overrides.items():
             gid = next((g for g, s in sol.items() if f"def {fname}(" in s), None)
-            if gid is None or not set(inspect.getclosurevars(bug).globals) <= bound:
+            pasted = pasted_definition(fname, bug, bound, factories) if gid else None
+            if pasted is None:
                 break
-            pasted = inspect.getsource(bug) + f"\n{fname} = {bug.__name__}\n"
             replace[gid] = replace.get(gid, sol[gid]) + "\n\n" + pasted
         else:
             # the answers up to the buggy one: later cells fail fast instead of training for nothing

@@ -1,15 +1,16 @@
 """Robustness suite: the real nbgrader grades broken, hostile and renamed submissions, every chapter.
 
-The chapters are found in ``solutions/`` (a new one is covered without editing this file). Per
-chapter, all cases (``grading_cases.py``) are students of one class, collected once and graded in
-ONE ``grade --jobs 2`` run, because each nbgrader command costs ~5 s to start and kernels run in
-parallel. Every chapter gets: the solution (full marks), the release (0), a partial submission
-(exact score), a corrupt file, one student with every kind of structural damage at once (metadata
-stripped, a test cell deleted and one edited, an answer turned into markdown, cells added, the file
-renamed: full marks), one plausible bug from the chapter's tests when one can be pasted (the answers
-after it left as stubs, so the rest of the notebook fails fast), and one student who cheats in every
-way the flags know (flagged). Only the solution and the damaged copy run every cell in full. The toy
-course adds the expensive hostile cases (infinite loop, 8 GB, os._exit, 50 MB of output) and one
+The chapters are the registry's (a new one is covered without editing this file; they are the ones the
+grader finds in ``solutions/``, and each has a plausible bug to grade: test_robustness_inputs.py). Per
+chapter, all cases (``grading_cases.py``) are students of one class, collected once and graded in ONE
+``grade --jobs 2`` run, because each nbgrader command costs ~5 s to start and kernels run in parallel.
+Every chapter gets: the solution (full marks), the release (0), a partial submission (exact score), a
+corrupt file, one student with every kind of structural damage at once (metadata stripped, a test cell
+deleted and one edited, an answer turned into markdown, cells added, the file renamed: full marks), one
+plausible bug from the chapter's ``BUGS`` (the first that can be pasted; every chapter must have one;
+the answers after it left as stubs, so the rest of the notebook fails fast), and one student who cheats
+in every way the flags know (flagged). Only the solution and the damaged copy run every cell in full.
+The toy course adds the expensive hostile cases (infinite loop, 8 GB, os._exit, 50 MB of output) and one
 student per kind of damage.
 After each run every original is byte-identical and the gradebook holds one submission per student.
 """
@@ -26,13 +27,14 @@ import time
 
 import pytest
 
+from authoring import registry
 from autograder.cli import main
 from autograder.collect import collect
 from autograder.export import export
 from autograder.feedback import feedback
 from autograder.grade import grade
 from autograder.record import Submission
-from autograder.workspace import Workspace, course_assignments, source_notebook
+from autograder.workspace import Workspace, source_notebook
 
 from grading_cases import (
     basic_cases,
@@ -80,11 +82,11 @@ def toy_cases(name, source, release):
 
 
 def chapter_cases(name, source, release):
-    number = name.split("-")[0]
-    test_file = next((REPO / "tests" / "chapters").glob(f"test_{number}_*.py"), REPO / "missing")
+    bugs_file = REPO / registry.chapter(name).bugs
+    bug = bug_case(name, source, release, plausible_bugs(bugs_file))
+    assert bug, f"{name}: no plausible bug of {bugs_file.name} can be pasted into the notebook and graded"
     return {**basic_cases(name, source, release), **structural_cases(name, source, release, separate=False),
-            **bug_case(name, source, release, plausible_bugs(test_file)),
-            **cheat_cases(name, source, release, cheap=True)}
+            **bug, **cheat_cases(name, source, release, cheap=True)}
 
 
 def _children_cpu() -> float:
@@ -197,6 +199,6 @@ def test_toy_assignment(tmp_path, capsys):
     check_outcomes(ws, cases, records, *export(ws))
 
 
-@pytest.mark.parametrize("chapter", course_assignments(REPO))
+@pytest.mark.parametrize("chapter", [c.id for c in registry.chapters()])
 def test_chapter(tmp_path, chapter):
     check_outcomes(*run_batch(tmp_path, REPO, chapter, chapter_cases, False, CHAPTER_CELL_TIMEOUT_S))

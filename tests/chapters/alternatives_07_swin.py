@@ -74,7 +74,7 @@ def relative_index_divmod(window_size):
 def mask_by_bands(height, width, window_size, shift):
     """Region of each pixel from two comparisons per axis, no slices."""
     M, s = window_size, shift
-    band = lambda v, n: (v >= n - M).long() + (v >= n - s).long()  # noqa: E731
+    band = lambda v, n: (v >= n - M).long() + (v >= n - s).long()
     rows = band(torch.arange(height), height)[:, None]
     cols = band(torch.arange(width), width)[None, :]
     labels = (rows * 3 + cols).reshape(1, height, width, 1)

@@ -1,7 +1,9 @@
-"""What every chapter's test file shares: its solution notebook, executed once per file, and the
+"""What every chapter's tests share, added from the registry (course.toml): the chapter's solution
+notebook, executed once per file, the checks every chapter runs (``solution_checks.py``), and the
 parametrisation of its plausible bugs and correct alternatives.
 
-A chapter's tests live in three modules side by side:
+A chapter's tests live in three modules side by side, named by the registry (``Chapter.tests``,
+``.bugs``, ``.alternatives``):
 
 - ``bugs_NN_name.py``: the plausible-bug implementations and the dict ``BUGS``, each bug declaring what
   the student sees before submitting (see ``nbexec.Variant``)::
@@ -12,19 +14,52 @@ A chapter's tests live in three modules side by side:
 - ``alternatives_NN_name.py``: the correct alternative implementations and the dict
   ``ALTERNATIVES = {"patchify with unfold": Variant({"patchify": patchify_unfold}, "test_patchify"), ...}``
   (it may import shared helpers from the bugs module, never the other way round);
-- ``test_NN_name.py``: sets ``NOTEBOOK``, imports the generic checks from ``solution_checks``, imports
-  ``BUGS`` and ``ALTERNATIVES`` (this hook reads them as the test module's attributes) and holds the
-  chapter's own tests.
+- ``test_NN_name.py``: the chapter's own tests, if any (they may use the ``run`` fixture). This hook
+  gives the module ``NOTEBOOK``, ``BUGS``, ``ALTERNATIVES`` and every ``test_*`` of ``solution_checks``
+  (a name the module defines itself is kept).
 
 A catalogue too long for one short module is split by exercise (``bugs_01_macs.py`` holds the
 ``vit_macs`` bugs that ``bugs_01_patches.py`` lists). Each bug must fail every cell it names; each
 alternative (a different, correct answer) must pass every cell it names. Only those cells are rerun.
-A chapter test file without a non-empty ``BUGS`` or ``ALTERNATIVES`` is an error, not a skip.
+A chapter without a non-empty ``BUGS`` or ``ALTERNATIVES`` is an error, not a skip.
 """
+
+import importlib
+import pathlib
 
 import pytest
 
+from authoring import registry
+
+import solution_checks
 from nbexec import NotebookRun
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHECKS = {name: check for name, check in vars(solution_checks).items() if name.startswith("test_")}
+
+
+class ChapterTests(pytest.Module):
+    """A chapter's test module, completed from the registry with what every chapter's tests share."""
+
+    chapter: registry.Chapter
+
+    def collect(self):
+        module = self.obj
+        module.NOTEBOOK = self.chapter.source_notebook
+        module.BUGS = importlib.import_module(pathlib.Path(self.chapter.bugs).stem).BUGS
+        module.ALTERNATIVES = importlib.import_module(pathlib.Path(self.chapter.alternatives).stem).ALTERNATIVES
+        for name, check in CHECKS.items():
+            vars(module).setdefault(name, check)
+        return super().collect()
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    chapter = next((c for c in registry.chapters() if ROOT / c.tests == module_path), None)
+    if chapter is not None:
+        module = ChapterTests.from_parent(parent, path=module_path)
+        module.chapter = chapter
+        return module
+    return None
 
 
 def pytest_generate_tests(metafunc):

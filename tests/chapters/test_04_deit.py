@@ -1,27 +1,14 @@
-"""Chapter 4 graded tests, checked both ways.
+"""Chapter 4's own tests; the checks every chapter runs (tests/chapters/solution_checks.py: the solution on
+ten seeds, each plausible bug of bugs_04_deit.py and each alternative of alternatives_04_deit.py, the
+student's view) are added by tests/chapters/conftest.py from the registry.
 
-The solution passes every graded cell on 10 seeds; each plausible bug (bugs_04_deit.py) fails the cell
-meant to catch it. Inference rule decided from the paper and the official code: "avg" is the mean of the two
-heads' *logits* (the official ``DistilledVisionTransformer.forward`` in eval mode and timm's
-``forward_head``), so averaging softmax outputs is treated as a bug.
+Inference rule decided from the paper and the official code: "avg" is the mean of the two heads' *logits*
+(the official ``DistilledVisionTransformer.forward`` in eval mode and timm's ``forward_head``), so averaging
+softmax outputs is treated as a bug.
 """
 
 import torch
 from torch import nn
-
-from alternatives_04_deit import ALTERNATIVES  # noqa: F401
-from bugs_04_deit import BUGS  # noqa: F401
-from solution_checks import (  # noqa: F401
-    test_bug_is_seen_before_submitting,
-    test_bugs_are_caught_at_their_exercise,
-    test_correct_alternative_gets_full_marks,
-    test_hidden_tests_reach_every_branch_of_the_references,
-    test_plausible_bug_loses_points,
-    test_solution_passes_every_graded_cell,
-    test_solution_passes_on_other_seeds,
-)
-
-NOTEBOOK = "solutions/04-deit/04-deit.ipynb"
 
 
 def test_reference_loss_matches_the_solution(run):

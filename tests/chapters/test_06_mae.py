@@ -1,25 +1,12 @@
-"""Chapter 6 graded tests, checked both ways: the solution passes on 10 seeds, each plausible bug loses
-the points of the cells named, each different but correct answer keeps them.
+"""Chapter 6's own tests; the checks every chapter runs (tests/chapters/solution_checks.py: the solution on
+ten seeds, each plausible bug of bugs_06_mae.py and each alternative of alternatives_06_mae.py, the
+student's view) are added by tests/chapters/conftest.py from the registry.
 
 The student's ``MyMAE`` inherits only the layers (``vitcourse.models.mae.MAELayers``), not the reference
 passes, so ``super().forward_encoder`` is no way around the exercise (a test below checks it).
 """
 
 from vitcourse.models import mae as ref
-
-from alternatives_06_mae import ALTERNATIVES  # noqa: F401
-from bugs_06_mae import BUGS  # noqa: F401
-from solution_checks import (  # noqa: F401
-    test_bug_is_seen_before_submitting,
-    test_bugs_are_caught_at_their_exercise,
-    test_correct_alternative_gets_full_marks,
-    test_hidden_tests_reach_every_branch_of_the_references,
-    test_plausible_bug_loses_points,
-    test_solution_passes_every_graded_cell,
-    test_solution_passes_on_other_seeds,
-)
-
-NOTEBOOK = "solutions/06-mae/06-mae.ipynb"
 
 
 def test_student_class_does_not_inherit_the_reference_passes(run):

@@ -10,8 +10,9 @@ import sys
 import nbformat
 import pytest
 
+from authoring import registry
 from autograder import cells
-from vitcourse import course, env
+from vitcourse import env
 
 try:
     import tomllib
@@ -19,7 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHAPTERS = [c.id for c in course.chapters()]
+CHAPTERS = [c.id for c in registry.chapters()]
 
 
 def _words(text: str) -> str:
@@ -48,7 +49,7 @@ def test_the_package_depends_on_every_promised_module():
 @pytest.mark.parametrize("chapter", CHAPTERS)
 @pytest.mark.parametrize("kind", ["source_notebook", "release"])
 def test_every_introduction_says_what_may_be_imported(chapter, kind):
-    ch = course.chapter(chapter)
+    ch = registry.chapter(chapter)
     path = ROOT / (ch.source_notebook if kind == "source_notebook" else f"notebooks/{ch.id}/{ch.id}.ipynb")
     nb = nbformat.read(path, as_version=4)
     first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
@@ -63,7 +64,7 @@ def test_every_introduction_says_what_may_be_imported(chapter, kind):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_the_solutions_import_only_what_students_may(chapter):
     """The solution's answer cells keep to the promise: standard library, the allowed modules, vitcourse."""
-    nb = nbformat.read(ROOT / course.chapter(chapter).source_notebook, as_version=4)
+    nb = nbformat.read(ROOT / registry.chapter(chapter).source_notebook, as_version=4)
     allowed = set(sys.stdlib_module_names) | set(env.ALLOWED_IMPORTS) | {"vitcourse"}
     used = set()
     for cell in nb.cells:

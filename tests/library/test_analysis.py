@@ -1,5 +1,6 @@
 """vitcourse.analysis: attention maps of any ViT, and the tokens leaving a block."""
 
+import pytest
 import torch
 
 from vitcourse.analysis import attention_maps, block_tokens, cls_attention
@@ -7,6 +8,7 @@ from vitcourse.convert import from_timm
 from vitcourse.models.vit import digits_vit
 
 
+@pytest.mark.chapter("03-vit", "08-registers")
 def test_attention_maps_of_timm_equal_its_own_attention():
     from timm.models.vision_transformer import VisionTransformer
 
@@ -27,6 +29,7 @@ def test_attention_maps_of_timm_equal_its_own_attention():
     torch.testing.assert_close(attention_maps(m, torch.ones(2, 1, 16, 16))[-1], got["a"])
 
 
+@pytest.mark.chapter("03-vit", "08-registers")
 def test_attention_maps_of_the_course_vit_equal_timms_after_conversion():
     from timm.models.vision_transformer import VisionTransformer
 
@@ -43,6 +46,7 @@ def test_attention_maps_of_the_course_vit_equal_timms_after_conversion():
     torch.testing.assert_close(attention_maps(ours, x, [-1])[0], maps[2])
 
 
+@pytest.mark.chapter("03-vit", "05-dino")
 def test_cls_attention_is_the_class_row_over_the_patch_grid():
     torch.manual_seed(0)
     model = digits_vit(embed_dim=32, depth=2, num_heads=2, num_registers=3).eval()
@@ -53,6 +57,7 @@ def test_cls_attention_is_the_class_row_over_the_patch_grid():
     torch.testing.assert_close(grid.flatten(2), full[:, :, 0, 4:])  # class token's row, prefix tokens left out
 
 
+@pytest.mark.chapter("08-registers")
 def test_block_tokens_are_the_input_of_the_final_norm():
     torch.manual_seed(0)
     model = digits_vit(embed_dim=32, depth=2, num_heads=2).eval()

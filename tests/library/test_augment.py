@@ -45,6 +45,7 @@ def test_batch_shift_and_cut_out():
     assert torch.equal(augment.random_shift(x, 0), x)
 
 
+@pytest.mark.chapter("05-dino")
 def test_multicrop_official_defaults():
     mc = MultiCrop()
     assert (mc.global_size, mc.local_size, mc.num_local) == (224, 96, 8)
@@ -56,6 +57,7 @@ def test_multicrop_official_defaults():
     assert min(float(v.min()) for v in views) < 0  # ImageNet normalisation by default
 
 
+@pytest.mark.chapter("05-dino")
 def test_multicrop_batch_equals_its_images_and_repeats_with_a_seed():
     x = torch.rand(4, 3, 40, 40)
     mc = MultiCrop(32, 16, 3, mean=None, std=None)
@@ -68,6 +70,7 @@ def test_multicrop_batch_equals_its_images_and_repeats_with_a_seed():
     assert [tuple(v.shape) for v in single] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 3
 
 
+@pytest.mark.chapter("05-dino")
 def test_multicrop_tiny_preset():
     mc = MultiCrop.tiny()
     views = mc(torch.rand(5, 1, 16, 16), generator=torch.Generator().manual_seed(0))
@@ -76,6 +79,7 @@ def test_multicrop_tiny_preset():
     assert len(MultiCrop.tiny(num_local=6)(torch.rand(1, 16, 16))) == 8
 
 
+@pytest.mark.chapter("05-dino")
 def test_random_resized_crops_identity_and_flip():
     x = torch.rand(3, 1, 16, 16)
     full = random_resized_crops(x, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0)
@@ -96,9 +100,10 @@ def _photometric(**kw):
     return MultiCrop(16, 8, 1, (1.0, 1.0), (1.0, 1.0), **(settings | kw))
 
 
+@pytest.mark.chapter("05-dino")
 def test_each_photometric_step_does_what_it_says():
     x = torch.rand(6, 3, 16, 16)
-    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(1)
     plain = _photometric()(x, generator=g())
     torch.testing.assert_close(plain[0], x)  # a crop of the whole image, no flip, nothing else: the image
     grey = _photometric(grayscale_p=1.0)(x, generator=g())[0]

@@ -20,6 +20,7 @@ def _extent(field: torch.Tensor) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
+@pytest.mark.chapter("07-swin")
 @pytest.mark.parametrize("M", [4, 6, 8])
 def test_swin_receptive_field_grows_one_window_per_side_per_shifted_pair(M):
     torch.manual_seed(0)
@@ -31,6 +32,7 @@ def test_swin_receptive_field_grows_one_window_per_side_per_shifted_pair(M):
     assert widths == [2 * M * p for p in range(1, len(widths) + 1)]  # linear: + one window on each side per pair
 
 
+@pytest.mark.chapter("07-swin")
 def test_swin_receptive_field_stays_in_its_window_without_shifts():
     torch.manual_seed(0)
     blocks = [SwinBlock(8, 2, window_size=4, shift_size=0).eval() for _ in range(6)]
@@ -46,6 +48,7 @@ def _dinov2_prepare_tokens(patches, cls_token, register_tokens, pos_embed):
     return torch.cat([x[:, :1], register_tokens.expand(B, -1, -1), x[:, 1:]], dim=1)
 
 
+@pytest.mark.chapter("02-position", "08-registers")
 def test_dinov2_gives_the_class_token_a_position_and_timm_folds_it_in():
     torch.manual_seed(0)
     D, R, N = 32, 4, 4

@@ -12,6 +12,8 @@ import torch
 from vitcourse.convert import from_timm, from_transformers, load_checked, perturb
 from vitcourse.models.vit import ViT
 
+pytestmark = pytest.mark.chapter("09-vlm")
+
 
 def images(shape, seed=1):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))

@@ -37,6 +37,7 @@ def meta(**kwargs):
         return ViT(**kwargs)
 
 
+@pytest.mark.chapter("03-vit")
 def test_vit_pipeline_reads_its_numbers_from_the_model():
     small = texts(diagrams.vit_pipeline(meta(img_size=32, patch_size=8, embed_dim=48, depth=3, num_heads=4,
                                              num_classes=10)))
@@ -46,6 +47,7 @@ def test_vit_pipeline_reads_its_numbers_from_the_model():
     assert "197 tokens of width 768" in base and "14×14 = 196 patches" in base
 
 
+@pytest.mark.chapter("03-vit")
 def test_encoder_block_shows_both_orders_with_the_block_sizes():
     drawn = texts(diagrams.encoder_block(Block(64, 4)))
     assert "4 heads of 16" in drawn and "MLP 64→256→64" in drawn
@@ -53,6 +55,7 @@ def test_encoder_block_shows_both_orders_with_the_block_sizes():
     assert drawn.count("LayerNorm") >= 4
 
 
+@pytest.mark.chapter("04-deit")
 def test_deit_tokens_needs_a_distilled_model_and_counts_its_tokens():
     drawn = texts(diagrams.deit_tokens(meta(embed_dim=384, depth=12, num_heads=6, distilled=True)))
     assert "198 tokens" in drawn and "198 position rows" in drawn and "384→1000" in drawn
@@ -60,12 +63,14 @@ def test_deit_tokens_needs_a_distilled_model_and_counts_its_tokens():
         diagrams.deit_tokens(meta())
 
 
+@pytest.mark.chapter("05-dino")
 def test_dino_loop_reads_crops_and_temperatures():
     drawn = texts(diagrams.dino_loop(MultiCrop(num_local=6, local_size=96), DINOLoss(64, teacher_temp=0.07)))
     assert "6 local crops (96 px)" in drawn and "14 teacher–student pairs" in drawn  # 2 x (8 - 1)
     assert "/ 0.07" in drawn and "/ 0.1" in drawn
 
 
+@pytest.mark.chapter("06-mae")
 def test_mae_flow_masks_the_announced_number_of_patches():
     with torch.device("meta"):
         model = MAE(img_size=224, patch_size=16, in_chans=3, embed_dim=64, depth=2, num_heads=4)
@@ -77,6 +82,7 @@ def test_mae_flow_masks_the_announced_number_of_patches():
     assert len(grey) == 147 + 3  # the grid's removed patches and the three mask tokens of the sketch
 
 
+@pytest.mark.chapter("07-swin")
 def test_swin_windows_checks_the_grid():
     fig = diagrams.swin_windows(SwinBlock(8, 2, window_size=4, shift_size=2), grid=8)
     assert "shifted by 2" in texts(fig) and len(fig.axes) == 3
@@ -84,6 +90,7 @@ def test_swin_windows_checks_the_grid():
         diagrams.swin_windows(SwinBlock(8, 2, window_size=4), grid=10)
 
 
+@pytest.mark.chapter("08-registers")
 def test_register_tokens_position_rows_by_convention():
     reg = dict(img_size=224, patch_size=14, embed_dim=384, depth=12, num_heads=6, num_registers=4)
     assert "DINOv2's code adds 257 position rows" in texts(diagrams.register_tokens(meta(**reg, no_embed_class=True)))
@@ -99,6 +106,7 @@ def _render(a, b_value):
     return fig, f"a={a}, b={b_value}"
 
 
+@pytest.mark.chapter("01-patches")
 def test_static_explorer_renders_every_setting_and_starts_where_asked():
     e = explorer.static_explorer({"a": [1, 2, 3], "b value": [0.5, 1.0]}, _render, initial={"a": 2})
     assert len(e.frames) == 6 and len(e.images) == 6
@@ -119,6 +127,7 @@ def test_identical_pictures_are_stored_once():
     assert len(e.images) == 1 and len(e.frames) == 3
 
 
+@pytest.mark.chapter("01-patches")
 def test_static_patch_explorer_frames_match_the_live_label():
     e = widgets.static_patch_explorer(data.photo("chelsea", 64), resolutions=(64, 128), patch_sizes=(8, 16))
     assert len(e.frames) == 4

@@ -28,6 +28,7 @@ def digits16():
     return data.digits(16, "train").tensors
 
 
+@pytest.mark.chapter("03-vit")
 def test_random_batches_repeat_and_augment():
     x, y = torch.arange(10.0)[:, None], torch.arange(10)
     a = list(train.RandomBatches(x, y, batch_size=4, steps=3, seed=1))
@@ -40,6 +41,7 @@ def test_random_batches_repeat_and_augment():
         train.RandomBatches(x, y[:5])
 
 
+@pytest.mark.chapter("03-vit")
 @pytest.mark.parametrize("schedule", train.SCHEDULES)
 def test_fit_schedules(schedule):
     torch.manual_seed(0)
@@ -56,6 +58,7 @@ def test_fit_schedules(schedule):
         train.fit(nn.Linear(5, 3), train.RandomBatches(x, y, 16, 2), schedule="step", progress=False)
 
 
+@pytest.mark.chapter("03-vit")
 def test_fit_forward_and_loss_hooks_see_inputs():
     seen = []
 
@@ -69,6 +72,7 @@ def test_fit_forward_and_loss_hooks_see_inputs():
     assert seen == [(4, 4)] * 3 and len(history.loss) == 3
 
 
+@pytest.mark.chapter("05-dino")
 def test_dino_collapse_regimes_and_diagnostics(digits16):
     images = digits16[0]
     runs = {name: dino.train_dino(PixelMLP, images, steps=60, teacher_temp=tt, center_momentum=cm, seed=0, device="cpu")
@@ -95,6 +99,7 @@ def PixelMLPSeeded():
     return PixelMLP()
 
 
+@pytest.mark.chapter("05-dino")
 def test_entropy_and_probes():
     assert float(dino.entropy(torch.tensor([1.0, 0.0]))) == 0
     assert float(dino.entropy(torch.full((8,), 1 / 8))) == pytest.approx(math.log(8))
@@ -106,13 +111,14 @@ def test_entropy_and_probes():
     assert dino.few_shot_accuracy(noise, labels, noise, labels, shots=1, draws=5) < 0.7
 
 
+@pytest.mark.chapter("04-deit")
 def test_deit_split_teacher_student_and_report():
     xtr, ytr, xte, yte = deit.digits_split(seed=1, train_size=200)
     assert len(xtr) == 200 and len(xtr) + len(xte) == 1797 and torch.bincount(ytr).min() >= 19
     assert abs(float(xtr.mean())) < 0.3 and 0.6 < float(xtr.std()) < 1.6  # standardised
     teacher = deit.train_teacher(xtr, ytr, steps=30)
     assert not teacher.training and next(teacher.parameters()).device.type == "cpu"
-    make = lambda: digits_vit(embed_dim=16, depth=1, num_heads=2, distilled=True)  # noqa: E731
+    make = lambda: digits_vit(embed_dim=16, depth=1, num_heads=2, distilled=True)
     a = deit.train_student(make, teacher, "hard", xtr, ytr, steps=12)
     b = deit.train_student(make, teacher, "hard", xtr, ytr, steps=12)
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
@@ -129,13 +135,14 @@ def make_seeded(make, seed=0):
     return make()
 
 
+@pytest.mark.chapter("08-registers")
 def test_register_canvases_and_measurements():
     x, y, ink = registers.digit_pairs(64, seed=0)
     assert x.shape == (64, 1, 24, 24) and ink.shape == (64, 36) and 16 < int(y.sum()) < 48
     assert torch.all(ink.sum(1) == 8)  # two digits of 2 x 2 patches that never overlap
     _, _, ink_test = registers.digit_pairs(8, seed=0, split="test")
     assert ink_test.shape == (8, 36)
-    make = lambda: digits_vit(img_size=24, num_classes=2, embed_dim=16, depth=1, num_heads=2,  # noqa: E731
+    make = lambda: digits_vit(img_size=24, num_classes=2, embed_dim=16, depth=1, num_heads=2,
                               num_registers=4, no_embed_class=True)
     model = registers.train_pairs(make, x, y, steps=12)
     m = registers.measure(model, 4, x, y, ink)

@@ -4,6 +4,8 @@ import torch
 from vitcourse import flops
 from vitcourse.models.vit import ViT
 
+pytestmark = pytest.mark.chapter("01-patches")  # vit_macs is chapter 1's exercise
+
 
 @pytest.mark.parametrize("cfg", [
     dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10),

@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse import course
+from authoring import registry
 from vitcourse.models import deit, dino, mae, patches, swin, vit, vlm, vlm_train
 
 from devicecheck import DeviceMismatch, on_meta
 
-x = lambda *shape: torch.randn(*shape)  # noqa: E731
+x = lambda *shape: torch.randn(*shape)
 
 
 def _examples():
@@ -75,7 +75,7 @@ def test_reference_model_runs_on_the_meta_device(name, model, args):
 def test_every_reference_model_has_an_example():
     checked = {type(model) for _, model, _ in EXAMPLES}
     missing = []
-    for chapter in course.chapters():
+    for chapter in registry.chapters():
         module = importlib.import_module(chapter.module)
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:

@@ -51,7 +51,7 @@ def test_mask_blocks_exactly_cross_region_pairs():
     rows = torch.arange(H)[:, None].expand(H, W)
     cols = torch.arange(W)[None, :].expand(H, W)
     # The region of each pixel of the ORIGINAL image, as seen after rolling by -s.
-    band = lambda v, n: (v >= n - M).long() + (v >= n - s).long()  # noqa: E731
+    band = lambda v, n: (v >= n - M).long() + (v >= n - s).long()
     region = (band(rows, H) * 3 + band(cols, W))[None, ..., None].float()
     labels = window_partition(region, M).reshape(-1, M * M)
     expected = (labels[:, :, None] != labels[:, None, :]).float() * -100

@@ -18,7 +18,7 @@ def built_site(tmp_path_factory):
     so CI always executes them.
     """
     out = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "tools.vendor_assets", "--check"], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "authoring", "vendor-assets", "--check"], cwd=REPO, check=True)
     cmd = [str(pathlib.Path(sys.executable).with_name("jupyter-book")), "build", "--all", "-W", "-n",
            "--keep-going", "--path-output", str(out), "."]
     env = dict(os.environ, PATH=os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ["PATH"]]))

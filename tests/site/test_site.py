@@ -59,10 +59,10 @@ def test_launch_buttons_only_where_colab_can_open_the_file(built_site):
 
 @pytest.mark.slow
 def test_reading_pages_and_exercises_link_to_each_other(built_site):
-    from vitcourse import course
+    from authoring import registry
 
-    info = course.info()
-    for chapter in course.chapters():
+    info = registry.info()
+    for chapter in registry.chapters():
         notebook = chapter.student_notebook.removesuffix(".ipynb")
         reading = (built_site / chapter.page_html).read_text()
         assert f'href="../{notebook}.html"' in reading, f"{chapter.page_html} does not link to its exercise"
@@ -192,7 +192,7 @@ class _NavLinks(html.parser.HTMLParser):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["book/intro", "book/05-dino"])
 def test_navigation_interleaves_reading_pages_and_exercises(built_site, page):
-    from vitcourse import course
+    from authoring import registry
 
     nav = _NavLinks()
     nav.feed((built_site / f"{page}.html").read_text())
@@ -200,7 +200,7 @@ def test_navigation_interleaves_reading_pages_and_exercises(built_site, page):
     # A link to the page itself has an empty path ("#"); the others are relative to the page's folder.
     listed = [os.path.normpath(str(here / link))[: -len(".html")] if link else page
               for link in nav.links if link.endswith(".html") or not link]
-    expected = [p for c in course.chapters() for p in (c.page[: -len(".md")], c.student_notebook[: -len(".ipynb")])]
+    expected = [p for c in registry.chapters() for p in (c.page[: -len(".md")], c.student_notebook[: -len(".ipynb")])]
     chapters = [p for p in listed if p in expected]
     assert chapters == expected, f"navigation order on {page}: {chapters}"
 

@@ -1,4 +1,4 @@
-"""A copy of the tree for tests that run the course's tools on it (scaffold, configure)."""
+"""A copy of the tree for tests that run the authoring steps on it (scaffold, configure)."""
 
 import os
 import pathlib
@@ -26,10 +26,11 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_in(tree):
-    """``run_in(*cmd)``: ``python *cmd`` in the copied tree, with its own src/ and tools on the path."""
+    """``run_in(*cmd)``: ``python *cmd`` in the copied tree, with its own src/ and authoring package on the
+    path (``env`` overrides variables of the environment)."""
 
-    def run(*cmd, timeout=900):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
+    def run(*cmd, timeout=900, env=None):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)]), **(env or {})}
         return subprocess.run([sys.executable, *cmd], cwd=tree, env=env, capture_output=True, text=True,
                               timeout=timeout)
 

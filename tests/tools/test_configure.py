@@ -18,8 +18,8 @@ NEW = "https://github.com/someone/my-vit-course"
 
 
 def _registry(run_in):
-    code = "from vitcourse import course; import json; i = course.info(); " \
-           "print(json.dumps([i.version, i.site_url, [(c.id, c.page_html) for c in course.chapters()]]))"
+    code = "from authoring import registry; import json; i = registry.info(); " \
+           "print(json.dumps([i.version, i.site_url, [(c.id, c.page_html) for c in registry.chapters()]]))"
     done = run_in("-c", code)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -27,7 +27,7 @@ def _registry(run_in):
 
 @pytest.fixture(scope="module")
 def configured(tree, run_in):
-    done = run_in("-m", "tools.configure", "--repository", NEW + ".git", "--branch", "teach")
+    done = run_in("-m", "authoring", "configure", "--repository", NEW + ".git", "--branch", "teach")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "git tag v" in done.stdout  # the next step is printed
     return tree
@@ -51,6 +51,14 @@ def test_every_student_notebook_installs_from_the_new_repository(configured, run
 
 
 @pytest.mark.slow
+def test_the_library_names_the_new_repository(configured, run_in):
+    """What an installed library prints when a notebook of another release meets it."""
+    version, _, _ = _registry(run_in)
+    done = run_in("-c", "from vitcourse import version; print(version.install_url())")
+    assert done.stdout.strip() == f"git+{NEW}@v{version}", done.stdout + done.stderr
+
+
+@pytest.mark.slow
 def test_launch_buttons_and_workflow_follow(configured):
     config = yaml.safe_load((configured / "_config.yml").read_text())
     assert config["repository"] == {**config["repository"], "url": NEW, "branch": "teach"}
@@ -67,9 +75,8 @@ def test_launch_buttons_and_workflow_follow(configured):
 
 @pytest.mark.slow
 def test_everything_derived_is_in_sync_after_configure(configured, run_in):
-    for check in (("-m", "tools.derived", "--check"), ("-m", "tools.notebooks", "sync", "--check")):
-        done = run_in(*check)
-        assert done.returncode == 0, done.stdout + done.stderr
+    done = run_in("-c", "from authoring import derived, notebooks; print(derived.sync(True) + notebooks.sync(check=True))")
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("args,message", [
@@ -78,16 +85,16 @@ def test_everything_derived_is_in_sync_after_configure(configured, run_in):
     (["--repository", NEW, "--branch", "bad branch"], "not a git branch name"),
 ])
 def test_bad_settings_are_refused(tree, run_in, args, message):
-    done = run_in("-m", "tools.configure", *args)
+    done = run_in("-m", "authoring", "configure", *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 def test_rewrite_changes_only_the_course_table():
     import tomllib
 
-    from tools import configure
+    from authoring import configure
 
-    text = (REPO / "src" / "vitcourse" / "course.toml").read_text()
+    text = (REPO / "course.toml").read_text()
     new = tomllib.loads(configure.rewrite(text, {"repository": NEW, "site": "https://books.example.org/vit/"}))
     old = tomllib.loads(text)
     assert new["course"] == {**old["course"], "repository": NEW, "site": "https://books.example.org/vit/"}

@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from tools import notebooks
+from authoring import notebooks
 
 SOURCES = notebooks.sources()
 
@@ -24,8 +24,8 @@ def test_text_round_trip_keeps_every_cell(source, tmp_path):
 
 def test_graded_cells_keep_their_nbgrader_metadata():
     nb = notebooks.read_source(notebooks.ROOT / "solutions/01-patches/01-patches.py")
-    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    assert graded and all(c.metadata["nbgrader"]["locked"] for c in graded)
+    checks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"]["solution"]]
+    assert checks and all(c.metadata["nbgrader"]["locked"] for c in checks)  # written answers are graded, not locked
     assert [c.id for c in nb.cells[:2]] == ["cell-000", "cell-001"]
 
 

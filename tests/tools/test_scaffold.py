@@ -1,38 +1,46 @@
-"""`python3.11 tasks.py new` scaffolds a chapter that passes the layout test and its own tests.
+"""`python3.11 tasks.py new` scaffolds a chapter that passes the whole layout test and its own tests, with
+no edit by hand: what lists every chapter (the table of contents, the intro, the README's count) follows.
 
 Runs in a copy of the tree (the files git knows, as they are now), never in the repository itself.
 """
 
-import pathlib
-
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_new_chapter_has_every_part_and_passes_its_tests(tree, run_in):
-    done = run_in("-m", "tools.scaffold", "99-dummy", "A dummy chapter", "dummy")
+def test_new_chapter_passes_the_whole_layout_test_untouched(tree, run_in):
+    intro, readme = (tree / "book" / "intro.md").read_text(), (tree / "README.md").read_text()
+    done = run_in("-m", "authoring", "new", "10-test", "Test", "testmod")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "99-dummy has every part" in done.stdout
-    for part in ("solutions/99-dummy/99-dummy.py", "solutions/99-dummy/99-dummy.ipynb",
-                 "notebooks/99-dummy/99-dummy.ipynb", "book/99-dummy.md", "src/vitcourse/models/dummy.py",
-                 "tests/chapters/test_99_dummy.py", "tests/chapters/bugs_99_dummy.py",
-                 "tests/chapters/alternatives_99_dummy.py"):
+    assert "10-test has every part" in done.stdout
+    for part in ("solutions/10-test/10-test.py", "solutions/10-test/10-test.ipynb",
+                 "notebooks/10-test/10-test.ipynb", "book/10-test.md", "src/vitcourse/models/testmod.py",
+                 "tests/chapters/test_10_test.py", "tests/chapters/bugs_10_test.py",
+                 "tests/chapters/alternatives_10_test.py"):
         assert (tree / part).is_file(), part
-    assert "notebooks/99-dummy/99-dummy" in (tree / "_toc.yml").read_text()
-    # The intro lists chapters by title; a real chapter adds its line there.
-    intro = tree / "book" / "intro.md"
-    intro.write_text(intro.read_text().replace(
-        "\n\nEach chapter has", "\n99. **A dummy chapter** — a scaffolded example.\n\nEach chapter has", 1))
-    tests = run_in("-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "tests/test_layout.py",
-                 "tests/chapters/test_99_dummy.py", "-o", "addopts=")
+    assert "notebooks/10-test/10-test" in (tree / "_toc.yml").read_text()
+    assert "\n10. **Test** — " in (tree / "book" / "intro.md").read_text() and "\n10. " not in intro
+    assert (tree / "README.md").read_text() == readme.replace("A course in nine chapters", "A course in ten chapters")
+    tests = run_in("-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-o", "addopts=",
+                   "tests/test_layout.py", "tests/chapters/test_10_test.py")
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+    assert " failed" not in tests.stdout and " passed" in tests.stdout
 
 
 def test_existing_or_malformed_ids_are_refused(tree, run_in):
     for args, message in ((["01-patches", "Again", "patches"], "already in"),
                           (["9-x", "Bad", "x"], "use NN-name"),
                           (["98-bad", "Bad", "not-a-module"], "not a Python module name")):
-        done = run_in("-m", "tools.scaffold", *args)
+        done = run_in("-m", "authoring", "new", *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_an_environment_of_another_tree_is_named(tree, run_in):
+    """Without this tree's src/ on the path, the .venv's vitcourse is the repository's, not the copy's:
+    the authoring steps and the test suite say so in one sentence instead of checking the wrong library."""
+    outside = {"PYTHONPATH": str(tree)}
+    for cmd in (["-m", "authoring", "layout"], ["-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                                                 "tests/test_layout.py"]):
+        done = run_in(*cmd, env=outside, timeout=300)
+        assert done.returncode != 0 and "the environment belongs to another checkout" in done.stdout + done.stderr, \
+            done.stdout[-2000:] + done.stderr[-2000:]

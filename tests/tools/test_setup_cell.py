@@ -12,10 +12,9 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 import vitcourse
-from tools import derived, setup_cell
-from vitcourse import course
+from authoring import derived, registry, setup_cell
 
-CHAPTERS = course.chapters()
+CHAPTERS = registry.chapters()
 ROOT = derived.ROOT
 
 
@@ -24,15 +23,15 @@ def test_source_is_stamped_and_valid_python(chapter):
     text = (ROOT / chapter.source).read_text()
     assert setup_cell.stamp(text, chapter) == text
     ast.parse(text)  # jupytext comments out %pip: the `if` block keeps a real statement
-    info = course.info()
+    info = registry.info()
     assert f'# %pip install -q "{info.install_url}"' in text
     assert f"]({info.site_url}{chapter.page_html})" in text
 
 
 def test_a_stale_stamp_is_reported(monkeypatch):
-    real = course.info()
+    real = registry.info()
     other = dataclasses.replace(real, version="0.0.1", repository="https://github.com/someone/else")
-    monkeypatch.setattr(course, "info", lambda: other)
+    monkeypatch.setattr(registry, "info", lambda: other)
     assert set(derived.sync(check=True)) >= {c.source for c in CHAPTERS}
     text = (ROOT / CHAPTERS[0].source).read_text()
     restamped = setup_cell.stamp(text, CHAPTERS[0], other)
@@ -80,8 +79,8 @@ def test_outside_colab_nothing_is_installed(monkeypatch):
 
 def test_on_colab_the_release_is_installed(monkeypatch):
     magics, out = _run_head(monkeypatch, colab=True)
-    assert magics == [("pip", f'install -q "{course.info().install_url}"')]
-    assert out.strip() == f"Installing the course library vitcourse {course.info().version} ..."
+    assert magics == [("pip", f'install -q "{registry.info().install_url}"')]
+    assert out.strip() == f"Installing the course library vitcourse {registry.info().version} ..."
 
 
 def test_a_failed_install_stops_with_one_sentence(monkeypatch):
@@ -90,16 +89,19 @@ def test_a_failed_install_stops_with_one_sentence(monkeypatch):
         _run_head(monkeypatch, colab=True)
     message = str(stop.value)
     assert message.startswith("The course library is not installed") and message.count(". ") == 0
-    assert course.info().install_url in message
+    assert registry.info().install_url in message
 
 
 def test_another_release_is_named_in_one_line(monkeypatch):
     monkeypatch.setattr(vitcourse, "__version__", "9.9.9")
     _, out = _run_head(monkeypatch, colab=False)
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and "9.9.9 is installed" in lines[0] and course.info().version in lines[0]
+    assert len(lines) == 1 and "9.9.9 is installed" in lines[0] and registry.info().version in lines[0]
     assert "Restart session" in lines[0]
 
 
-def test_version_comes_from_the_registry():
-    assert vitcourse.__version__ == course.info().version
+def test_version_and_install_url_come_from_the_registry():
+    from vitcourse import version
+
+    assert vitcourse.__version__ == version.VERSION == registry.info().version
+    assert version.install_url() == registry.info().install_url

@@ -176,7 +176,7 @@ class SwinTransformer(nn.Module):
     def _check_size(self, H: int, W: int) -> None:
         unit = self.patch_size * 2 ** (self.num_stages - 1) * self.window_size
         if H % unit or W % unit:
-            fix = lambda n: max(unit, round(n / unit) * unit)  # noqa: E731
+            fix = lambda n: max(unit, round(n / unit) * unit)
             raise ValueError(
                 f"input {H}x{W} does not split into whole windows: Swin needs height and width that are "
                 f"multiples of {unit} (patch {self.patch_size} x 2^{self.num_stages - 1} merges x window "

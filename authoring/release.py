@@ -1,11 +1,13 @@
 """Regenerate the student notebooks in ``notebooks/`` from the sources in ``solutions/``.
 
-    python -m autograder.release            # regenerate every chapter (``python3.11 tasks.py release``)
-    python -m autograder.release 01-patches # one chapter
-    python -m autograder.release --check    # exit 1 if notebooks/ differs from a fresh release
+    python -m authoring release            # every chapter (``python3.11 tasks.py release``)
+    python -m authoring release 01-patches # one chapter
+    python -m authoring release --check    # exit 1 if notebooks/ differs from a fresh release
 
 nbgrader ``generate_assignment`` does the work (solutions replaced by stubs, hidden tests removed,
-outputs cleared, cells locked). The gradebook it needs in passing lives in a temporary directory.
+outputs cleared, cells locked) with the grader's nbgrader settings (``autograder.settings``: the code
+stub students see is the one the grader expects). The gradebook it needs in passing lives in a
+temporary directory. The notebooks are written in the one stable formatting of ``notebooks.dumps``.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ import subprocess
 import sys
 import tempfile
 
+from authoring import notebooks, registry
+from authoring.registry import ROOT
 from autograder import settings
-from vitcourse import course
 
-ROOT = pathlib.Path(settings.REPO_ROOT)
-SOURCES = ROOT / "solutions"
 RELEASES = ROOT / "notebooks"
 
 
 def chapters() -> list[str]:
-    """Assignment ids: the chapters of the course registry (``vitcourse.course``)."""
-    return [c.id for c in course.chapters()]
+    """Assignment ids: the chapters of the course registry."""
+    return [c.id for c in registry.chapters()]
 
 
 def generate(dest: pathlib.Path, assignments: list[str] | None = None) -> None:
@@ -57,10 +58,9 @@ def generate(dest: pathlib.Path, assignments: list[str] | None = None) -> None:
 
 
 def _normalise(folder: pathlib.Path) -> None:
-    """Write released notebooks with stable formatting so diffs stay readable."""
+    """Write released notebooks with the stable formatting of the generated source notebooks."""
     for nb in folder.glob("*.ipynb"):
-        data = json.loads(nb.read_text())
-        nb.write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+        nb.write_text(notebooks.dumps(json.loads(nb.read_text(encoding="utf-8"))), encoding="utf-8")
 
 
 def differences(assignments: list[str] | None = None) -> list[str]:
@@ -84,6 +84,18 @@ def differences(assignments: list[str] | None = None) -> list[str]:
     return problems
 
 
+def write(assignments: list[str] | None = None) -> None:
+    """Regenerate ``notebooks/ID/`` of ``assignments`` (default: every chapter)."""
+    assignments = assignments or chapters()
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = pathlib.Path(tmp) / "release"
+        generate(fresh, assignments)
+        for assignment in assignments:
+            shutil.rmtree(RELEASES / assignment, ignore_errors=True)
+            shutil.copytree(fresh / assignment, RELEASES / assignment)
+            print(f"released notebooks/{assignment}/", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignments", nargs="*", help="chapter ids (default: all)")
@@ -96,13 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = differences(args.assignments or None)
         print("\n".join(problems) if problems else "notebooks/ is in sync with solutions/")
         return 1 if problems else 0
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = pathlib.Path(tmp) / "release"
-        generate(fresh, args.assignments or None)
-        for assignment in args.assignments or chapters():
-            shutil.rmtree(RELEASES / assignment, ignore_errors=True)
-            shutil.copytree(fresh / assignment, RELEASES / assignment)
-            print(f"released notebooks/{assignment}/")
+    write(args.assignments or None)
     return 0
 
 

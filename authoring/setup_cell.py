@@ -2,9 +2,9 @@
 the reading page, how checks and grading work, what may be imported, how long it takes, its points) and the
 head of the set-up cell (install pinned to the release, version check, clear failure, CPU threads).
 
-``python3.11 tasks.py sync`` (through ``tools.derived``) stamps each ``solutions/NN-name/NN-name.py``
+``python3.11 tasks.py sync`` (through ``authoring.derived``) stamps each ``solutions/NN-name/NN-name.py``
 with the registry's repository and version; the release copies the cells to ``notebooks/``. A source
-whose stamp is stale makes ``python -m tools.derived --check`` (and tests/test_layout.py) fail.
+whose stamp is stale makes ``python -m authoring sync --check`` (and tests/test_layout.py) fail.
 
 In the text source jupytext comments out the ``%pip`` magic, so the ``if`` block also holds a
 ``print``: the source stays valid Python for ruff.
@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 import re
 import textwrap
 
-from vitcourse import course, env
+from authoring import registry
+from authoring.registry import ROOT, Chapter, Course
+from vitcourse import env
 
 READING_MARK = "# This notebook is the exercise of "
 CHECK_CALL = "env.check_version("
 THREADS_CALL = "env.set_threads()"
-TIMES = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "notebook_times.json"
+TIMES = ROOT / "benchmarks" / "results" / "notebook_times.json"
 
 READING = """# %% [markdown]
 {mark}[Chapter {number} — {title}]({url})
@@ -66,7 +67,7 @@ except ImportError:
 """
 
 
-def reading_cell(chapter: course.Chapter, info: course.Course, text: str = "") -> str:
+def reading_cell(chapter: Chapter, info: Course, text: str = "") -> str:
     """The markdown cell above the set-up cell: the link to the reading page (an absolute URL: it works in
     Colab) and the rules of every notebook, with this one's run time and points (``text``: its source)."""
     return READING.format(mark=READING_MARK, number=chapter.number, title=chapter.title,
@@ -98,26 +99,26 @@ def points_sentence(text: str) -> str:
                 written += float(meta.get("points") or 0)
             elif not meta.get("solution"):
                 code += float(meta.get("points") or 0)
-    fmt = lambda x: f"{x:g}"  # noqa: E731
+    fmt = lambda x: f"{x:g}"
     if not written:
         return f"{fmt(code)} points, all for code."
     return f"{fmt(code + written)} points: {fmt(code)} for code, {fmt(written)} for written answers."
 
 
-def head(info: course.Course) -> str:
+def head(info: Course) -> str:
     """The first lines of the set-up cell, as jupytext writes them (the magic commented out)."""
     text = HEAD.format(version=info.version, install_url=info.install_url, check=CHECK_CALL, threads=THREADS_CALL)
     return text.replace("\n    %pip ", "\n    # %pip ")
 
 
-def stamp(text: str, chapter: course.Chapter, info: course.Course | None = None) -> str:
+def stamp(text: str, chapter: Chapter, info: Course | None = None) -> str:
     """``text`` (a chapter's source) with its reading link and set-up head written from the registry.
 
     The set-up cell is the first code cell; its head ends with the ``env.check_version(...)`` line,
     and the chapter's own imports follow it. The reading link is the markdown cell just above it
     (added when missing).
     """
-    info = info or course.info()
+    info = info or registry.info()
     lines = text.splitlines(keepends=True)
     cells = [k for k, line in enumerate(lines) if line.startswith("# %%")]
     setup = next((k for k in cells if lines[k].rstrip("\n") == "# %%"), None)

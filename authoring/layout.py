@@ -1,12 +1,18 @@
-"""Does every chapter have all its parts, and do its headings announce the points its cells hold?
+"""The layout rules: the parts every chapter has, where they live, and what keeps them consistent.
 
-    python -m tools.layout            # prints the problems, exit 1 when there are any
+    python -m authoring layout        # prints the problems, exit 1 when there are any
 
-Used by tests/test_layout.py and by the chapter scaffold.
+One list of a chapter's parts serves both sides: ``python3.11 tasks.py new`` (``authoring.scaffold``)
+writes every part in ``AUTHORED`` from a template and ``sync`` generates the parts in ``GENERATED``;
+tests/test_layout.py checks with ``problems`` that every part exists and that headings announce the
+points the graded cells hold. Where each part lives is a property of ``registry.Chapter``. What the
+tree says about all chapters at once (the table of contents, the intro's list, the README's count) is
+derived from the registry by ``authoring.derived``, so a new chapter needs no edit there.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import pathlib
 import re
@@ -14,11 +20,14 @@ import sys
 
 import nbformat
 
+from authoring import registry
+from authoring.notebooks import read_source
+from authoring.registry import ROOT, Chapter
 from autograder import cells
-from tools.notebooks import read_source
-from vitcourse import course
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The parts an author writes (the scaffold starts each one), and those generated from them by `sync`.
+AUTHORED = ("source", "page", "module_file", "tests", "bugs", "alternatives")
+GENERATED = ("source_notebook", "student_notebook")
 POINTS = re.compile(r"\((\d+)\s+points?\)")
 
 
@@ -53,11 +62,15 @@ def announced_points(nb: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
-def problems(chapter: course.Chapter, root: pathlib.Path = ROOT) -> list[str]:
+def parts(chapter: Chapter) -> dict[str, str]:
+    """{part name: path relative to the root} of every part of ``chapter``."""
+    return {name: getattr(chapter, name) for name in AUTHORED + GENERATED}
+
+
+def problems(chapter: Chapter, root: pathlib.Path = ROOT) -> list[str]:
     """Everything missing or inconsistent in one chapter (empty when it is complete)."""
     out = []
-    for part in (chapter.source, chapter.source_notebook, chapter.student_notebook, chapter.page,
-                 chapter.tests, chapter.module_file):
+    for part in parts(chapter).values():
         if not (root / part).is_file():
             out.append(f"{chapter.id}: {part} is missing")
     if importlib.util.find_spec(chapter.module) is None:
@@ -74,16 +87,17 @@ def problems(chapter: course.Chapter, root: pathlib.Path = ROOT) -> list[str]:
 
 def unregistered(root: pathlib.Path = ROOT) -> list[str]:
     """Chapter folders and pages that exist but are not in the registry."""
-    known = {c.id for c in course.chapters()}
-    found = {p.name for p in (root / "solutions").iterdir() if p.is_dir() and course.ID_PATTERN.match(p.name)}
-    found |= {p.name for p in (root / "notebooks").iterdir() if p.is_dir() and course.ID_PATTERN.match(p.name)}
+    known = {c.id for c in registry.chapters()}
+    found = {p.name for p in (root / "solutions").iterdir() if p.is_dir() and registry.ID_PATTERN.match(p.name)}
+    found |= {p.name for p in (root / "notebooks").iterdir() if p.is_dir() and registry.ID_PATTERN.match(p.name)}
     found |= {p.stem for p in (root / "book").glob("[0-9][0-9]-*.md")}
-    return [f"{name} exists but is not in {course.REGISTRY.name}" for name in sorted(found - known)]
+    return [f"{name} exists but is not in {registry.REGISTRY.name}" for name in sorted(found - known)]
 
 
-def main() -> int:
-    found = unregistered() + [p for c in course.chapters() for p in problems(c)]
-    print("\n".join(found) or f"{len(course.chapters())} chapters, every part in place")
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    found = unregistered() + [p for c in registry.chapters() for p in problems(c)]
+    print("\n".join(found) or f"{len(registry.chapters())} chapters, every part in place")
     return 1 if found else 0
 
 

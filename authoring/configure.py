@@ -1,9 +1,9 @@
 """Run the course under your own name: set the repository (and branch, and the site) in one step.
 
-    python -m tools.configure --repository https://github.com/OWNER/REPO [--branch main] [--site URL]
+    python -m authoring configure --repository https://github.com/OWNER/REPO [--branch main] [--site URL]
     (or: python3.11 tasks.py configure --repository ...)
 
-Rewrites the [course] table of src/vitcourse/course.toml, then regenerates everything derived from it:
+Rewrites the [course] table of course.toml, then regenerates everything derived from it (``authoring.sync``):
 the set-up cell of every chapter (install line pinned to the release, link to the reading page), the
 solution and student notebooks, _config.yml's repository (the book's Colab buttons) and the branch of
 the publishing workflow. Then commit, tag the release (``git tag vVERSION && git push --tags``: the
@@ -17,7 +17,7 @@ import json
 import re
 import sys
 
-from vitcourse import course
+from authoring import registry
 
 URL = re.compile(r"^https?://[^\s\"'@]+$")
 BRANCH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$")
@@ -43,7 +43,7 @@ def check(repository: str, branch: str | None, site: str | None) -> list[str]:
     if not URL.match(repository):
         problems.append(f"--repository {repository!r}: give the repository's web address, "
                         "e.g. https://github.com/OWNER/REPO")
-    elif not course.GITHUB.match(repository) and not site:
+    elif not registry.GITHUB.match(repository) and not site:
         problems.append(f"--repository {repository}: Colab opens notebooks and GitHub Pages publishes books from "
                         "github.com only; for another host also give --site with the book's address")
     if branch is not None and not BRANCH.match(branch):
@@ -51,19 +51,6 @@ def check(repository: str, branch: str | None, site: str | None) -> list[str]:
     if site is not None and site and not URL.match(site):
         problems.append(f"--site {site!r}: give the address of the published book, e.g. https://OWNER.github.io/REPO/")
     return problems
-
-
-def sync() -> None:
-    """Everything derived from the registry, in order (as ``python3.11 tasks.py sync``)."""
-    from autograder import release
-    from tools import derived, notebooks
-
-    for path in derived.sync():
-        print(f"{path}: written")
-    for path in notebooks.sync(notebooks.sources()):
-        print(f"{path}: written")
-    if release.main([]):
-        raise SystemExit("the release failed; see above")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,11 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         values["branch"] = args.branch
     if args.site is not None:
         values["site"] = args.site
-    course.REGISTRY.write_text(rewrite(course.REGISTRY.read_text(encoding="utf-8"), values), encoding="utf-8")
-    course._registry.cache_clear()
-    info = course.info()
-    print(f"{course.REGISTRY.name}: repository {info.repository}, branch {info.branch}, site {info.site_url}")
-    sync()
+    registry.REGISTRY.write_text(rewrite(registry.REGISTRY.read_text(encoding="utf-8"), values), encoding="utf-8")
+    registry.reload()
+    info = registry.info()
+    print(f"{registry.REGISTRY.name}: repository {info.repository}, branch {info.branch}, site {info.site_url}")
+    from authoring import sync  # after the checks: a refused setting answers at once
+
+    sync.sync()
     print(f"\nNext: commit, then tag the release the notebooks install from and push it:\n"
           f"    git tag {info.tag} && git push && git push --tags")
     return 0

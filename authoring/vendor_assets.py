@@ -3,8 +3,8 @@
 The site must work with no network, so MathJax and the ipywidgets embed scripts are served by the
 site itself. The files are committed; run this only to change a version:
 
-    python -m tools.vendor_assets            # fetch the pinned packages with `npm pack`, copy the files
-    python -m tools.vendor_assets --check    # fail if a vendored file is missing (used by tasks.py book)
+    python -m authoring vendor-assets            # fetch the pinned packages with `npm pack`, copy the files
+    python -m authoring vendor-assets --check    # fail if a vendored file is missing (used by tasks.py book)
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import sys
 import tarfile
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from authoring.registry import ROOT
+
 VENDOR = ROOT / "book" / "_extra" / "vendor"
 
 # package@version -> (folder under vendor/, files or folders inside the package to copy)
@@ -71,7 +72,7 @@ def vendor() -> None:
 def check() -> int:
     missing = [f for f in REQUIRED if not (VENDOR / f).is_file()]
     if missing:
-        print("missing vendored site assets: " + ", ".join(missing) + "\nrun: python -m tools.vendor_assets")
+        print("missing vendored site assets: " + ", ".join(missing) + "\nrun: .venv/bin/python -m authoring vendor-assets")
         return 1
     return 0
 

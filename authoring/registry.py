@@ -1,20 +1,25 @@
-"""The course registry: its identity and its chapters, read from ``course.toml`` next to this file.
+"""The course registry: its identity and its chapters, read from ``course.toml`` at the root of this tree.
 
-    >>> from vitcourse import course
-    >>> [c.id for c in course.chapters()][:2]
+    >>> from authoring import registry
+    >>> [c.id for c in registry.chapters()][:2]
     ['01-patches', '02-position']
-    >>> course.chapter("03-vit").module
+    >>> registry.chapter("03-vit").module
     'vitcourse.models.vit'
 
-Every place that lists chapters (table of contents, release, grader, tests, the intro page) derives
-from ``chapters()`` or is checked against it.
+Every place that lists chapters (table of contents, release, tests, the intro page) derives from
+``chapters()`` or is checked against it. The registry is always the one of the tree this package sits in
+(``ROOT``): the authoring package is never installed, so a checkout's tools and tests read their own.
+Where each part of a chapter lives (``Chapter.source``, ``Chapter.page``, ...) is the layout, checked by
+``authoring.layout``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import pathlib
 import re
+import sys
 from dataclasses import dataclass
 
 try:
@@ -22,7 +27,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-REGISTRY = pathlib.Path(__file__).with_name("course.toml")
+from vitcourse import version
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+REGISTRY = ROOT / "course.toml"
 ID_PATTERN = re.compile(r"^(\d\d)-([a-z][a-z0-9]*(?:-[a-z0-9]+)*)$")
 GITHUB = re.compile(r"^https://github\.com/([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)/([A-Za-z0-9._-]+?)(?:\.git)?/?$")
 
@@ -35,6 +43,7 @@ class Chapter:
     title: str
     module_name: str  # the reference module under vitcourse.models
     points: int = 20
+    summary: str = ""  # what the chapter covers, one sentence for the intro's list of chapters
 
     @property
     def number(self) -> int:
@@ -68,7 +77,23 @@ class Chapter:
 
     @property
     def tests(self) -> str:
+        """The chapter's own tests; the checks every chapter runs are added by tests/chapters/conftest.py."""
         return f"tests/chapters/test_{self.test_name}.py"
+
+    @property
+    def bugs(self) -> str:
+        """The plausible student bugs (``BUGS``), each of which must lose points."""
+        return f"tests/chapters/bugs_{self.test_name}.py"
+
+    @property
+    def alternatives(self) -> str:
+        """Different correct answers (``ALTERNATIVES``), each of which must keep full marks."""
+        return f"tests/chapters/alternatives_{self.test_name}.py"
+
+    @property
+    def library_tests(self) -> tuple[str, ...]:
+        """Where the tests of the reference module may live (either, both or neither exists)."""
+        return f"tests/library/test_{self.module_name}.py", f"tests/library/test_convert_{self.module_name}.py"
 
     @property
     def module_file(self) -> str:
@@ -110,17 +135,22 @@ class Course:
     @property
     def tag(self) -> str:
         """The git tag of this release; student notebooks install the library from it."""
-        return f"v{self.version}"
+        return version.tag(self.version)
 
     @property
     def install_url(self) -> str:
         """What a student notebook's set-up cell gives to pip (pinned to this release)."""
-        return f"git+{self.repository}@{self.tag}"
+        return version.install_url(self.version, self.repository)
 
 
 @functools.cache
 def _registry() -> dict:
     return tomllib.loads(REGISTRY.read_text(encoding="utf-8"))
+
+
+def reload() -> None:
+    """Read ``course.toml`` again on the next call (after a step rewrote it)."""
+    _registry.cache_clear()
 
 
 def info() -> Course:
@@ -136,7 +166,7 @@ def book() -> dict:
 
 def chapters() -> tuple[Chapter, ...]:
     """Every chapter, in order."""
-    found = tuple(Chapter(c["id"], c["title"], c["module"], c.get("points", 20))
+    found = tuple(Chapter(c["id"], c["title"], c["module"], c.get("points", 20), c.get("summary", ""))
                   for c in _registry()["chapters"])
     for c in found:
         if not ID_PATTERN.match(c.id):
@@ -150,3 +180,17 @@ def chapter(chapter_id: str) -> Chapter:
         if c.id == chapter_id:
             return c
     raise KeyError(f"no chapter {chapter_id!r}; the course has {', '.join(c.id for c in chapters())}")
+
+
+def foreign_library() -> str | None:
+    """None when ``vitcourse`` is imported from this tree's ``src/``; otherwise one sentence saying that the
+    environment belongs to another tree (the tools and tests of this tree would check another library)."""
+    spec = importlib.util.find_spec("vitcourse")
+    here = ROOT / "src" / "vitcourse"
+    if spec is None or spec.origin is None:
+        return f"vitcourse is not installed in this Python ({sys.executable}): run `python3.11 tasks.py env` in {ROOT}."
+    found = pathlib.Path(spec.origin).resolve().parent
+    if found == here.resolve():
+        return None
+    return (f"This Python ({sys.executable}) imports vitcourse from {found}, not from this tree ({here}): the environment "
+            f"belongs to another checkout; use this tree's own (`python3.11 tasks.py env` in {ROOT} creates it).")
