@@ -334,7 +334,7 @@ def check_block():
     torch.manual_seed(0)
     x = torch.randn(2, 8, 12, 16)  # 2 rows of 3 windows of 4 x 4
     mine = perturbed(SwinBlock(16, 2, window_size=4, shift_size=0))
-    after = lambda z, norm: z + mine.mlp(norm(z))  # noqa: E731 - the block's second half, from z = x + branch
+    after = lambda z, norm: z + mine.mlp(norm(z))  # the block's second half, from z = x + branch
     with torch.no_grad():
         y = mine.norm1(x)
         branch = ref.window_reverse(mine.attn(ref.window_partition(y, 4).reshape(-1, 16, 16)).reshape(-1, 4, 4, 16), 4, 8, 12)
@@ -353,7 +353,7 @@ def check_block():
                           hint="window_partition the whole (B, H, W, C) map, reshape to (B*nW, M*M, C), one call")
         windows, mask, attended = mine.attn.calls[0]
         y = mine.norm1(x)
-        as_windows = lambda t: ref.window_partition(t, M).reshape(-1, M * M, 16)  # noqa: E731
+        as_windows = lambda t: ref.window_partition(t, M).reshape(-1, M * M, 16)
         checks.check_close(windows, as_windows(torch.roll(y, (-s, -s), (1, 2))),
                            name="the windows your shifted block (shift 1) hands attn",
                            mistakes={"rolling by +shift (the wrong direction)": as_windows(torch.roll(y, (s, s), (1, 2))),
@@ -457,7 +457,7 @@ with torch.no_grad():
     masked = block(x)
     real_mask = shifted_window_mask
     try:
-        shifted_window_mask = lambda *args: torch.zeros_like(real_mask(*args))  # noqa: E731 - nothing masked
+        shifted_window_mask = lambda *args: torch.zeros_like(real_mask(*args))  # nothing masked
         unmasked = block(x)
     finally:
         shifted_window_mask = real_mask
@@ -512,7 +512,7 @@ def check_merging():
     x = torch.randn(2, 4, 6, 2)
     checks.check_shape(mine(x), (2, 2, 3, 4), name="PatchMerging(2) on (2, 4, 6, 2)", hint="(B, H/2, W/2, 2C)")
     blocks = x.reshape(2, 2, 2, 3, 2, 2)  # (B, block row, row offset, block column, column offset, C)
-    order = lambda *p: torch.cat([blocks[:, :, dy, :, dx] for dy, dx in p], dim=-1)  # noqa: E731
+    order = lambda *p: torch.cat([blocks[:, :, dy, :, dx] for dy, dx in p], dim=-1)
     with torch.no_grad():
         checks.check_close(mine(x), theirs(x), name="PatchMerging(2) on (2, 4, 6, 2)",
                            mistakes={"the neighbours in row-major order (top-left, top-right, bottom-left, bottom-right)":

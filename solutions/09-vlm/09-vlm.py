@@ -155,7 +155,7 @@ def check_clip_loss():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
     cos, target = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T, torch.arange(6)
-    both = lambda logits, t: (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2  # noqa: E731
+    both = lambda logits, t: (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t)) / 2
     checks.check_close(clip_loss(a, b, 1.0), ref.clip_loss(a, b, 1.0), name="clip_loss of 6 random pairs, logit_scale = 1",
                        mistakes={"the rows alone (image -> caption, one direction)": F.cross_entropy(math.e * cos, target),
                                  "the columns alone (caption -> image, one direction)":
