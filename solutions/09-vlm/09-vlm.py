@@ -317,8 +317,8 @@ for B in (8, 64, 512):
 # **Prediction**
 #
 # ### BEGIN SOLUTION
-# CLIP's loss falls as $t$ grows but stops at a floor above zero; SigLIP's loss grows without bound
-# once $t$ is large.
+# CLIP's loss falls as $t$ grows but stops at a floor above zero; SigLIP's loss falls at first, then
+# grows without bound once $t$ is large.
 # ### END SOLUTION
 #
 # **What happened, and why**
@@ -329,9 +329,10 @@ for B in (8, 64, 512):
 # the loss tends to $2 \log 2 / 8 \approx 0.17$ (the same in the column direction) instead of 0; every
 # other row goes to 0. The floor does not depend on $t$, so CLIP still rewards a larger $t$.
 #
-# SigLIP: the pairs (0, 1) and (1, 0) are negatives with cosine 1, logit $t + b$, and each costs
-# $\log(1 + e^{t + b}) \approx t + b$ once $t > 10$: the loss grows linearly with $t$ (about
-# $2(t - 10)/8$). The sigmoid loss charges each false negative in full, so a batch that often holds
+# SigLIP: at $t = 1$ every positive still costs about $-\log \sigma(t + b) \approx 9$, so the loss starts
+# high and falls until $t \approx 10$. But the pairs (0, 1) and (1, 0) are negatives with cosine 1,
+# logit $t + b$, and each costs $\log(1 + e^{t + b}) \approx t + b$ once $t > 10$: from there the loss
+# grows linearly with $t$, about $2(t - 10)/8$ (22.5 at $t = 100$). The sigmoid loss charges each false negative in full, so a batch that often holds
 # such pairs pushes $t$ down (or pushes the duplicate captions apart, which is impossible when they
 # are identical): SigLIP is more sensitive than CLIP to negatives that are not really negative.
 #
