@@ -1,7 +1,8 @@
 """The course's commands. Needs only Python 3.11; creates .venv on first use.
 
     python3.11 tasks.py book                 build the book into _build/html
-    python3.11 tasks.py test                 the whole test suite (extra arguments go to pytest)
+    python3.11 tasks.py test                 the whole test suite (extra arguments go to pytest); as root it
+                                             first installs the Debian packages some tests need
     python3.11 tasks.py test --fast          library, layout, tools and lint: no notebooks, no site
     python3.11 tasks.py test --chapter ID    every test of a chapter: notebook, library, grading, pages
                                              (e.g. 03-vit; repeatable; marked from course.toml)
@@ -13,6 +14,8 @@
                                              run the course from your own repository (then sync)
     python3.11 tasks.py release [ID ...]     regenerate notebooks/ from solutions/ with nbgrader
     python3.11 tasks.py new ID "Title" MODULE   scaffold a chapter (e.g. 09-vlm "A ViT in a VLM" vlm)
+    python3.11 tasks.py gpu [ID ...]         on a GPU: every solution notebook in the full budget, measured
+                                             (benchmarks/results/gpu-<device>.json; see benchmarks/gpu.py)
     python3.11 tasks.py env                  only create or update the environment
 
 The course's chapters, repository and version live in course.toml; the authoring steps (sync, release,
@@ -23,9 +26,11 @@ installs the same extra for conda users.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,6 +44,11 @@ STAMP = VENV / ".installed"
 # what it brings, and the build backend pip needs to install the course from a git URL.
 COLAB_WHEELS = ("ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython-genutils==0.2.0", "setuptools==84.2.1")
 WHEELS = VENV / "wheels"
+# Debian packages that tests need beyond Python: name -> (a path that exists once it is installed, why).
+SYSTEM_PACKAGES = {
+    "chromium": ("/usr/bin/chromium", "the site test opens every page in headless Chromium"),
+    "postgresql": ("/usr/lib/postgresql/*/bin/initdb", "the shared-gradebook test starts a PostgreSQL server"),
+}
 
 
 def run(*cmd: str | os.PathLike, **kwargs) -> None:
@@ -83,13 +93,41 @@ def book(*args: str) -> None:
 
 
 def test(*args: str) -> None:
-    """pytest, with two shortcuts: ``--fast`` (no slow tests) and ``--chapter ID`` (passed through)."""
+    """pytest, with two shortcuts: ``--fast`` (no slow tests) and ``--chapter ID`` (passed through). The
+    whole suite first gets the Debian packages its tests need (``provide_system_packages``)."""
     env()
     args = list(args)
     if "--fast" in args:
         args.remove("--fast")
         args = ["-m", "not slow and not browser", *args]
+    elif "--chapter" not in args:
+        provide_system_packages()
     run(PY, "-m", "pytest", *args)
+
+
+def missing_system_packages() -> list[str]:
+    return [name for name, (path, _) in SYSTEM_PACKAGES.items() if not glob.glob(path)]
+
+
+def provide_system_packages() -> None:
+    """Install the missing ``SYSTEM_PACKAGES`` with apt-get when running as root (CI, containers); elsewhere
+    print one line with the command and why. The tests that need a missing one are skipped, and pytest's
+    summary lists them."""
+    missing = missing_system_packages()
+    if not missing:
+        return
+    why = "; ".join(SYSTEM_PACKAGES[name][1] for name in missing)
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if getattr(os, "geteuid", lambda: -1)() == 0 and shutil.which("apt-get"):
+        print(f"+ {' '.join(command)}  ({why})", flush=True)
+        quiet = dict(stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        if subprocess.run(["apt-get", "update", "-qq"], **quiet).returncode == 0 and \
+                subprocess.run(command, **quiet).returncode == 0:
+            return
+        print(f"note: apt-get could not install {' '.join(missing)}; the tests that need it are skipped", flush=True)
+    else:
+        print(f"note: {why}; install with `sudo apt-get install -y {' '.join(missing)}`, or those tests are "
+              "skipped", flush=True)
 
 
 def lint(*args: str) -> None:
@@ -122,8 +160,14 @@ def authoring(step: str, *args: str) -> None:
     run(PY, "-m", "authoring", step, *args)
 
 
+def gpu(*args: str) -> None:
+    """Every solution notebook in the full budget on this machine's GPU: times, memory, metrics."""
+    env()
+    run(PY, "-m", "benchmarks.gpu", *args)
+
+
 COMMANDS = {"env": env, "book": book, "test": test, "lint": lint, "sync": sync, "release": release, "new": new,
-            "configure": configure}
+            "configure": configure, "gpu": gpu}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -83,8 +83,9 @@ def digits_loaders(batch_size: int = 128, img_size: int = 16, seed: int = 0, cha
     if shift:
         train = RandomShift(train, shift, seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
-            DataLoader(test, batch_size=512))
+    pin = torch.cuda.is_available()  # page-locked batches copy to the GPU asynchronously (non_blocking=True)
+    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator, pin_memory=pin),
+            DataLoader(test, batch_size=512, pin_memory=pin))
 
 
 def photo(name: str = "chelsea", img_size: int | tuple[int, int] = 224) -> torch.Tensor:

@@ -7,6 +7,11 @@ of random batches drawn from tensors, optionally augmented. The progress bar wri
 stderr: nbgrader counts a test cell that writes to stderr as failed.
 ``VITCOURSE_MAX_STEPS`` (``vitcourse.env.steps``) caps the steps of ``fit`` and the batches of
 ``evaluate``: the course's smoke test runs the `full` budget that way on a CPU.
+
+On a GPU the host must not wait for the device more than it needs to: batches are copied with
+``non_blocking=True`` (asynchronous from pinned memory), and the losses and correct counts stay on the
+device and are read back every ``SYNC_EVERY`` steps and at the end of each epoch, not at every step.
+Every run's final numbers go to ``vitcourse.metrics.record`` (for the course's benchmarks).
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from vitcourse import env
+from vitcourse import env, metrics
 from vitcourse.env import seed_everything
 
-__all__ = ["History", "RandomBatches", "fit", "evaluate", "SCHEDULES"]
+__all__ = ["History", "RandomBatches", "fit", "evaluate", "amp_settings", "SCHEDULES"]
 
 SCHEDULES = ("cosine", "onecycle", "constant")
+SYNC_EVERY = 25  # steps between two reads of the losses on the host (each read waits for the GPU)
 
 
 @dataclass
@@ -101,13 +107,26 @@ def evaluate(model: nn.Module, loader, device=None) -> float:
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct = total = 0
+    correct, total = torch.zeros((), dtype=torch.long, device=device), 0
     for x, y in itertools.islice(loader, env.max_steps()):  # every batch, unless VITCOURSE_MAX_STEPS caps them
-        pred = _logits(model(x.to(device))).argmax(dim=1)
-        correct += (pred.cpu() == y).sum().item()
+        pred = _logits(model(x.to(device, non_blocking=True))).argmax(dim=1)
+        correct += (pred == y.to(device, non_blocking=True)).sum()  # stays on the device: no wait per batch
         total += len(y)
     model.train(was_training)
-    return correct / max(total, 1)
+    return correct.item() / max(total, 1)
+
+
+def amp_settings(device: torch.device, amp: bool | None = None) -> tuple[bool, torch.dtype, bool]:
+    """(autocast on, autocast dtype, loss scaling on) for training on ``device``.
+
+    ``amp=None`` turns mixed precision on for a GPU only. A GPU computes in float16 (every CUDA GPU has
+    it, Colab's T4 included), whose narrow range needs the loss scaled (``GradScaler``) so that small
+    gradients do not round to zero; bfloat16, the CPU's autocast type, has float32's range and needs
+    no scaling.
+    """
+    enabled = device.type == "cuda" if amp is None else amp
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return enabled, dtype, enabled and dtype == torch.float16
 
 
 def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | None = None, lr: float = 1e-3,
@@ -125,7 +144,7 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     """
     seed_everything(seed)
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = (device.type == "cuda") if amp is None else amp
+    autocast, amp_dtype, scaling = amp_settings(device, amp)
     model.to(device).train()
     forward = forward or (lambda m, x: m(x))
     loss_fn = loss_fn or (lambda out, y, x: F.cross_entropy(_logits(out), y))
@@ -133,14 +152,22 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
     planned = epochs * len(train_loader) if max_steps is None else min(max_steps, epochs * len(train_loader))
     total = env.steps(planned)  # VITCOURSE_MAX_STEPS cuts the run short; the schedule stays the planned one
     scheduler = _schedule(schedule, optimizer, lr, planned, warmup_steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     history, step, start = History(), 0, time.perf_counter()
     bar = tqdm(total=total, disable=not progress, file=sys.stdout, desc="training", leave=False)
+    losses = []  # this window's losses, still on the device
+
+    def read_losses():  # one wait for the device for the whole window
+        if losses:
+            history.loss.extend(torch.stack(losses).float().tolist())
+            losses.clear()
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+
     for epoch in range(1, epochs + 1):
-        correct = seen = 0
+        correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
         for x, y in train_loader:
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, enabled=amp):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=autocast):
                 out = forward(model, x)
                 loss = loss_fn(out, y, x)
             optimizer.zero_grad(set_to_none=True)
@@ -149,19 +176,22 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
             scaler.update()
             scheduler.step()
             step += 1
-            history.step.append(step), history.loss.append(loss.item()), history.lr.append(scheduler.get_last_lr()[0])
+            history.step.append(step), history.lr.append(scheduler.get_last_lr()[0])
+            losses.append(loss.detach().reshape(()))
             logits = _logits(out)
             if logits.ndim == 2 and len(logits) == len(y):
-                correct += (logits.argmax(1) == y).sum().item()
+                correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if len(losses) >= SYNC_EVERY:
+                read_losses()
             out_of_time = time_budget_s is not None and time.perf_counter() - start > time_budget_s
             if step >= total or out_of_time:
                 break
+        read_losses()
         history.epoch.append(epoch)
         if seen:
-            history.train_acc.append(correct / seen)
+            history.train_acc.append(correct.item() / seen)
         if eval_loader is not None:
             history.test_acc.append(evaluate(model, eval_loader, device))
         history.seconds.append(time.perf_counter() - start)
@@ -169,4 +199,9 @@ def fit(model: nn.Module, train_loader, *, epochs: int = 1, max_steps: int | Non
             break
     bar.close()
     model.eval()
+    metrics.record("fit", steps=step, planned_steps=planned, loss=history.loss[-1] if history.loss else None,
+                   train_acc=history.train_acc[-1] if history.train_acc else None,
+                   test_acc=history.test_acc[-1] if history.test_acc else None, seconds=time.perf_counter() - start,
+                   parameters=sum(p.numel() for p in model.parameters()), device=device.type,
+                   amp=str(amp_dtype).removeprefix("torch.") if autocast else None)
     return history

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import glob
 import json
 import os
 import pathlib
@@ -28,12 +27,12 @@ import pytest
 from autograder.cli import main
 from autograder.workspace import Workspace, source_notebook
 
+import system_packages
 from grading_cases import basic_cases, write_class
 
 pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[2]
 COURSE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course"
-BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
 
 def _as_server_user(cmd: list[str], user: str | None) -> list[str]:
@@ -43,10 +42,7 @@ def _as_server_user(cmd: list[str], user: str | None) -> list[str]:
 @pytest.fixture(scope="module")
 def postgres_url():
     """postgresql://grader@127.0.0.1:PORT/vit on a private server, stopped after the module."""
-    if not BIN or not os.path.exists(f"{BIN[-1]}/initdb"):
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin "
-                    "(install them with: apt-get install -y postgresql)")
-    pg = BIN[-1]
+    pg = os.path.dirname(system_packages.require("postgresql"))  # /usr/lib/postgresql/NN/bin
     user = None
     folder = pathlib.Path(tempfile.mkdtemp(prefix="vit-postgres-"))
     if os.geteuid() == 0:  # initdb and postgres refuse root: run them as the postgres user

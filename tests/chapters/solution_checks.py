@@ -7,9 +7,12 @@ alternative keeps every point. And the student's view as a whole: at least 85% o
 fail the check right under their own exercise.
 """
 
+import ast
+
 import pytest
 from hidden_coverage import describe, measure
 
+from devicecheck import on_meta, record_calls
 from nbexec import failed, own_check
 
 CAUGHT_AT_OWN_EXERCISE = 0.85
@@ -82,3 +85,45 @@ def test_hidden_tests_reach_every_branch_of_the_references(run):
         pytest.xfail("this chapter's hidden tests do not reach every branch yet")
     missed = [r for r in rows if not r.complete]
     assert not missed, "branches no graded cell reaches (add hidden cases):\n" + describe(missed)
+
+
+def _answers(run) -> tuple[dict, list]:
+    """The functions (name -> function) and the classes the solution's answer cells define."""
+    functions, classes = {}, []
+    for cell in run.cells:
+        if cell.kind == "solution":
+            for node in ast.parse(cell.code).body:
+                if isinstance(node, ast.FunctionDef):
+                    functions[node.name] = run.namespace[node.name]
+                elif isinstance(node, ast.ClassDef):
+                    classes.append(run.namespace[node.name])
+    return functions, classes
+
+
+def _outside_graded_cells(run):
+    """True for a class defined in an ordinary cell (a graded cell's helpers run on the CPU)."""
+    graded = {f"<cell {c.index}>" for c in run.cells if c.kind == "test"}
+    return lambda cls: getattr(getattr(cls.forward, "__code__", None), "co_filename", None) not in graded
+
+
+def solution_calls(run) -> dict:
+    """name -> [(callable, args, kwargs), ...]: the first calls of every answer function and method,
+    and of every module class the notebook defines outside its graded cells, as the graded cells
+    make them."""
+    functions, classes = _answers(run)
+    with record_calls(functions, classes, keep=_outside_graded_cells(run)) as calls:
+        run.rerun_tests(overrides=calls.wrapped)
+    return calls.seen
+
+
+def test_solution_models_stay_on_one_device(run, monkeypatch):
+    """Every answer and notebook class, called as the graded cells call it, runs again on the meta device
+    (tests/devicecheck.py): a tensor made on the CPU inside it fails there as it would on a GPU. The
+    graded cells' training stops after one step (``VITCOURSE_MAX_STEPS``): the first calls are all that
+    is recorded."""
+    monkeypatch.setenv("VITCOURSE_MAX_STEPS", "1")
+    calls = solution_calls(run)
+    assert calls, "no answer function or notebook class was called by the graded cells"
+    problems = [f"{name}: {error}" for name, seen in calls.items() for fn, args, kwargs in seen
+                if (error := on_meta(fn, *args, **kwargs))]
+    assert not problems, "\n".join(problems)

@@ -19,6 +19,8 @@ import urllib.parse
 import pytest
 import yaml
 
+import system_packages
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -90,7 +92,6 @@ def test_every_chapter_page_is_in_the_toc():
         assert f"notebooks/{nb.parent.name}/{nb.stem}" in listed, f"{nb} is not in _toc.yml"
 
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO / "artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -112,15 +113,12 @@ def server(built_site):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("VITCOURSE_SKIP_BROWSER") == "1" and not os.environ.get("CI"):
-            pytest.skip("VITCOURSE_SKIP_BROWSER=1")
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    chromium = system_packages.require("chromium")  # Debian's, never a downloaded browser
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         profile = tmp_path_factory.mktemp("chromium-profile")
-        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=ARGS,
+        context = p.chromium.launch_persistent_context(str(profile), executable_path=chromium, args=ARGS,
                                                        viewport={"width": 1280, "height": 900})
         yield context
         context.close()

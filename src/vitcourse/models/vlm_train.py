@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitcourse import env
 from vitcourse.models.vit import Block, ViT
 from vitcourse.models.vlm import TwoTower, clip_loss, recall_at_1, zero_shot_accuracy
 
@@ -216,7 +217,7 @@ def train_two_tower(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     model.train()
     losses, start = [], time.perf_counter()
-    for _ in range(steps):
+    for _ in range(env.steps(steps)):  # VITCOURSE_MAX_STEPS caps the run; the schedule stays the planned one
         idx = torch.randint(0, len(images), (batch_size,), generator=g)
         x = random_shift(images[idx], shift, g) if shift else images[idx]
         tokens = tokenize(random_captions(labels[idx], TRAIN_TEMPLATES, g))
