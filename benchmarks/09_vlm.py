@@ -13,6 +13,9 @@ schedule, images standardised, one training caption per image and step):
 - ``siglip_b16`` and ``clip_b16``: batch 16 for 600 steps, logit_scale log(3) (and bias -log 16 for
   SigLIP, the log-odds of one positive among 16): a batch of 128 digits holds about 13 of each class,
   whose captions both losses count as negatives; with 16 there are fewer.
+- ``siglip_b128_t3``: the control for ``siglip``: SigLIP at batch 128 (300 steps) started where
+  ``siglip_b16`` starts (logit_scale log(3), bias -log 16), so that the batch size is what differs
+  from ``siglip_b16`` and the starting temperature and bias what differ from ``siglip``.
 
 For each seed: zero-shot accuracy on the held-out digits (prompts: the held-out caption templates of
 the ten classes) and image -> caption recall@1 (one held-out caption per image), before and after
@@ -42,7 +45,7 @@ from vitcourse.models.vlm import siglip_loss
 
 RECIPE = {"steps": 300, "batch_size": 128, "lr": 3e-3, "depth": 1, "width": 64, "embed_dim": 64,
           "init_logit_scale": math.log(3.0)}
-VARIANTS = ("recipe", "graded", "clip_init", "siglip", "siglip_b16", "clip_b16")
+VARIANTS = ("recipe", "graded", "clip_init", "siglip", "siglip_b16", "clip_b16", "siglip_b128_t3")
 
 
 def settings(variant: str, graded_steps: int) -> dict:
@@ -56,7 +59,7 @@ def settings(variant: str, graded_steps: int) -> dict:
         out["init_logit_scale"] = math.log(1 / 0.07)
     if variant == "siglip":
         out |= {"loss": "siglip", "init_logit_scale": math.log(10.0), "init_logit_bias": -10.0}
-    if variant == "siglip_b16":
+    if variant in ("siglip_b16", "siglip_b128_t3"):  # the log-odds of one positive among 16
         out |= {"loss": "siglip", "init_logit_bias": -math.log(16)}
     return out
 

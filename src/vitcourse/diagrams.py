@@ -11,6 +11,8 @@ its numbers from it: token counts, widths, depths, crop sizes, temperatures. Bui
     mae_flow(model, ratio)       masking, encoder on visible patches, decoder with mask tokens
     swin_windows(block, grid)    regular windows, shifted windows, the rolled map and its mask regions
     register_tokens(model)       class token, registers and patches, and which of them get a position
+    contrastive_targets(batch)   two towers, the similarity matrix, CLIP's and SigLIP's targets
+    llava_path(vision, proj)     LLaVA-1.5: pixels to patch tokens to the prompt the language model reads
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 from vitcourse.models.vit import PREFIX_TOKENS
 
 __all__ = ["vit_pipeline", "encoder_block", "deit_tokens", "dino_loop", "mae_flow", "swin_windows",
-           "register_tokens"]
+           "register_tokens", "contrastive_targets", "llava_path"]
 
 COLORS = {"cls": "#f4a261", "dist": "#e76f51", "patch": "#8ecae6", "reg": "#b5a1d8", "pos": "#e9c46a",
           "mask": "#d9d9d9", "block": "#e0f0e3", "norm": "#fde2b3", "head": "#f6c1c7", "teacher": "#ffe8c2",
@@ -317,4 +319,107 @@ def register_tokens(model, convention: str = "dinov2"):
         if xs:
             ax.text(sum(xs) / len(xs), 1.5, "↓\n" + text, ha="center", va="top", fontsize=7.5,
                     color="#a33" if kind == "reg" else "#333")
+    return fig
+
+
+def contrastive_targets(batch: int = 5):
+    """Two towers and the ``batch`` × ``batch`` similarity matrix they fill, with what each loss asks of
+    it: CLIP a softmax over every row and every column with the match on the diagonal, SigLIP one
+    sigmoid per cell with label +1 on the diagonal and −1 elsewhere."""
+    B = batch
+    if B < 2:
+        raise ValueError(f"batch={B}: draw at least 2 pairs")
+    cell = 4.5 / B
+    fig, ax = _canvas(23.0, 10.4, f"A batch of {B} image-caption pairs: one matrix of scores, two losses", scale=0.4)
+    _box(ax, 0.2, 6.6, 3.0, 1.7, "captions\n'the digit 3'", fontsize=10)
+    _arrow(ax, (3.3, 7.45), (3.9, 7.45))
+    _box(ax, 4.0, 6.3, 3.5, 2.3, "text tower,\nprojection,\nunit length: $y_j$", COLORS["student"], fontsize=10)
+    _box(ax, 0.2, 2.3, 3.0, 1.7, "images", fontsize=10)
+    _arrow(ax, (3.3, 3.15), (3.9, 3.15))
+    _box(ax, 4.0, 2.0, 3.5, 2.3, "image tower,\nprojection,\nunit length: $x_i$", COLORS["teacher"], fontsize=10)
+    ax.text(0.3, 5.3, r"score $\ell_{ij} = t\,x_i\cdot y_j\ (+\,b)$", fontsize=10.5, ha="left", va="center")
+    for k, (name, x0) in enumerate((("CLIP", 9.6), ("SigLIP", 17.0))):
+        y0 = 2.2
+        for i in range(B):
+            for j in range(B):
+                pos = i == j
+                color = (COLORS["block"] if pos else "white") if k == 0 else ("#b7e4c7" if pos else "#f8d7da")
+                ax.add_patch(Rectangle((x0 + j * cell, y0 + (B - 1 - i) * cell), cell, cell, fc=color, ec="#555",
+                                       lw=0.6))
+                label = ("1" if pos else "0") if k == 0 else ("+1" if pos else "−1")
+                ax.text(x0 + (j + 0.5) * cell, y0 + (B - 0.5 - i) * cell, label, ha="center", va="center",
+                        fontsize=10)
+        for i in range(B):
+            ax.text(x0 - 0.15, y0 + (B - 0.5 - i) * cell, f"$x_{i + 1}$", ha="right", va="center", fontsize=10)
+            ax.text(x0 + (i + 0.5) * cell, y0 + B * cell + 0.15, f"$y_{i + 1}$", ha="center", va="bottom",
+                    fontsize=10)
+        top, right = y0 + B * cell, x0 + B * cell
+        ax.text((x0 + right) / 2, top + 0.85, name, ha="center", va="bottom", fontsize=11, weight="bold")
+        if k == 0:
+            ax.add_patch(Rectangle((x0, top - cell), B * cell, cell, fc="none", ec="#1d4e89", lw=2.2))
+            ax.add_patch(Rectangle((x0 + cell, y0), cell, B * cell, fc="none", ec="#a33", lw=2.2))
+            ax.text(right + 0.15, top - cell / 2, "softmax\nalong\na row", color="#1d4e89", fontsize=9.5,
+                    va="center")
+            ax.text(x0 + 1.5 * cell, y0 - 0.15, "and along a column", color="#a33", fontsize=9.5, ha="center",
+                    va="top")
+            text = "targets: the diagonal,\ncross-entropy both ways"
+        else:
+            ax.add_patch(Rectangle((x0 + 3 * cell, top - 2 * cell), cell, cell, fc="none", ec="#333", lw=2.2))
+            ax.text(right + 0.15, top - 1.5 * cell, "one\nsigmoid\nper cell", fontsize=9.5, va="center")
+            ax.text(x0 + B * cell / 2, y0 - 0.15, "labels $z_{ij}$", fontsize=9.5, ha="center", va="top")
+            text = r"$-\log\sigma(z_{ij}\,\ell_{ij})$, summed;" "\nno pair depends on the rest"
+        ax.text(x0 + B * cell / 2, y0 - 1.0, text, ha="center", va="top", fontsize=9.5)
+    ax.set_ylim(-0.4, 10.4)
+    _arrow(ax, (7.6, 3.15), (8.95, 3.15))  # the images give the rows
+    _arrow(ax, (7.6, 7.45), (9.65, 7.45))  # the captions give the columns
+    return fig
+
+
+def llava_path(vision, projector, prompt: tuple[str, ...] = ("USER:", "<image>", "What", "is", "this?", "ASSISTANT:"),
+               select_layer: int = -2):
+    """LLaVA-1.5's path from pixels to the sequence its language model reads, with the shape at each step,
+    read from ``vision`` (a course ``ViT``, e.g. built on the meta device) and ``projector``: patch tokens
+    from block ``len(blocks) + select_layer + 1`` (before the final norm), the class token dropped, each
+    token projected, and the ``<image>`` placeholder of ``prompt`` replaced by all of them."""
+    if prompt.count("<image>") != 1:
+        raise ValueError("the prompt needs exactly one '<image>' placeholder")
+    pe = vision.patch_embed
+    (gh, gw), P, depth, D = pe.grid_size, pe.patch_size, len(vision.blocks), vision.embed_dim
+    N, prefix, out = pe.num_patches, vision.num_prefix_tokens, projector.linear_2.out_features
+    block = depth + select_layer + 1
+    fig, ax = _canvas(22.0, 9.0, f"LLaVA-1.5: one image becomes {N} vectors of the language model's input",
+                      scale=0.4)
+    steps = [(f"pixels\n3 × {pe.img_size[0]} × {pe.img_size[1]}", "white"),
+             (f"{gh}×{gw} patches\nof {P}×{P}, class\ntoken, positions\n({N + prefix}, {D})", COLORS["patch"]),
+             (f"blocks 1 to {block}\nof {depth}; no\nfinal norm\n({N + prefix}, {D})", COLORS["block"]),
+             (f"class token\ndropped\n({N}, {D})", COLORS["patch"]),
+             (f"projector:\nLinear, GELU,\nLinear\n({N}, {out})", COLORS["head"])]
+    w, gap = 3.8, 0.6
+    for i, (text, color) in enumerate(steps):
+        x = 0.2 + i * (w + gap)
+        _box(ax, x, 5.6, w, 2.8, text, color, fontsize=10)
+        if i:
+            _arrow(ax, (x - gap + 0.05, 7.0), (x - 0.05, 7.0))
+    y, h = 2.0, 1.3
+    x = 0.2
+    for word in prompt:
+        if word == "<image>":
+            ax.add_patch(Rectangle((x, y), 5.2, h, fc=COLORS["head"], ec="#333", lw=0.9))
+            ax.text(x + 2.6, y + h / 2, f"{N} image vectors", ha="center", va="center", fontsize=10)
+            ax.add_patch(Rectangle((x + 1.1, 4.0), 3.0, 1.0, fc="white", ec="#a33", lw=1.2, ls="--"))
+            ax.text(x + 2.6, 4.5, "<image>", ha="center", va="center", fontsize=10, color="#a33")
+            _arrow(ax, (x + 2.6, 3.95), (x + 2.6, y + h + 0.05), color="#a33")
+            ax.text(x + 2.45, 3.65, "replaced by", color="#a33", fontsize=9.5, va="center", ha="right")
+            image_x = x + 4.8
+            x += 5.2 + 0.15
+        else:
+            width = max(1.7, 0.33 * len(word) + 0.5)
+            ax.add_patch(Rectangle((x, y), width, h, fc=COLORS["mask"], ec="#333", lw=0.8))
+            ax.text(x + width / 2, y + h / 2, word, ha="center", va="center", fontsize=10)
+            x += width + 0.15
+    _arrow(ax, (0.2 + 4 * (w + gap) + w / 2, 5.55), (image_x, y + h + 0.05))
+    L = len(prompt)
+    ax.text(0.2, y - 0.3, f"the language model reads {L} − 1 + {N} = {L - 1 + N} vectors of width {out} "
+            "(the words through its own embedding table)", ha="left", va="top", fontsize=10)
+    ax.set_ylim(0.9, 9.0)
     return fig

@@ -69,6 +69,24 @@ class ProjectorAlternative(nn.Module):
         return self.linear_2(F.gelu(self.linear_1(x)))
 
 
+def insert_image_tokens_by_gather(text_emb, input_ids, image_tokens, image_token_id):
+    """No loop: for every output position, whether it reads the text or the image, and at which index
+    (transformers' LLaVA does the same with masked_scatter after repeating the placeholder)."""
+    is_image = input_ids == image_token_id
+    if not torch.equal(is_image.sum(dim=1), torch.ones(len(input_ids), dtype=torch.long)):
+        raise ValueError("one placeholder per prompt")
+    B, L, D = text_emb.shape
+    N = image_tokens.shape[1]
+    p = is_image.int().argmax(dim=1, keepdim=True)  # (B, 1)
+    j = torch.arange(L - 1 + N).expand(B, -1)  # output positions
+    from_image = (j >= p) & (j < p + N)
+    text_index = torch.where(j < p, j, j - N + 1).clamp(0, L - 1)
+    image_index = (j - p).clamp(0, N - 1)
+    text = text_emb.gather(1, text_index[..., None].expand(-1, -1, D))
+    image = image_tokens.gather(1, image_index[..., None].expand(-1, -1, D))
+    return torch.where(from_image[..., None], image, text)
+
+
 def tile_grid_by_counts(height, width, min_tiles=1, max_tiles=12, img_size=448):
     best, best_diff = None, math.inf
     for n in range(min_tiles, max_tiles + 1):  # by tile count, then by columns
@@ -113,7 +131,8 @@ ALTERNATIVES = {
     "siglip_loss with softplus": Variant({"siglip_loss": siglip_loss_by_softplus}, "test_siglip_loss"),
     "TwoTower written differently": Variant({"TwoTower": TwoTowerAlternative}, "test_two_tower"),
     "pixel_shuffle_tokens by slicing": Variant({"pixel_shuffle_tokens": pixel_shuffle_by_slicing}, "test_pixel_shuffle"),
-    "Projector with other attribute names": Variant({"Projector": ProjectorAlternative}, "test_projector"),
+    "Projector with F.gelu, insert_image_tokens by gather": Variant(
+        {"Projector": ProjectorAlternative, "insert_image_tokens": insert_image_tokens_by_gather}, "test_projector"),
     "internvl_tile_grid by counting": Variant({"internvl_tile_grid": tile_grid_by_counts}, "test_tile_grid"),
     "visual_token_count written differently": Variant({"visual_token_count": token_count_alternative},
                                                       "test_token_count"),

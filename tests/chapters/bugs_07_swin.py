@@ -1,6 +1,7 @@
 """Chapter 7 (Swin): plausible student bugs, each of which must lose points, and the BUGS dict."""
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from vitcourse.models import swin as ref
@@ -175,10 +176,15 @@ def _forward(roll_sign=1, use_mask=True, roll_back=True, mask_device=True, resid
     return forward
 
 
-def make_merging(solution_cls, gather):
+def _pad(x, top_left=False):
+    H, W = x.shape[1:3]
+    return F.pad(x, (0, 0, W % 2, 0, H % 2, 0) if top_left else (0, 0, 0, W % 2, 0, H % 2))
+
+
+def make_merging(solution_cls, gather, pad=_pad):
     class PatchMerging(solution_cls):
         def forward(self, x):
-            return self.reduction(self.norm(gather(x)))
+            return self.reduction(self.norm(gather(pad(x))))
 
     return PatchMerging
 
@@ -195,11 +201,14 @@ def gather_interleaved(x):
     return torch.stack(parts, dim=-1).flatten(-2)
 
 
+def gather_official(x):
+    return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+
+
 def make_merging_without_norm(solution_cls):
     class PatchMerging(solution_cls):
         def forward(self, x):
-            x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
-            return self.reduction(x)
+            return self.reduction(gather_official(_pad(x)))
 
     return PatchMerging
 
@@ -209,6 +218,7 @@ def make_merging_cpu_buffer(solution_cls):
         """Fills a new tensor created on the CPU."""
 
         def forward(self, x):
+            x = _pad(x)
             B, H, W, C = x.shape
             out = torch.zeros(B, H // 2, W // 2, 4 * C, dtype=x.dtype)
             for i, part in enumerate([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]):
@@ -218,47 +228,80 @@ def make_merging_cpu_buffer(solution_cls):
     return PatchMerging
 
 
-def merging(gather):
-    return lambda ns: {"PatchMerging": make_merging(ns["PatchMerging"], gather)}
+def merging(gather, pad=_pad):
+    return lambda ns: {"PatchMerging": make_merging(ns["PatchMerging"], gather, pad)}
+
+
+def relative_index_transposed_formula(window_size):
+    """dy and dx taken as key minus query, from the formula."""
+    M = window_size
+    ys, xs = torch.meshgrid(torch.arange(M), torch.arange(M), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    return (ys[None, :] - ys[:, None] + M - 1) * (2 * M - 1) + (xs[None, :] - xs[:, None] + M - 1)
+
+
+def window_reverse_square(windows, window_size, H, W):
+    """Uses H for both sides."""
+    M, C = window_size, windows.shape[-1]
+    return windows.reshape(-1, H // M, H // M, M, M, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, H, H, C)
+
+
+def _bug(replace, cell, hint):
+    """A bug that fails the visible check right under its exercise, whose message holds ``hint``."""
+    return Variant(replace, cell, check=cell, hint=hint)
 
 
 BUGS = {
     # windows
-    "windows in column-major order": Variant({"window_partition": partition_column_major}, "test_windows"),
-    "window_partition assumes a square map": Variant({"window_partition": partition_square_only}, "test_windows"),
-    "window_reverse with height and width swapped": Variant({"window_reverse": reverse_height_width_swapped},
-                                                            "test_windows"),
-    "window_partition converts to float32": Variant({"window_partition": partition_to_float}, "test_windows"),
+    "windows in column-major order": _bug({"window_partition": partition_column_major}, "test_windows",
+                                          "column-major order"),
+    "window_partition assumes a square map": _bug({"window_partition": partition_square_only}, "test_windows",
+                                                  "H and W differ"),
+    "window_reverse with height and width swapped": _bug({"window_reverse": reverse_height_width_swapped}, "test_windows",
+                                                         "W/M windows per row of windows"),
+    "window_reverse assumes a square map": _bug({"window_reverse": window_reverse_square}, "test_windows",
+                                                "W the width (columns)"),
+    "window_partition converts to float32": _bug({"window_partition": partition_to_float}, "test_windows",
+                                                 "keep the input's dtype"),
     # relative position index
-    "relative index transposed": Variant({"relative_position_index": relative_index_transposed}, "test_rel_index"),
-    "relative index without the M-1 offset": Variant({"relative_position_index": relative_index_no_offset},
-                                                     "test_rel_index"),
-    "relative index with rows of M instead of 2M-1": Variant({"relative_position_index": relative_index_stride_m},
-                                                             "test_rel_index"),
-    "relative index with dx and dy swapped": Variant({"relative_position_index": relative_index_x_major},
-                                                     "test_rel_index"),
-    "relative index as floats": Variant({"relative_position_index": relative_index_float}, "test_rel_index"),
+    "relative index transposed": _bug({"relative_position_index": relative_index_transposed}, "test_rel_index",
+                                      "key minus query"),
+    "relative index as key minus query, by formula": _bug({"relative_position_index": relative_index_transposed_formula},
+                                                          "test_rel_index", "key minus query"),
+    "relative index without the M-1 offset": _bug({"relative_position_index": relative_index_no_offset}, "test_rel_index",
+                                                  "without the M - 1 shift"),
+    "relative index with rows of M instead of 2M-1": _bug({"relative_position_index": relative_index_stride_m},
+                                                          "test_rel_index", "M long instead of 2M - 1"),
+    "relative index with dx and dy swapped": _bug({"relative_position_index": relative_index_x_major}, "test_rel_index",
+                                                  "dx and dy swapped"),
+    "relative index as floats": _bug({"relative_position_index": relative_index_float}, "test_rel_index",
+                                     "must hold integers"),
     # mask
-    "mask with 4 regions instead of 9": Variant({"shifted_window_mask": mask_two_regions}, "test_mask"),
-    "mask ignores the shift (always M // 2)": Variant({"shifted_window_mask": mask_half_window_shift}, "test_mask"),
-    "mask labels a square map": Variant({"shifted_window_mask": mask_square}, "test_mask"),
-    "mask as bool": Variant({"shifted_window_mask": mask_bool}, "test_mask"),
-    "mask in float64": Variant({"shifted_window_mask": mask_float64}, "test_mask"),
+    "mask with 4 regions instead of 9": _bug({"shifted_window_mask": mask_two_regions}, "test_mask", "4 regions instead of 9"),
+    "mask ignores the shift (always M // 2)": _bug({"shifted_window_mask": mask_half_window_shift}, "test_mask",
+                                                   "a shift of M // 2"),
+    "mask labels a square map": _bug({"shifted_window_mask": mask_square}, "test_mask", "the same with W = width"),
+    "mask as bool": _bug({"shifted_window_mask": mask_bool}, "test_mask", "as float32"),
+    "mask in float64": _bug({"shifted_window_mask": mask_float64}, "test_mask", "as float32"),
     # block
-    "roll in the wrong direction": Variant(block_variant(roll_sign=-1), "test_block"),
-    "shifted block without the mask": Variant(block_variant(use_mask=False), "test_block"),
-    "no roll back after attention": Variant(block_variant(roll_back=False), "test_block"),
-    "mask left on the CPU": Variant(block_variant(mask_device=False), "test_block"),
-    "residual from the normalised input": Variant(block_variant(residual_normed=True), "test_block"),
-    "norm1 reused before the MLP": Variant(block_variant(second_norm="norm1"), "test_block"),
-    "shift taken as window_size // 2": Variant(block_variant(shift_from=lambda b: b.window_size // 2 if b.shift_size
-                                                             else 0), "test_block"),
-    "roll along the height only": Variant(block_variant(roll_dims=(1,)), "test_block"),
+    "roll in the wrong direction": _bug(block_variant(roll_sign=-1), "test_block", "the wrong direction"),
+    "shifted block without the mask": _bug(block_variant(use_mask=False), "test_block", "gave attn no mask"),
+    "no roll back after attention": _bug(block_variant(roll_back=False), "test_block", "no roll back"),
+    "mask left on the CPU": _bug(block_variant(mask_device=False), "test_block", "on x's device"),
+    "residual from the normalised input": _bug(block_variant(residual_normed=True), "test_block",
+                                               "to norm1(x) instead of x"),
+    "norm1 reused before the MLP": _bug(block_variant(second_norm="norm1"), "test_block", "norm1 reused"),
+    "shift taken as window_size // 2": _bug(block_variant(shift_from=lambda b: b.window_size // 2 if b.shift_size else 0),
+                                            "test_block", "M // 2 instead of shift_size"),
+    "roll along the height only": _bug(block_variant(roll_dims=(1,)), "test_block", "the height only"),
     # merging
-    "patch merging with a naive reshape": Variant(merging(gather_naive_reshape), "test_merging"),
-    "patch merging with interleaved channels": Variant(merging(gather_interleaved), "test_merging"),
-    "patch merging without the norm": Variant(
-        lambda ns: {"PatchMerging": make_merging_without_norm(ns["PatchMerging"])}, "test_merging"),
-    "patch merging fills a CPU tensor": Variant(
-        lambda ns: {"PatchMerging": make_merging_cpu_buffer(ns["PatchMerging"])}, "test_merging"),
+    "patch merging with a naive reshape": _bug(merging(gather_naive_reshape), "test_merging", "row-major order"),
+    "patch merging with interleaved channels": _bug(merging(gather_interleaved), "test_merging", "interleaved"),
+    "patch merging without the norm": _bug(lambda ns: {"PatchMerging": make_merging_without_norm(ns["PatchMerging"])},
+                                           "test_merging", "leaving out the norm"),
+    "patch merging fills a CPU tensor": _bug(lambda ns: {"PatchMerging": make_merging_cpu_buffer(ns["PatchMerging"])},
+                                             "test_merging", "on x's device"),
+    "patch merging without padding": _bug(merging(gather_official, pad=lambda x: x), "test_merging", "pad an odd map"),
+    "patch merging padded at the top and left": _bug(merging(gather_official, pad=lambda x: _pad(x, top_left=True)),
+                                                     "test_merging", "padding at the top and left"),
 }

@@ -24,16 +24,20 @@ def test_every_answer_cell_has_an_alternative(run):
 def test_memorised_visible_answers_fail_the_hidden_part(run):
     """Answers that return the visible checks' values and nothing else pass the visible asserts only."""
     visible_counts = {(1080, 1920, "llava"): 576, (448, 448, "internvl"): 256, (1080, 1920, "internvl"): 2304,
-                      (1080, 1920, "qwen2vl"): 2691}
-    visible_grids = {(448, 448): (1, 1), (300, 600): (1, 2), (1080, 1920): (2, 4), (800, 800): (2, 2)}
+                      (1080, 1920, "internvl", False): 2048, (1080, 1920, "qwen2vl"): 2691, (3024, 4032, "qwen2vl"): 1230,
+                      (50, 300, "qwen2vl"): 280}
+    visible_grids = {(448, 448, 1, 12, 448): (1, 1), (300, 600, 1, 12, 448): (1, 2), (800, 800, 1, 12, 448): (2, 2),
+                     (1080, 1920, 1, 12, 448): (2, 4), (1080, 1920, 1, 6, 448): (1, 2), (448, 448, 2, 12, 448): (2, 2),
+                     (600, 600, 1, 12, 224): (3, 3)}
 
     def count_memorised(height, width, scheme="llava", **kw):
         if scheme not in ("llava", "internvl", "qwen2vl"):
             raise ValueError(scheme)
-        return visible_counts.get((height, width, scheme), 576)
+        key = (height, width, scheme) + ((False,) if kw.get("thumbnail") is False else ())
+        return visible_counts.get(key, 576)
 
     def grid_memorised(height, width, min_tiles=1, max_tiles=12, img_size=448):
-        return visible_grids.get((height, width), (1, 1))
+        return visible_grids.get((height, width, min_tiles, max_tiles, img_size), (1, 1))
 
     results = run.rerun_tests(overrides={"visual_token_count": count_memorised, "internvl_tile_grid": grid_memorised},
                               only={"test_token_count", "test_tile_grid"})

@@ -110,3 +110,24 @@ def test_shifted_blocks_keep_their_mask_as_a_buffer_like_timm():
             block.attn_mask = None  # computed in forward instead: the same result
         torch.testing.assert_close(model(x), out)
         assert model(torch.randn(1, 3, 96, 96)).shape == (1, 5)  # another size: masks computed for it
+
+
+@pytest.mark.parametrize("H,W", [(6, 8), (7, 9), (5, 4), (1, 1)])
+def test_patch_merging_matches_timm_and_torchvision_on_any_size(H, W):
+    """Odd maps are padded with zeros after their last row or column, as both libraries do."""
+    from timm.models.swin_transformer import PatchMerging as TimmMerging
+    from torchvision.models.swin_transformer import PatchMerging as TorchvisionMerging
+
+    from vitcourse.models.swin import PatchMerging
+
+    g = torch.Generator().manual_seed(0)
+    ours = PatchMerging(6)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    x = torch.randn(2, H, W, 6, generator=g)
+    for theirs in (TimmMerging(6), TorchvisionMerging(6)):
+        theirs.load_state_dict(ours.state_dict())
+        with torch.no_grad():
+            assert ours(x).shape == (2, (H + 1) // 2, (W + 1) // 2, 12)
+            assert (ours(x) - theirs(x)).abs().max() <= 1e-5

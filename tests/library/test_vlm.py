@@ -214,3 +214,23 @@ def test_visual_token_counts_of_real_models():
     assert visual_token_count(1080, 1920, "qwen2vl") == (h // 14) * (w // 14) // 4 == 2691
     with pytest.raises(ValueError, match="scheme"):
         visual_token_count(10, 10, "blip")
+
+
+def test_insert_image_tokens_matches_the_scatter_of_transformers_llava():
+    """Replacing the one placeholder equals transformers' way: repeat it N times, then masked_scatter."""
+    from vitcourse.models.vlm import insert_image_tokens
+
+    g = torch.Generator().manual_seed(0)
+    B, L, N, D, image_id = 3, 7, 5, 4, 99
+    ids = torch.randint(0, 50, (B, L), generator=g)
+    ids[torch.arange(B), torch.tensor([0, 3, 6])] = image_id  # first, middle, last position
+    table = torch.randn(100, D, generator=g)
+    image = torch.randn(B, N, D, generator=g)
+    ours = insert_image_tokens(table[ids], ids, image, image_id)
+    expanded = torch.stack([torch.cat([row[row != image_id][:p], torch.full((N,), image_id), row[row != image_id][p:]])
+                            for row, p in zip(ids, (0, 3, 6))])  # the processor's repeated placeholder
+    embeds = table[expanded].masked_scatter((expanded == image_id)[..., None], image)
+    assert ours.shape == (B, L - 1 + N, D)
+    assert torch.equal(ours, embeds)
+    with pytest.raises(ValueError, match="exactly one image placeholder"):
+        insert_image_tokens(table[ids], torch.zeros_like(ids), image, image_id)

@@ -15,6 +15,7 @@ a stage whose grid is no larger than the window.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vitcourse.models.vit import Mlp
@@ -145,7 +146,8 @@ class SwinBlock(nn.Module):
 
 class PatchMerging(nn.Module):
     """2x2 neighbours concatenated (official order), LayerNorm(4C), Linear(4C -> 2C).
-    (B, H, W, C) -> (B, H/2, W/2, 2C)."""
+    (B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C): an odd map is padded with zeros after its last row or
+    column first, as timm's ``PatchMerging`` and torchvision's ``_patch_merging_pad`` do."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -153,6 +155,8 @@ class PatchMerging(nn.Module):
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[1:3]
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))
 

@@ -9,7 +9,8 @@ Two ways a ViT meets language, and the reference for every graded piece of the c
   ``zero_shot_accuracy`` and ``recall_at_1``, which measure a trained pair of towers, in
   ``vitcourse.analysis``.)
 - **Visual tokens for a language model** (LLaVA, InternVL, Qwen2-VL): patch tokens are merged
-  (``pixel_shuffle_tokens``), projected to the language model's width (``Projector``) and counted
+  (``pixel_shuffle_tokens``), projected to the language model's width (``Projector``), put in the
+  place of the prompt's ``<image>`` placeholder (``insert_image_tokens``) and counted
   (``internvl_tile_grid``, ``smart_resize``, ``visual_token_count``).
 
 Conventions, each checked against the official code:
@@ -42,6 +43,7 @@ __all__ = [
     "TextTower",
     "TwoTower",
     "clip_loss",
+    "insert_image_tokens",
     "internvl_tile_grid",
     "pixel_shuffle_tokens",
     "siglip_loss",
@@ -55,7 +57,7 @@ PAD, EOS = 0, 1  # token ids of padding and of the end of a caption
 # Contrastive losses ------------------------------------------------------------------------------
 
 def _similarities(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-    if image_emb.ndim != 2 or image_emb.shape != text_emb.shape:
+    if image_emb.ndim != 2 or image_emb.shape != text_emb.shape:  # not graded in 09-vlm: the checks pass (B, D) pairs
         raise ValueError(f"expected image and text embeddings of the same shape (B, D), got "
                          f"{tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
     return F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T  # (B, B) cosines
@@ -192,6 +194,33 @@ class Projector(nn.Module):
         return self.linear_2(self.act(self.linear_1(x)))
 
 
+def insert_image_tokens(text_emb: torch.Tensor, input_ids: torch.Tensor, image_tokens: torch.Tensor,
+                        image_token_id: int) -> torch.Tensor:
+    """Put each prompt's image tokens where its ``<image>`` placeholder is. (B, L, D) -> (B, L - 1 + N, D).
+
+    ``text_emb`` (B, L, D) embeds the prompts ``input_ids`` (B, L), each row holding ``image_token_id``
+    exactly once; ``image_tokens`` (B, N, D) are the projected patch tokens, row b for prompt b. Row b
+    of the result is text_emb[b, :p], image_tokens[b], text_emb[b, p + 1:] with p the placeholder's
+    position in row b: the placeholder's own embedding is dropped. LLaVA splits each prompt at its
+    image token and concatenates the pieces the same way (haotian-liu/LLaVA llava/model/llava_arch.py,
+    ``prepare_inputs_labels_for_multimodal``); transformers' LLaVA lets the processor repeat the
+    placeholder N times and scatters the tokens into those positions, which gives the same sequence.
+    """
+    B, L, D = text_emb.shape
+    well_formed = input_ids.shape == (B, L) and image_tokens.shape[0] == B and image_tokens.shape[2] == D
+    if not well_formed:  # not graded in 09-vlm: the exercise promises consistent shapes
+        raise ValueError(f"expected text_emb (B, L, D), input_ids (B, L) and image_tokens (B, N, D), got "
+                         f"{tuple(text_emb.shape)}, {tuple(input_ids.shape)} and {tuple(image_tokens.shape)}")
+    is_image = input_ids == image_token_id  # (B, L)
+    counts = is_image.sum(dim=1).tolist()
+    if any(c != 1 for c in counts):
+        raise ValueError(f"every prompt needs exactly one image placeholder (id {image_token_id}); "
+                         f"the rows hold {counts}")
+    positions = is_image.int().argmax(dim=1).tolist()  # the placeholder's index in each row
+    rows = [torch.cat([text_emb[b, :p], image_tokens[b], text_emb[b, p + 1:]]) for b, p in enumerate(positions)]
+    return torch.stack(rows)  # (B, L - 1 + N, D)
+
+
 def internvl_tile_grid(height: int, width: int, min_tiles: int = 1, max_tiles: int = 12,
                        img_size: int = 448) -> tuple[int, int]:
     """InternVL's dynamic tiling: the (rows, columns) of square tiles an image is resized to.
@@ -203,7 +232,7 @@ def internvl_tile_grid(height: int, width: int, min_tiles: int = 1, max_tiles: i
     (``dynamic_preprocess`` and ``find_closest_aspect_ratio`` in internvl_chat/internvl/train/dataset.py;
     transformers' ``get_optimal_tiled_canvas`` uses the same order).
     """
-    if min_tiles < 1 or max_tiles < min_tiles:
+    if min_tiles < 1 or max_tiles < min_tiles:  # not graded in 09-vlm: the checks keep 1 <= min_tiles <= max_tiles
         raise ValueError(f"need 1 <= min_tiles <= max_tiles, got min_tiles={min_tiles}, max_tiles={max_tiles}")
     aspect, area = width / height, width * height
     grids = sorted(((c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1)
@@ -229,7 +258,7 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 4 
     qwen-vl-utils/src/qwen_vl_utils/vision_process.py); transformers' Qwen2-VL image processor applies
     the same rule (its default max_pixels is 28*28*1280).
     """
-    if max(height, width) / min(height, width) > 200:
+    if max(height, width) / min(height, width) > 200:  # not graded in 09-vlm: the exercise leaves out this limit
         raise ValueError(f"aspect ratio {max(height, width) / min(height, width):.0f} is above Qwen2-VL's limit of 200")
     h, w = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
     if h * w > max_pixels:
