@@ -886,7 +886,7 @@ checks.check_equal(collapse_state([0.6 * L64] * 9 + [0.02], [0.8 * L64] * 9 + [0
 checks.check_equal(collapse_state([0.1] * 30 + [4.1] * 3 + [2.0] * 7, [3.5] * 40, 64), "healthy",
                    name="collapse_state of the last 10 steps (4.1 x 3, 2.0 x 7)")
 checks.check_equal(collapse_state([2.0] * 3, [2.02] * 3, 64), "constant", name="collapse_state of a 3-step run")
-checks.check_equal(collapse_state([3.0], [3.5], 64), "healthy", name="collapse_state of a 1-step run")
+_ = checks.check_equal(collapse_state([3.0], [3.5], 64), "healthy", name="collapse_state of a 1-step run")
 ### END HIDDEN TESTS
 
 

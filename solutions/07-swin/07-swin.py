@@ -130,7 +130,7 @@ for B, rows, cols, M, C in [(1, 2, 3, 4, 3), (3, 3, 1, 2, 5), (2, 1, 2, 7, 4), (
     checks.check_close(window_reverse(want, M, H, W), x, name=f"window_reverse back to {tuple(x.shape)}, M={M}",
                        hint="H is the height (rows), W the width (columns)")
 x = torch.randn(2, 6, 8, 3, generator=g, dtype=torch.float64)
-checks.check_close(window_partition(x, 2), ref.window_partition(x, 2), atol=1e-12, name="window_partition in float64")
+_ = checks.check_close(window_partition(x, 2), ref.window_partition(x, 2), atol=1e-12, name="window_partition in float64")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -407,7 +407,7 @@ for B, H, W, M, s, dim, heads, double in [(2, 12, 12, 4, 2, 12, 3, False), (1, 1
                            hint="use self.shift_size and self.window_size; norm1 before attention, norm2 before the MLP; "
                                 "each residual adds the block's input to its branch")
 meta_block = SwinBlock(6, 2, window_size=3, shift_size=1).to("meta")
-checks.check_on_meta(lambda: meta_block(torch.empty(1, 6, 9, 6, device="meta")), name="your SwinBlock", shape=(1, 6, 9, 6),
+_ = checks.check_on_meta(lambda: meta_block(torch.empty(1, 6, 9, 6, device="meta")), name="your SwinBlock", shape=(1, 6, 9, 6),
                      hint="a tensor created inside forward is on the CPU: build the mask on x's device")
 ### END HIDDEN TESTS
 

@@ -190,7 +190,7 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(clip_loss(a[perm], b[perm], s), clip_loss(a, b, s),
                        name="clip_loss after shuffling the pairs together (must not change)")
-checks.check_on_meta(lambda: clip_loss(torch.empty(5, 3, device="meta"), torch.empty(5, 3, device="meta"),
+_ = checks.check_on_meta(lambda: clip_loss(torch.empty(5, 3, device="meta"), torch.empty(5, 3, device="meta"),
                                        torch.tensor(1.0)), name="clip_loss", shape=(),
                      hint="create the targets on the logits' device (torch.arange(B, device=logits.device))")
 ### END HIDDEN TESTS
@@ -281,7 +281,7 @@ for _ in range(5):
     perm = torch.randperm(B, generator=g)
     checks.check_close(siglip_loss(a[perm], b[perm], s, bb), siglip_loss(a, b, s, bb),
                        name="siglip_loss after shuffling the pairs together (must not change)")
-checks.check_on_meta(lambda: siglip_loss(torch.empty(3, 5, device="meta"), torch.empty(3, 5, device="meta"),
+_ = checks.check_on_meta(lambda: siglip_loss(torch.empty(3, 5, device="meta"), torch.empty(3, 5, device="meta"),
                                          torch.tensor(1.0), torch.tensor(-2.0)), name="siglip_loss", shape=(),
                      hint="create the labels on the logits' device (torch.eye(B, device=logits.device))")
 ### END HIDDEN TESTS
@@ -360,7 +360,7 @@ print(f"CLIP's floor 2 log 2 / 8 = {2 * math.log(2) / 8:.3f}")
 # for training differ from the ones held out for testing, so a test caption is a phrasing the model
 # has never read, made of words it has read.
 
-# %% tags=["demo"]
+# %%
 train_x, train_y, test_x, test_y = vlm_train.digit_tensors()  # 16 x 16 digits, standardised
 print("training images", tuple(train_x.shape), "| held-out images", tuple(test_x.shape))
 for name, templates in (("training", vlm_train.TRAIN_TEMPLATES), ("held out", vlm_train.HELDOUT_TEMPLATES)):
