@@ -290,7 +290,7 @@ BUGS = {
     "patchify: error checked for the height only": Variant({"patchify": patchify_height_check_only}, "test_patchify",
                                                            check="test_patchify", hint="check both the height and the width"),
     "patchify: output tensor made on the CPU": Variant({"patchify": patchify_loop_on_cpu}, "test_patchify",
-                                                       check="test_patchify", hint="sits on the CPU"),
+                                                       check="test_patchify", hint="values were copied off the input's device"),
     "patchify: square grid assumed": Variant({"patchify": patchify_square_grid}, "test_patchify", check="test_patchify",
                                              hint="compute the sizes from the input's own shape"),
     "patchify: float64 turned into float32": Variant({"patchify": patchify_float32}, "test_patchify",
