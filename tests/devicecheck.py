@@ -5,7 +5,8 @@ a mask from a helper) works on a CPU and fails on a GPU. ``on_meta(fn, *args)`` 
 modules and tensors among the arguments go to the ``meta`` device (shapes only, no data, no cost), and
 every torch operation that mixes tensors of two devices is rejected, as CUDA would reject it (CPU
 scalars, 0-dim, are allowed, as on CUDA; so are CPU index tensors in ``x[idx]``). Reading a meta
-tensor's value (``.item()``, ``float(t)``) gives 0, so logging code does not stop the check.
+tensor's values (``.item()``, ``float(t)``, ``.tolist()``) gives zeros, so logging code and loops over
+positions do not stop the check.
 
     error = on_meta(model, images)          # None when the forward pass stays on one device
     calls = record_calls(...)               # the arguments notebook code really passed (see below)
@@ -38,6 +39,8 @@ class _OneDevice(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in READ_VALUE and args and args[0].device.type == "meta":
             return READ_VALUE[func]
+        if func is torch.Tensor.tolist and args and args[0].device.type == "meta":  # zeros of its shape
+            return torch.zeros(args[0].shape, dtype=args[0].dtype).tolist()
         if func not in CROSS_DEVICE:
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             devices = {t.device.type for t in tensors if not (t.device.type == "cpu" and t.dim() == 0)}

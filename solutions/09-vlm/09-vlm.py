@@ -772,8 +772,8 @@ print("InternVL    448 px:", tuple(tile.shape), "-> 2x2 merge ->", tuple(merged.
 
 # %% [markdown]
 # Finding the placeholder needs the token ids' values, which the `meta` device does not have, so the last
-# step runs on the CPU with stand-ins of the right shapes: a prompt of eight token ids ("USER: <image>
-# What is in this picture?", the placeholder's id 32000), random vectors for their embeddings and for
+# step runs on the CPU with stand-ins of the right shapes: a prompt of eight token ids (`USER: <image>
+# What is in this picture?`, the placeholder's id 32000), random vectors for their embeddings and for
 # the 576 projected patch tokens.
 
 # %%

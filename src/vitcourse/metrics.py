@@ -68,6 +68,9 @@ def _append(line: dict) -> None:
 def record(source: str, **values) -> None:
     """Append ``values`` (numbers, tensors, short texts) as the final metrics of ``source`` to the file
     named by ``VITCOURSE_METRICS``; do nothing when it is unset."""
+    if {"kind", "source", "cell"} & values.keys():
+        raise ValueError(f"metrics.record: 'kind', 'source' and 'cell' name the record itself; rename "
+                         f"{sorted({'kind', 'source', 'cell'} & values.keys())}")
     if os.environ.get(ENV):
         _append({"kind": "metric", "source": source, "cell": _cell(), **{k: _plain(v) for k, v in values.items()}})
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -13,6 +14,13 @@ def test_nothing_is_written_unless_asked(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     metrics.record("fit", loss=1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_cannot_take_the_name_of_a_record_field(monkeypatch, tmp_path):
+    monkeypatch.setenv(metrics.ENV, str(tmp_path / "m.jsonl"))
+    with pytest.raises(ValueError, match="rename"):
+        metrics.record("train_student", kind="hard")  # it would hide the record from its readers
+    assert not (tmp_path / "m.jsonl").exists()
 
 
 def test_fit_records_its_final_numbers(monkeypatch, tmp_path):

@@ -90,8 +90,9 @@ def train_student(make_student: Callable[[], nn.Module], teacher: nn.Module, kin
         loss = step(model, criterion, optimizer, images, labels.to(device), make_view)
         scheduler.step()
         done += 1
-    metrics.record("train_student", kind=kind, steps=done, planned_steps=steps, loss=loss,
-                   seconds=time.perf_counter() - start, device=device.type)
+    metrics.record("train_student", distillation=kind, steps=done, planned_steps=steps, loss=loss,
+                   seconds=time.perf_counter() - start, parameters=sum(p.numel() for p in model.parameters()),
+                   device=device.type)
     teacher.cpu()  # the loss had moved it to the student's device
     return model.cpu().eval()
 

@@ -131,7 +131,7 @@ class TextTower(nn.Module):
     def __init__(self, vocab_size: int, max_len: int, width: int = 64, depth: int = 2, num_heads: int = 4,
                  pool: str = "eos") -> None:
         super().__init__()
-        if pool not in ("eos", "mean"):
+        if pool not in ("eos", "mean"):  # not graded in 09-vlm: the text tower is given
             raise ValueError(f"pool={pool!r}: use 'eos' or 'mean'")
         self.pool, self.width = pool, width
         self.token_embed = nn.Embedding(vocab_size, width)
@@ -145,11 +145,11 @@ class TextTower(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        if self.pool == "eos":
-            eos = (tokens == EOS).int().argmax(dim=1)  # position of <eos> in each caption
-            return x[torch.arange(len(x), device=x.device), eos]  # (B, width)
-        keep = (tokens != PAD).unsqueeze(-1).float()
-        return (x * keep).sum(1) / keep.sum(1)
+        if self.pool == "mean":  # not graded in 09-vlm: the chapter's text tower pools at <eos>
+            keep = (tokens != PAD).unsqueeze(-1).float()
+            return (x * keep).sum(1) / keep.sum(1)  # (B, width)
+        eos = (tokens == EOS).int().argmax(dim=1)  # position of <eos> in each caption
+        return x[torch.arange(len(x), device=x.device), eos]  # (B, width)
 
 
 # Visual tokens for a language model --------------------------------------------------------------
