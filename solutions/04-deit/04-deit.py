@@ -39,7 +39,7 @@
 # `einops`, besides what the notebook imports for you; these are installed wherever the notebook is
 # graded, other packages may not be.
 #
-# **Time and points.** Top to bottom, the notebook runs in about 40 seconds on a two-core CPU
+# **Time and points.** Top to bottom, the notebook runs in about 50 seconds on a two-core CPU
 # (the set-up cell below gives PyTorch one CPU thread, the fastest choice for models this small).
 # 20 points: 16 for code, 4 for written answers.
 
