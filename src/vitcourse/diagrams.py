@@ -303,7 +303,7 @@ def register_tokens(model, convention: str = "dinov2"):
     if convention == "dinov2":
         on_prefix = {"cls"}
     else:
-        on_prefix = set() if model.no_embed_class else {"cls", "dist", "reg"}
+        on_prefix = set() if model.no_embed_class else set(PREFIX_TOKENS)
     marks = ["+pos" if (k == "patch" or k in on_prefix) else "" for k in kinds]
     rows = N + sum(k in on_prefix for k in prefix)
     where = "DINOv2's code adds" if convention == "dinov2" else "this model adds"
