@@ -29,36 +29,45 @@ from autograder import cells
 AUTHORED = ("source", "page", "module_file", "tests", "bugs", "alternatives")
 GENERATED = ("source_notebook", "student_notebook")
 POINTS = re.compile(r"\((\d+)\s+points?\)")
+WRITTEN = re.compile(r"Written answer, (\d+) points?")
 
 
 def announced_points(nb: nbformat.NotebookNode) -> list[str]:
-    """Graded cells whose heading does not announce exactly the points they hold.
+    """Graded cells whose points are not announced exactly where the student reads.
 
-    A graded cell belongs to the nearest heading above it; that heading must say "(N points)" (several
-    such phrases add up), and N must equal the points of all the graded cells under it.
+    A graded code cell belongs to the nearest heading above it; that heading must say "(N points)"
+    (several such phrases add up), and N must equal the points of all the graded code cells under it. A
+    written answer (a manually graded markdown cell) is announced in the question's text, not in its
+    heading: "Written answer, N points", under the same heading, with N its points.
     """
-    sections: list[list] = []  # [heading text, announced points or None, graded points]
+    sections: list[list] = []  # [heading, announced, graded, written announced, written graded]
     for cell in nb.cells:
         if cells.is_written(cell):
             if not sections:
                 return [f"written answer {cells.grade_id(cell)!r} comes before any heading"]
-            sections[-1][2] += cells.points(cell)
+            sections[-1][4] += cells.points(cell)
         elif cells.kind(cell) == "markdown":
             for line in cells.source(cell).splitlines():
                 if line.startswith("#"):
                     found = POINTS.findall(line)
-                    sections.append([line.lstrip("# ").strip(), sum(map(int, found)) if found else None, 0.0])
+                    sections.append([line.lstrip("# ").strip(), sum(map(int, found)) if found else None, 0.0, 0, 0.0])
+                elif sections:
+                    sections[-1][3] += sum(map(int, WRITTEN.findall(line)))
         elif cells.kind(cell) == "test":
             if not sections:
                 return [f"graded cell {cells.grade_id(cell)!r} comes before any heading"]
             sections[-1][2] += cells.points(cell)
     problems = []
-    for heading, announced, graded in sections:
+    for heading, announced, graded, written_announced, written in sections:
         if graded and announced is None:
             problems.append(f"heading '{heading}' holds {graded:g} graded points but announces none: "
                             f"add '({graded:g} points)'")
         elif announced is not None and announced != graded:
             problems.append(f"heading '{heading}' announces {announced} points, its graded cells hold {graded:g}")
+        if written_announced != written:
+            problems.append(f"under '{heading}' the text announces {written_announced} points of written answers, "
+                            f"its answer cells hold {written:g}: write 'Written answer, {written:g} points' "
+                            "in the question")
     return problems
 
 

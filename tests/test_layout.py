@@ -52,3 +52,21 @@ def test_points_announced_in_headings_must_match(tmp_path):
                                            "its graded cells hold 4"]
     nb.cells[0].source = "### Exercise 1 — `f`"
     assert "announces none" in layout.announced_points(nb)[0]
+
+
+def test_written_points_are_announced_in_the_question_not_its_heading():
+    """A heading's "(N points)" counts graded code cells; a written answer's points are in the question."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("### Question 1 — why?\n\n*Written answer, 2 points, scored by your "
+                                              "instructor.*\n\nExplain."),
+                nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\nBecause.\n### END SOLUTION")]
+    nb.cells[1].metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "q_why", "points": 2}
+    assert layout.announced_points(nb) == []
+    nb.cells[1].metadata["nbgrader"]["points"] = 3
+    assert layout.announced_points(nb) == ["under 'Question 1 — why?' the text announces 2 points of written "
+                                           "answers, its answer cells hold 3: write 'Written answer, 3 points' "
+                                           "in the question"]
+    nb.cells[0].source = "### Question 1 — why? (3 points)\n\nExplain."
+    assert len(layout.announced_points(nb)) == 2  # the heading counts code cells only; the text says nothing

@@ -488,7 +488,9 @@ print("tokens:", tuple(by_conv.shape), "| max |conv - linear| =", f"{(by_conv - 
 
 
 # %% [markdown]
-# ### Question 1 — does the order inside a patch matter? (2 points)
+# ### Question 1 — does the order inside a patch matter?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Your `patchify` lays a patch out as (row, column, channel). A classmate's lays it out as (channel, row,
 # column), with an `unpatchify` that matches. (a) Can a ViT whose first layer is a learned linear map of
@@ -647,7 +649,9 @@ m224, m1024 = vit_macs(224, 16, 768, 12), vit_macs(1024, 16, 768, 12)
 print(f"ViT-B/16: {m224 / 1e9:.1f} -> {m1024 / 1e9:.1f} GMACs per image ({m1024 / m224:.1f}x for {t1024 / t224:.1f}x the tokens)")
 
 # %% [markdown]
-# ### Question 2 — predict, then run: a small model at a high resolution (2 points)
+# ### Question 2 — predict, then run: a small model at a high resolution
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Which needs more MACs per image: **ViT-S/16** (width 384, 12 blocks) reading 448 × 448 images, or
 # **ViT-B/16** (width 768, 12 blocks) reading 224 × 224 images? ViT-S has a quarter of ViT-B's parameters.

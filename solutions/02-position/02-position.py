@@ -278,7 +278,9 @@ plt.tight_layout(); plt.show()
 
 
 # %% [markdown]
-# ### Question 1 — predict, then run: resize or recompute? (2 points)
+# ### Question 1 — predict, then run: resize or recompute?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # A model trained at 224 px with patch 16 (a 14 × 14 grid) is run at 448 px (28 × 28). Its embedding
 # for the new grid can be made in two ways: resize the old one with your `interpolate_pos_embed`, or, for
@@ -474,7 +476,9 @@ out = checks.check_on_meta(lambda: meta(torch.empty(3, 1, 9, 15, device="meta"))
 # The library's `vitcourse.models.position.pool(tokens, global_pool, num_prefix_tokens)` computes either one.
 
 # %% [markdown]
-# ### Question 2 — which output did training shape? (2 points)
+# ### Question 2 — which output did training shape?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # A ViT with a class token is trained to classify with `global_pool="avg"`: its head reads the mean of
 # the patch outputs. A colleague then freezes the encoder, fits a new linear classifier on the class

@@ -268,7 +268,9 @@ _ = checks.check_shape(out, (2, 5, 16), name="Attention(16, 4) on (2, 5, 16) met
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 1 — more heads, more parameters? (2 points)
+# ### Question 1 — more heads, more parameters?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Your `Attention(64, num_heads)` splits a width of 64 into heads. **Before you run the next cell,
 # predict** how two numbers change when `num_heads` goes from 1 to 4 to 16, on one image of 197 tokens
@@ -747,7 +749,9 @@ for make_optimizer in (lambda ps: torch.optim.AdamW(ps, lr=1e-2), lambda ps: tor
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 2 — what the overfit test shows (2 points)
+# ### Question 2 — what the overfit test shows
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Your ViT memorised 32 digits. Name one mistake of this chapter (in `attention`, `Attention`, `Block`,
 # `ViT` or `train_step`) that this test would catch, and one that it would let through, and say why in

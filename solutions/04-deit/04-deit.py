@@ -862,7 +862,9 @@ for make_optimizer in (lambda ps: torch.optim.AdamW(ps, lr=1e-2), lambda ps: tor
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 1 — whose view should the teacher label? (2 points)
+# ### Question 1 — whose view should the teacher label?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Your step gives the teacher the cut-out view the student read. Suppose it gave the teacher the clean
 # image instead (the student still reads the cut-out view). **Before you run the next cell, predict**: after
@@ -953,7 +955,9 @@ for kind in ("none", "soft", "hard"):
 #   the distillation token, and DeiT-B from 81.8% to 83.4% (85.2% at 384 px with longer training). A tiny
 #   run on 500 digits is much noisier; the reading page discusses the numbers of a larger run.
 #
-# ### Question 2 — the head that copies the teacher (2 points)
+# ### Question 2 — the head that copies the teacher
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Read the `hard` rows of the table above. On the cut-out views, which head agrees most with the teacher,
 # and which is the most accurate? Explain why the head that copies the teacher best is not the most

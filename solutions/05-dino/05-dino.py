@@ -684,7 +684,9 @@ for p0, ps, pt in zip(start, student.parameters(), teacher.parameters()):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 1 — how long does the teacher remember? (2 points)
+# ### Question 1 — how long does the teacher remember?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # The short runs of the next section use a constant momentum of 0.97 for 100 steps, not the recipe's
 # 0.996. Answer in a few sentences: over roughly how many recent students does the teacher average at
@@ -896,7 +898,9 @@ _ = checks.check_equal(collapse_state([3.0], [3.5], 64), "healthy", name="collap
 # Every run above put a `BatchNorm1d` after each hidden layer of the head (`train_dino`'s `use_bn=True`);
 # DINO's ViT recipe does not. What changes without it?
 #
-# ### Question 2 — predict, then run: no BatchNorm in the head (2 points)
+# ### Question 2 — predict, then run: no BatchNorm in the head
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # The next cell trains the "centering + sharpening" run again, the same in every respect except
 # `use_bn=False`, and prints the last-10-step means of the three numbers and what your `collapse_state`

@@ -628,7 +628,9 @@ viz.show_reconstructions(test_digits, pred, mask, 4, titles=("original", "75% ma
 # 196 patches, 50 tokens instead of 197. The next cell times the forward pass of a ViT-S-sized encoder at
 # 224 px (batch 8, median of 3 runs) on the full sequence and at mask ratios 0.5, 0.75 and 0.9.
 #
-# ### Question 1 — predict, then run: how much faster? (2 points)
+# ### Question 1 — predict, then run: how much faster?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Before you run the cell, predict the speed-up at mask ratio 0.75: about 4 times, clearly less, or
 # clearly more? Reason from what a transformer block computes: which of its parts cost in proportion to
@@ -685,7 +687,9 @@ for ratio, t in times.items():
     print(f"mask ratio {ratio:.2f}: {1 + int(196 * (1 - ratio)):>3} tokens, {t * 1e3:7.1f} ms, speed-up {times[0.0] / t:.2f}x")
 
 # %% [markdown]
-# ### Question 2 — what does `norm_pix_loss` ask for? (2 points)
+# ### Question 2 — what does `norm_pix_loss` ask for?
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # With `norm_pix_loss=True` each target patch becomes `(t - mean) / sqrt(var + 1e-6)`. In a few sentences:
 # what does the model then have to predict for a patch that holds a stroke, and what does it no longer

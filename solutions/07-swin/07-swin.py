@@ -412,7 +412,9 @@ _ = checks.check_on_meta(lambda: meta_block(torch.empty(1, 6, 9, 6, device="meta
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 1 — what the mask protects (2 points)
+# ### Question 1 — what the mask protects
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # The cell below runs one of your shifted blocks ($M = 4$, $s = 2$) on an 8 × 8 map twice, once as it is
 # and once with a mask of zeros, which lets the tokens that wrapped around attend to each other, and
@@ -555,7 +557,9 @@ for B, H, W, dim in [(3, 8, 10, 6), (1, 2, 4, 3), (2, 6, 6, 5), (2, 7, 9, 3), (1
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 2 — patch merging as a convolution (2 points)
+# ### Question 2 — patch merging as a convolution
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Without its LayerNorm, `PatchMerging` is a convolution in disguise. Which one (kernel size, stride,
 # input and output channels), and how would you copy `reduction.weight` into its kernel (which entry of

@@ -455,7 +455,9 @@ with torch.no_grad():
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 1 — two layouts, one model (2 points)
+# ### Question 1 — two layouts, one model
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # DINOv2's own code adds a position row to the class token and gives the registers none; timm stores the
 # same checkpoints with `no_embed_class=True`, where `pos_embed` has no row for the class token at all,
@@ -692,7 +694,9 @@ for R, dtype in ((0, torch.float32), (1, torch.float64), (4, torch.float32)):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Question 2 — predict, then run (2 points)
+# ### Question 2 — predict, then run
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Before you run the next cell, predict, and write your prediction in the answer cell below:
 #

@@ -301,7 +301,9 @@ for B in (8, 64, 512):
           f"   SigLIP {siglip_loss(a, b, math.log(10.0), -10.0).item():6.3f}")
 
 # %% [markdown]
-# ### Question 1 — two captions that are both right (2 points)
+# ### Question 1 — two captions that are both right
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # Contrastive training treats every other caption of the batch as wrong for an image. In a batch of
 # digits that is often false: two images of a 7 may well get the same caption. Take the simplest case,
@@ -994,7 +996,9 @@ for name, (h, w) in sizes.items():
           f"{visual_token_count(h, w, 'qwen2vl'):>9}   {rows} row(s) x {cols} column(s)")
 
 # %% [markdown]
-# ### Question 2 — what each model sees of a panorama (2 points)
+# ### Question 2 — what each model sees of a panorama
+#
+# *Written answer, 2 points, scored by your instructor.*
 #
 # LLaVA-1.5 pads the 3840 × 600 panorama of the table to a square before resizing it to 336 × 336.
 # How many of its 576 tokens show the panorama rather than padding, and how many pixels tall is a
