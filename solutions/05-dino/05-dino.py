@@ -771,28 +771,8 @@ for name, h in histories.items():
           f"KL {h['kl'][-1]:.3f} at the last step (log K = {math.log(64):.2f})")
 
 # %% tags=["demo"]
-def plot_diagnostics(histories, K):
-    """The teacher entropy, the marginal entropy and the KL per step, one curve per run."""
-    panels = {"teacher_entropy": "teacher entropy per image", "marginal_entropy": "entropy of the batch average",
-              "kl": "KL(teacher || student)"}
-    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.6), sharex=True)
-    for name, h in histories.items():
-        for ax, key in zip(axes, panels):
-            ax.plot(h[key], label=name, lw=1.2)
-    for ax, title in zip(axes, panels.values()):
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=8)
-    for ax in axes[:2]:
-        ax.axhline(math.log(K), color="gray", ls=":", lw=1.2, label="log K")
-    axes[0].set_ylabel("nats", fontsize=8)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))   # the legend below the panels, over no curve
-    plt.show()
-
-
-plot_diagnostics(histories, 64)
+viz.plot_collapse(histories, K=64)
+plt.show()
 
 # %% [markdown]
 # ### Exercise 5 — read a run's state (2 points)
