@@ -44,6 +44,7 @@ STAMP = VENV / ".installed"
 # what it brings, and the build backend pip needs to install the course from a git URL.
 COLAB_WHEELS = ("ipywidgets==7.7.1", "widgetsnbextension==3.6.10", "ipython-genutils==0.2.0", "setuptools==84.2.1")
 WHEELS = VENV / "wheels"
+VENV_GB = 7  # the size of .venv once installed, measured with du -sh
 # Debian packages that tests need beyond Python: name -> (a path that exists once it is installed, why).
 SYSTEM_PACKAGES = {
     "chromium": ("/usr/bin/chromium", "the site test opens every page in headless Chromium"),
@@ -68,6 +69,8 @@ def env() -> None:
         print(f"note: this is Python {sys.version.split()[0]}; the course is tested on 3.11", flush=True)
     if not PY.exists():
         print(f"creating {VENV.name}/ ...", flush=True)
+        if (free := shutil.disk_usage(ROOT).free / 2**30) < VENV_GB:
+            print(f"warning: {free:.1f} GB free under {ROOT}, and {VENV.name}/ takes about {VENV_GB} GB", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip("install", "--quiet", "-e", ".[dev]")
     run(PY, "-m", "ipykernel", "install", "--prefix", VENV, "--name", "python3", stdout=subprocess.DEVNULL)
@@ -82,6 +85,11 @@ def pip(*args: str) -> None:
     done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     print("".join(line for line in done.stderr.splitlines(True) if "is ignored" not in line), end="", file=sys.stderr)
     if done.returncode:
+        if "No space left on device" in done.stderr:
+            free = shutil.disk_usage(ROOT).free / 2**30
+            print(f"error: the disk is full ({free:.1f} GB free under {ROOT}). {VENV.name}/ needs about {VENV_GB} GB "
+                  f"(torch brings its CUDA libraries): free some space, remove the half-made {VENV.name}/, and run "
+                  "the command again.", file=sys.stderr)
         sys.exit(done.returncode)
 
 
