@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import pathlib
-import sys
 import warnings
 from dataclasses import dataclass
 
@@ -44,6 +42,24 @@ def shown(url: str) -> str:
         return url.split("@")[-1]
 
 
+def schema_revision() -> str:
+    """The revision of nbgrader's gradebook schema (the head of its alembic migrations), which nbgrader
+    writes into every gradebook it creates. Read here in this process: nbgrader's own
+    ``get_alembic_version`` starts the ``alembic`` command for it, a new Python process that costs
+    1-2 s of every ``grade`` (each creates a template gradebook)."""
+    import nbgrader.api
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(pathlib.Path(nbgrader.api.__file__).parent / "alembic")).get_current_head()
+
+
+def read_schema_revision_in_process() -> None:
+    """Make nbgrader, in this process, create gradebooks with ``schema_revision``."""
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = schema_revision
+
+
 @contextlib.contextmanager
 def open_gradebook(url: str):
     """nbgrader's ``Gradebook`` for ``url``; a missing driver or server becomes a ``GradebookError``."""
@@ -51,9 +67,7 @@ def open_gradebook(url: str):
     from sqlalchemy.exc import SAWarning, SQLAlchemyError
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own autoflush noise
-    bin_dir = os.path.dirname(sys.executable)  # a new gradebook runs the `alembic` command from PATH
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    read_schema_revision_in_process()
     try:
         gb = Gradebook(url)
     except ModuleNotFoundError as e:

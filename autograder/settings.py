@@ -34,8 +34,9 @@ def apply(c) -> None:
 
 
 def tool_env(**extra: str) -> dict:
-    """Environment for nbgrader subprocesses: this Python's bin/ first on PATH (nbgrader runs the
-    ``alembic`` command) and the repository importable (for ``autograder`` and ``vitcourse``)."""
+    """Environment for nbgrader subprocesses: this Python's bin/ first on PATH (the commands nbgrader
+    may start, such as ``alembic`` for ``nbgrader db upgrade``) and the repository importable (for
+    ``autograder`` and ``vitcourse``)."""
     env = dict(os.environ, **extra)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(p for p in [REPO_ROOT, env.get("PYTHONPATH", "")] if p)

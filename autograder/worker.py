@@ -8,7 +8,9 @@ builds the release and repairs the submissions. Output and exit status are those
 One import is skipped: jsonschema, which nbformat imports, loads ``rfc3987_syntax`` when it is
 installed (it comes with Jupyter's own dependencies) to check the ``iri`` string formats, and builds
 its grammar at import, about 1.3 s of CPU in every process; no notebook schema uses those formats, and
-jsonschema does without the package when it is missing.
+jsonschema does without the package when it is missing. And one process is not started: nbgrader
+asks the ``alembic`` command for its schema revision whenever it creates a gradebook, and the worker
+reads it in process instead (``autograder.gradebook.schema_revision``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.modules.setdefault(name, None)  # `import name` now raises ImportError, as if not installed
     from nbgrader.apps.nbgraderapp import NbGraderApp  # the expensive part
 
+    from autograder.gradebook import read_schema_revision_in_process
+
+    read_schema_revision_in_process()
     args = sys.argv[1:] if argv is None else argv
     if not args:
         args = shlex.split(sys.stdin.readline())

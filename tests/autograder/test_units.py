@@ -142,6 +142,43 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
         assert gb.find_assignment("toy").max_score == cells.total_points(source) == 12
 
 
+
+def test_new_gradebooks_carry_the_schema_revision_alembic_reports(tmp_path, monkeypatch):
+    """The grader reads nbgrader's schema revision in its own processes (``gradebook.schema_revision``)
+    instead of starting the ``alembic`` command as nbgrader does: the same revision lands in a new
+    gradebook, the workspace's (created in this process) and a template's (created by the worker,
+    here with no ``alembic`` command on its PATH)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    import nbgrader.api
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder import gradebook
+
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:  # what nbgrader itself runs
+        heads = subprocess.check_output([pathlib.Path(sys.executable).parent / "alembic", "-c", ini, "heads"],
+                                        text=True)
+    revision = heads.split()[0]
+    assert gradebook.schema_revision() == revision
+
+    def no_alembic(*args, **kwargs):
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(nbgrader.api.sp, "check_output", no_alembic)
+    ws = Workspace.create(tmp_path / "ws", FIXTURE)
+    ws.link_source("toy")
+    template = tmp_path / "template"
+    template.mkdir()
+    ws.write_nbgrader_config(template, f"sqlite:///{template / 'template.db'}")
+    done = subprocess.run([sys.executable, "-m", "autograder.worker", "generate_assignment", "toy"], cwd=template,
+                          env=dict(ws.env(), PATH="/usr/bin:/bin"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for db in (tmp_path / "ws" / "gradebook.db", template / "template.db"):
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(revision,)]
+
 # ------------------------------------------------------------------ cells, records, the command line
 def test_cells_read_nbgrader_metadata():
     from autograder import cells
