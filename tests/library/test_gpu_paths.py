@@ -4,7 +4,7 @@ memory and asynchronous copies, and how often training waits for the device.
 No GPU runs the suite. Each GPU-only branch of ``vitcourse.train`` and ``vitcourse.data`` is reached here
 another way: bfloat16 autocast on the CPU, float16 with a ``GradScaler`` on the CPU (the GPU's recipe),
 ``torch.cuda.is_available`` mocked for the choices made from it, and a count of the host reads of device
-values in ``fit``.
+values in ``fit``, ``train_dino`` and ``train_two_tower``.
 """
 
 import contextlib
@@ -73,20 +73,24 @@ def test_fit_with_float16_and_loss_scaling(monkeypatch):
 
 
 class _HostReads:
-    """Counts the calls in ``vitcourse/train.py`` that copy a tensor's values to Python: on a GPU each
-    one waits for the device. (AdamW's own ``item()`` reads its step counter, a host tensor.)"""
+    """Counts the calls in ``vitcourse/train.py`` (or in the bodies of ``functions``) that copy a
+    tensor's values to Python: on a GPU each one waits for the device. (AdamW's own ``item()`` reads its
+    step counter, a host tensor.)"""
 
     NAMES = ("item", "tolist", "__float__", "__int__", "__bool__", "cpu", "numpy")
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, *functions):
         self.count = 0
+        self.counted = {f.__code__ for f in functions}
         for name in self.NAMES:
             original = getattr(torch.Tensor, name)
             monkeypatch.setattr(torch.Tensor, name, self._counting(original))
 
     def _counting(self, original):
         def method(tensor, *args, **kwargs):
-            if sys._getframe(1).f_code.co_filename == train.__file__:
+            caller = sys._getframe(1).f_code
+            watched = caller in self.counted if self.counted else caller.co_filename == train.__file__
+            if watched:
                 self.count += 1
             return original(tensor, *args, **kwargs)
 
@@ -103,6 +107,26 @@ def test_fit_reads_the_device_once_per_window_not_per_step(monkeypatch):
     assert history.loss == reference.loss and len(history.loss) == steps  # still one loss per step
     windows = -(-steps // train.SYNC_EVERY)
     assert counted <= windows + 2, f"{counted} host reads in {steps} steps: the losses must stay on the device"
+
+
+def test_dino_and_two_tower_training_read_their_histories_once(monkeypatch):
+    """``train_dino``'s diagnostics and ``train_two_tower``'s losses stay on the device until the run ends."""
+    from vitcourse.experiments import dino, vlm
+
+    images, steps = torch.rand(64, 1, 16, 16), 12
+    x, y = vlm.digit_tensors()[:2]
+    reference = (dino.train_dino(dino.PixelMLP, images, steps=steps).history,
+                 vlm.train_two_tower(vlm.make_two_tower(), x, y, steps=steps, batch_size=16)["loss"])
+    with monkeypatch.context() as m:
+        reads = _HostReads(m, dino.train_dino)
+        history = dino.train_dino(dino.PixelMLP, images, steps=steps).history
+        counted = [reads.count]
+    with monkeypatch.context() as m:
+        reads = _HostReads(m, vlm.train_two_tower)
+        losses = vlm.train_two_tower(vlm.make_two_tower(), x, y, steps=steps, batch_size=16)["loss"]
+        counted.append(reads.count)
+    assert (history, losses) == reference and len(history["kl"]) == len(losses) == steps
+    assert counted[0] <= 3 and counted[1] <= 1, f"host reads in {steps} steps (DINO, two towers): {counted}"
 
 
 def test_batches_go_to_the_device_asynchronously_and_only_from_the_host(monkeypatch):

@@ -151,7 +151,8 @@ def train_dino(
     teacher = copy.deepcopy(student).requires_grad_(False)
     loss_fn = loss_cls(c.K, c.teacher_temp, c.student_temp, c.center_momentum, ncrops=crops.num_views).to(device)
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=c.lr, weight_decay=c.weight_decay)
-    history: dict[str, list[float]] = {"loss": [], "teacher_entropy": [], "marginal_entropy": [], "kl": []}
+    # per-step diagnostics, kept on the device and read once at the end (a read waits for a GPU)
+    on_device: dict[str, list[torch.Tensor]] = {"loss": [], "teacher_entropy": [], "marginal_entropy": []}
     start = time.perf_counter()
     for step in tqdm(range(env.steps(c.steps)), disable=not progress, file=sys.stdout, desc="DINO", leave=False):
         x = images[torch.randint(len(images), (c.batch,), generator=g)].to(device)
@@ -171,9 +172,10 @@ def train_dino(
         opt.step()
         m = c.momentum if isinstance(c.momentum, (int, float)) else momentum_schedule(step, c.steps, *c.momentum)
         ema(student, teacher, m)
-        h = float(entropy(q).mean())
-        history["loss"].append(float(loss.detach()))
-        history["teacher_entropy"].append(h)
-        history["marginal_entropy"].append(float(entropy(q.mean(0))))
-        history["kl"].append(history["loss"][-1] - h)  # mean cross-entropy minus mean teacher entropy
+        on_device["loss"].append(loss.detach())
+        on_device["teacher_entropy"].append(entropy(q).mean())
+        on_device["marginal_entropy"].append(entropy(q.mean(0)))
+    history = {k: torch.stack(v).reshape(len(v)).tolist() if v else [] for k, v in on_device.items()}
+    # mean cross-entropy minus mean teacher entropy
+    history["kl"] = [ce - h for ce, h in zip(history["loss"], history["teacher_entropy"])]
     return DINORun(student, teacher, initial, history, time.perf_counter() - start, c)

@@ -203,5 +203,6 @@ def train_two_tower(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         schedule.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))  # CLIP caps the multiplier at 100
-        losses.append(loss.item())
+        losses.append(loss.detach())  # read once at the end: a read waits for a GPU
+    losses = torch.stack(losses).reshape(len(losses)).tolist() if losses else []
     return {"loss": losses, "seconds": time.perf_counter() - start}
