@@ -46,7 +46,7 @@ def schema_revision() -> str:
     """The revision of nbgrader's gradebook schema (the head of its alembic migrations), which nbgrader
     writes into every gradebook it creates. Read here in this process: nbgrader's own
     ``get_alembic_version`` starts the ``alembic`` command for it, a new Python process that costs
-    1-2 s of every ``grade`` (each creates a template gradebook)."""
+    about 2 s of every ``grade`` (each creates a template gradebook)."""
     import nbgrader.api
     from alembic.script import ScriptDirectory
 

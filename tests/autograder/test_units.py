@@ -142,7 +142,6 @@ def test_workspace_uses_the_gradebook_url_it_is_given(tmp_path):
         assert gb.find_assignment("toy").max_score == cells.total_points(source) == 12
 
 
-
 def test_new_gradebooks_carry_the_schema_revision_alembic_reports(tmp_path, monkeypatch):
     """The grader reads nbgrader's schema revision in its own processes (``gradebook.schema_revision``)
     instead of starting the ``alembic`` command as nbgrader does: the same revision lands in a new
@@ -178,6 +177,7 @@ def test_new_gradebooks_carry_the_schema_revision_alembic_reports(tmp_path, monk
     for db in (tmp_path / "ws" / "gradebook.db", template / "template.db"):
         with sqlite3.connect(db) as con:
             assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(revision,)]
+
 
 # ------------------------------------------------------------------ cells, records, the command line
 def test_cells_read_nbgrader_metadata():
